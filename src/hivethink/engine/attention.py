@@ -1,0 +1,165 @@
+"""Attention over blocks with per-block query rotation.
+
+Every row (worker) of a forward pass attends to the blocks of its own *view*, in the view's
+order, under one softmax. Keys are stored at block-local positions, so instead of re-rotating
+keys, the query of a row at view position p is rotated by (p - o) for a block that starts at
+view position o; RoPE scores depend only on the difference, so this equals plain attention
+over keys rotated to their view positions. Rotation is done per *page* (every page of a block
+gets the same rotation), which lets one batched matmul over [pages, heads] cover all blocks at
+once and all rows at once: no per-step copy or re-rotation of the cache.
+
+Shapes: W rows, M queries per row, hw scanned pages, P page size, Hkv KV heads, G = Hq / Hkv,
+D head dim, R = W * M * G query rows per KV head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from hivethink.engine.cache import Block, KVCache
+from hivethink.engine.rope import RopeTable, apply_rotation
+
+
+@dataclass
+class BlockPlan:
+    """What one forward pass needs to attend; built once per pass, shared by all layers."""
+
+    n_pages: int  # hw: pages scanned
+    q_cos: torch.Tensor  # [hw, 1, W, M, 1, D] query rotation per (page, row, query)
+    q_sin: torch.Tensor
+    mask: torch.Tensor  # [hw, 1, W, M, 1, P] additive: 0 where visible, -inf elsewhere (fp32)
+    k_cos: torch.Tensor  # [W, M, 1, D] rotation of the new keys to their block-local positions
+    k_sin: torch.Tensor
+    w_page: torch.Tensor  # [W * M] where the new keys/values go (scratch page for padding)
+    w_off: torch.Tensor  # [W * M]
+
+
+def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new: list[int]) -> BlockPlan:
+    """Plan a pass where row w appends ``n_new[w]`` tokens to the last block of ``views[w]``.
+
+    Lengths are taken before the write: a row sees the others' tokens of this pass only at the
+    next pass (lockstep), and its own new tokens causally.
+    """
+    dev, P = cache.device, cache.page_size
+    W, M = len(views), max(n_new)
+    # Reserve the slots of this pass first: new pages must be inside the scanned prefix.
+    writes = [cache.slots(view[-1], view[-1].length, n) for view, n in zip(views, n_new, strict=True)]
+    blocks = list(cache.blocks.values())
+    index = {b.id: i for i, b in enumerate(blocks)}
+    hw = cache.high_water()
+    # Which block (dense index) owns each scanned page, and at which block-local position it starts.
+    page_block = [-1] * hw
+    page_start = [0] * hw
+    for b in blocks:
+        for j, p in enumerate(b.pages):
+            page_block[p], page_start[p] = index[b.id], j * P
+    offs = [[-1] * len(blocks) for _ in range(W)]  # view offset of each block, -1 = not in view
+    seen = [[0] * len(blocks) for _ in range(W)]  # how many of its tokens the row may see
+    own, qpos, own_lim, w_page, w_off, k_pos = [], [], [], [], [], []
+    for w, view in enumerate(views):
+        o = 0
+        for b in view:
+            offs[w][index[b.id]] = o
+            seen[w][index[b.id]] = b.length
+            o += b.length
+        tail = view[-1]
+        start, n = tail.length, n_new[w]
+        own.append(index[tail.id])
+        base = o - tail.length  # view offset of the own block
+        qpos.append([base + start + m if m < n else 0 for m in range(M)])
+        own_lim.append([start + m + 1 if m < n else 0 for m in range(M)])
+        pg, of = writes[w]
+        w_page += pg.tolist() + [0] * (M - n)
+        w_off += of.tolist() + [0] * (M - n)
+        k_pos.append([start + m if m < n else 0 for m in range(M)])
+
+    page_bi = torch.tensor(page_block)
+    pb = page_bi.clamp(min=0)
+    offs_t = torch.tensor(offs)[:, pb]  # [W, hw]
+    in_view = (offs_t >= 0) & (page_bi >= 0)[None, :]
+    qpos_t = torch.tensor(qpos)  # [W, M]
+    delta = (qpos_t[:, :, None] - offs_t[:, None, :]).clamp(min=0)  # [W, M, hw]
+    lim = torch.tensor(seen)[:, pb][:, None, :].expand(W, M, hw).clone()  # [W, M, hw]
+    is_own = pb[None, :] == torch.tensor(own)[:, None]  # [W, hw]
+    lim = torch.where(is_own[:, None, :], torch.tensor(own_lim)[:, :, None], lim)
+    lim = torch.where(in_view[:, None, :], lim, torch.zeros_like(lim))
+    local = torch.tensor(page_start)[:, None] + torch.arange(P)[None, :]  # [hw, P]
+    visible = local[None, None] < lim[..., None]  # [W, M, hw, P]
+    mask = torch.zeros(visible.shape, dtype=torch.float32).masked_fill_(~visible, float("-inf"))
+    mask = mask.permute(2, 0, 1, 3)[:, None, :, :, None, :].to(dev)
+    q_cos, q_sin = rope.lookup(delta.to(dev))  # [W, M, hw, D]
+    k_cos, k_sin = rope.lookup(torch.tensor(k_pos, device=dev))  # [W, M, D]
+    return BlockPlan(
+        n_pages=hw,
+        q_cos=q_cos.permute(2, 0, 1, 3)[:, None, :, :, None, :],
+        q_sin=q_sin.permute(2, 0, 1, 3)[:, None, :, :, None, :],
+        mask=mask,
+        k_cos=k_cos[:, :, None, :],
+        k_sin=k_sin[:, :, None, :],
+        w_page=torch.tensor(w_page, device=dev),
+        w_off=torch.tensor(w_off, device=dev),
+    )
+
+
+def block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tensor,
+                    plan: BlockPlan) -> torch.Tensor:
+    """q [W, M, Hq, D] against the arena's first ``plan.n_pages`` pages -> [W, M, Hq * D].
+
+    Scores of all pages share one softmax (max and sum over pages and slots together).
+    """
+    W, M, Hq, D = q.shape
+    hw, Hkv = plan.n_pages, k_arena.shape[1]
+    G = Hq // Hkv
+    q6 = q.view(W, M, Hkv, G, D).permute(2, 0, 1, 3, 4)[None]  # [1, Hkv, W, M, G, D]
+    qr = apply_rotation(q6, plan.q_cos, plan.q_sin)  # [hw, Hkv, W, M, G, D]
+    qr = qr.reshape(hw, Hkv, W * M * G, D)
+    keys, values = k_arena[:hw], v_arena[:hw]  # [hw, Hkv, P, D] views, no copy
+    s = torch.matmul(qr, keys.transpose(-1, -2)).float() * (D**-0.5)  # [hw, Hkv, R, P]
+    s = (s.view(hw, Hkv, W, M, G, -1) + plan.mask).view(hw, Hkv, W * M * G, -1)
+    peak = s.amax(dim=(0, 3), keepdim=True)
+    e = torch.exp(s - peak)
+    denom = e.sum(dim=(0, 3))  # [Hkv, R]
+    out = torch.matmul(e.to(values.dtype), values).sum(0, dtype=torch.float32)  # [Hkv, R, D]
+    out = (out / denom[..., None]).to(q.dtype)
+    return out.view(Hkv, W, M, G, D).permute(1, 2, 0, 3, 4).reshape(W, M, Hq * D)
+
+
+def store_kv(cache: KVCache, layer: int, plan: BlockPlan, k: torch.Tensor, v: torch.Tensor) -> None:
+    """Rotate the new keys to their block-local positions and write k, v [W, M, Hkv, D]."""
+    Hkv, D = k.shape[-2:]
+    k = apply_rotation(k, plan.k_cos, plan.k_sin)
+    cache.k[layer][plan.w_page, :, plan.w_off] = k.reshape(-1, Hkv, D)
+    cache.v[layer][plan.w_page, :, plan.w_off] = v.reshape(-1, Hkv, D)
+
+
+def causal_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Standard fused causal attention for a block that starts a view: q [1, M, Hq, D],
+    k/v [1, M, Hkv, D] already rotated to positions 0..M-1 -> [1, M, Hq * D]."""
+    _, M, Hq, D = q.shape
+    Hkv = k.shape[2]
+    kk = k.transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
+    vv = v.transpose(1, 2).repeat_interleave(Hq // Hkv, dim=1)
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), kk, vv, is_causal=True)
+    return out.transpose(1, 2).reshape(1, M, Hq * D)
+
+
+def reference_attention(q: torch.Tensor, q_pos: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                        k_pos: torch.Tensor, rope: RopeTable) -> torch.Tensor:
+    """Plain attention of one query per row: q [W, Hq, D] at view positions q_pos [W] over
+    unrotated keys/values [W, T, Hkv, D] placed at explicit view positions k_pos [W, T]
+    (padding: k_pos = -1) -> [W, Hq * D]. Used by tests as the ground truth."""
+    W, Hq, D = q.shape
+    Hkv = keys.shape[2]
+    qc, qs = rope.lookup(q_pos)
+    qr = apply_rotation(q, qc[:, None], qs[:, None])  # [W, Hq, D]
+    kc, ks = rope.lookup(k_pos.clamp(min=0))
+    kr = apply_rotation(keys, kc[:, :, None], ks[:, :, None])  # [W, T, Hkv, D]
+    kr = kr.repeat_interleave(Hq // Hkv, dim=2)
+    vv = values.repeat_interleave(Hq // Hkv, dim=2)
+    s = torch.einsum("whd,wthd->wht", qr.float(), kr.float()) * D**-0.5
+    s = s.masked_fill((k_pos < 0)[:, None, :], float("-inf"))
+    p = s.softmax(-1)
+    return torch.einsum("wht,wthd->whd", p, vv.float()).reshape(W, Hq * D)

@@ -1,0 +1,118 @@
+"""One decoder for the Llama, Qwen2 and Qwen3 families, written out plainly (gpt-fast style).
+
+The model knows nothing about caches or workers: each layer hands its fresh q, k, v to an
+``attend`` callback supplied by the engine, which stores k/v wherever its cache lives and
+returns the attention output. That callback is the seam between model and engine.
+
+Shapes: W = rows in the batch (workers), M = new tokens per row, H = hidden size,
+Hq / Hkv = query / key-value heads, D = head dim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from hivethink.models.config import ModelConfig
+
+# attend(layer, q [W, M, Hq, D], k [W, M, Hkv, D], v [W, M, Hkv, D]) -> out [W, M, Hq*D]
+Attend = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class LayerWeights:
+    attn_norm: torch.Tensor  # [H]
+    wqkv: torch.Tensor  # [(Hq + 2 Hkv) D, H]  q, k, v fused: one matmul instead of three
+    bqkv: torch.Tensor | None  # [(Hq + 2 Hkv) D]  qwen2 only
+    q_norm: torch.Tensor | None  # [D]  qwen3 only
+    k_norm: torch.Tensor | None  # [D]
+    wo: torch.Tensor  # [H, Hq D]
+    mlp_norm: torch.Tensor  # [H]
+    w_gate_up: torch.Tensor  # [2 I, H]  gate and up fused
+    w_down: torch.Tensor  # [H, I]
+
+
+class Decoder:
+    def __init__(self, cfg: ModelConfig, weights: dict[str, torch.Tensor]):
+        """``weights`` uses Hugging Face parameter names (``model.layers.0.self_attn.q_proj.weight``...)."""
+        self.cfg = cfg
+        w = weights
+        self.embed = w["model.embed_tokens.weight"]  # [V, H]
+        self.norm = w["model.norm.weight"]
+        self.lm_head = self.embed if cfg.tie_embeddings or "lm_head.weight" not in w else w["lm_head.weight"]
+        self.layers: list[LayerWeights] = []
+        for i in range(cfg.n_layers):
+            p = f"model.layers.{i}."
+            a = p + "self_attn."
+            bias = None
+            if cfg.attention_bias and a + "q_proj.bias" in w:
+                bias = torch.cat([w[a + "q_proj.bias"], w[a + "k_proj.bias"], w[a + "v_proj.bias"]])
+            self.layers.append(
+                LayerWeights(
+                    attn_norm=w[p + "input_layernorm.weight"],
+                    wqkv=torch.cat([w[a + "q_proj.weight"], w[a + "k_proj.weight"], w[a + "v_proj.weight"]]),
+                    bqkv=bias,
+                    q_norm=w.get(a + "q_norm.weight") if cfg.qk_norm else None,
+                    k_norm=w.get(a + "k_norm.weight") if cfg.qk_norm else None,
+                    wo=w[a + "o_proj.weight"],
+                    mlp_norm=w[p + "post_attention_layernorm.weight"],
+                    w_gate_up=torch.cat([w[p + "mlp.gate_proj.weight"], w[p + "mlp.up_proj.weight"]]),
+                    w_down=w[p + "mlp.down_proj.weight"],
+                )
+            )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.embed.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed.device
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Decoder:
+        """Move/cast every weight in place (norm weights included: the math upcasts itself)."""
+        def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device=device, dtype=dtype)
+
+        tied = self.lm_head is self.embed
+        self.embed, self.norm = cast(self.embed), cast(self.norm)
+        self.lm_head = self.embed if tied else cast(self.lm_head)
+        for lw in self.layers:
+            for name in lw.__dataclass_fields__:
+                setattr(lw, name, cast(getattr(lw, name)))
+        return self
+
+    def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        # Normalise in fp32 like the reference implementations, then return to the model dtype.
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.cfg.rms_eps)
+        return weight * xf.to(x.dtype)
+
+    @torch.inference_mode()
+    def forward(self, tokens: torch.Tensor, attend: Attend) -> torch.Tensor:
+        """tokens [W, M] -> final hidden states [W, M, H] (before the LM head)."""
+        cfg = self.cfg
+        W, M = tokens.shape
+        nq, nkv, D = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim, cfg.head_dim
+        x = F.embedding(tokens, self.embed)  # [W, M, H]
+        for i, lw in enumerate(self.layers):
+            h = self._rms(x, lw.attn_norm)
+            qkv = F.linear(h, lw.wqkv, lw.bqkv)  # [W, M, (Hq + 2 Hkv) D]
+            q = qkv[..., :nq].view(W, M, cfg.n_heads, D)
+            k = qkv[..., nq : nq + nkv].view(W, M, cfg.n_kv_heads, D)
+            v = qkv[..., nq + nkv :].view(W, M, cfg.n_kv_heads, D)
+            if lw.q_norm is not None and lw.k_norm is not None:
+                q, k = self._rms(q, lw.q_norm), self._rms(k, lw.k_norm)
+            x = x + F.linear(attend(i, q, k, v), lw.wo)
+            h = self._rms(x, lw.mlp_norm)
+            gate, up = F.linear(h, lw.w_gate_up).chunk(2, dim=-1)
+            x = x + F.linear(F.silu(gate) * up, lw.w_down)
+        return self._rms(x, self.norm)
+
+    @torch.inference_mode()
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden [..., H] -> logits [..., V] in fp32 (sampling wants full precision)."""
+        return F.linear(hidden, self.lm_head).float()
