@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from hivethink.engine.attention import BlockPlan, block_attention, build_plan, causal_prefill, store_kv
+from hivethink.engine.attention import (
+    BlockPlan,
+    block_attention,
+    build_plan,
+    causal_prefill,
+    store_kv,
+)
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable, apply_rotation
 from hivethink.models.config import rope_frequencies

@@ -1,0 +1,72 @@
+"""Coordination substrates and their registry: ``get_substrate("chat", topology="ring")``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from hivethink.errors import HivethinkError
+from hivethink.substrates.agree import Agree
+from hivethink.substrates.base import Budget, SampleResult, Substrate
+from hivethink.substrates.blackboard import Blackboard
+from hivethink.substrates.centralized import Centralized
+from hivethink.substrates.chat import Chat
+from hivethink.substrates.debate import Debate
+from hivethink.substrates.independent import Independent
+from hivethink.substrates.pair import Pair
+from hivethink.substrates.program import Program
+from hivethink.substrates.roleplay import Roleplay
+from hivethink.substrates.sequential import Sequential
+from hivethink.substrates.single import Single
+
+SUBSTRATES: dict[str, type] = {
+    cls.name: cls
+    for cls in (
+        Independent,
+        Single,
+        Chat,
+        Blackboard,
+        Sequential,
+        Centralized,
+        Debate,
+        Program,
+        Roleplay,
+        Agree,
+        Pair,
+    )
+}
+
+
+def _coerce(value: Any, default: Any) -> Any:
+    """Turn a string from the command line into the type of the parameter's default."""
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
+        return value
+    if isinstance(default, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return type(default)(value)
+
+
+def get_substrate(name: str, **params: Any) -> Substrate:
+    """The substrate ``name`` with ``params`` (dataclass fields; strings are converted)."""
+    cls = SUBSTRATES.get(name)
+    if cls is None:
+        raise HivethinkError(f"unknown substrate {name!r} (known: {', '.join(sorted(SUBSTRATES))})")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise HivethinkError(
+            f"substrate {name!r} has no parameter {', '.join(unknown)} "
+            f"(parameters: {', '.join(fields) or 'none'})"
+        )
+    try:
+        values = {k: _coerce(v, fields[k].default) for k, v in params.items()}
+    except ValueError as exc:
+        raise HivethinkError(f"substrate {name!r}: bad parameter value: {exc}") from None
+    return cls(**values)
+
+
+__all__ = ["SUBSTRATES", "Budget", "SampleResult", "Substrate", "get_substrate"]

@@ -1,0 +1,96 @@
+"""``hivethink lab``: run a grid from YAML, build its report, show one sample's trace.
+
+Bad input (config, paths, sample) prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+
+from hivethink.errors import HivethinkError
+
+app = typer.Typer(
+    name="lab",
+    help="Run lab grids (durable, resumable), build reports, show traces.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn expected failures into one line on stderr and exit code 2 (130 on Ctrl-C)."""
+    try:
+        yield
+    except HivethinkError as err:
+        _fail(_first_line(err))
+    except FileNotFoundError as err:
+        _fail(f"{err.filename}: no such file or directory" if err.filename else _first_line(err))
+    except yaml.YAMLError as err:
+        _fail(f"invalid YAML: {_first_line(err)}")
+    except ValidationError as err:
+        first = err.errors()[0]
+        _fail(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+    except KeyboardInterrupt:
+        _fail("interrupted; run the same command again to resume", 130)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="YAML lab config.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/<name>).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="Run at most N unfinished samples.")] = None,
+) -> None:
+    """Run every unfinished sample of the grid; finished ones are skipped (resume)."""
+    from hivethink.lab import load_config, run_lab
+
+    console = Console(stderr=True)
+    with _user_errors():
+        cfg = load_config(config)
+        out_dir = out or Path("runs") / (cfg.name or config.stem)
+        summary = run_lab(cfg, out_dir, limit=limit, console=console)
+    console.print(
+        f"{summary.ran} ran ({summary.failed} failed), {summary.skipped} already done, "
+        f"{summary.remaining} left of {summary.total} -> {summary.out_dir}"
+    )
+    console.print(f"report: hivethink lab report {summary.out_dir}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
+    """Write report.html and summary.md into the run directory."""
+    from hivethink.report import build_report
+
+    with _user_errors():
+        path = build_report(run_dir)
+    typer.echo(str(path))
+
+
+@app.command()
+def show(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    sample: Annotated[str, typer.Option("--sample", help="Grid index, or a sample key (prefix).")],
+    prompts: Annotated[bool, typer.Option("--prompts", help="Also print what each worker was shown.")] = False,
+) -> None:
+    """Print one sample's trace, workers coloured, model text neutralised."""
+    from hivethink.report import show_sample
+
+    with _user_errors():
+        show_sample(run_dir, sample, Console(), prompts=prompts)

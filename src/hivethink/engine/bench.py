@@ -1,0 +1,131 @@
+"""``hivethink bench engine``: per-step latency of the shared-cache engine against transformers.
+
+For each context C and worker count N, the engine decodes N workers that share a C-token prompt
+(one copy in the cache); the baseline is transformers decoding a batch of N sequences with its
+own KV cache (the per-step forward that ``generate`` runs), same model, dtype and batch size,
+measured in the same run. The prompt is prefilled once and the baseline's cache is repeated
+N times, so prefill time is not part of either figure.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hivethink.engine.forward import Runner
+from hivethink.models.loader import LoadedModel
+
+
+@dataclass
+class BenchRow:
+    context: int
+    workers: int
+    engine_ms: float  # per sequential forward pass (one token per worker)
+    baseline_ms: float | None  # transformers, batch = workers
+    engine_tok_s: float
+    vs_baseline: float | None  # baseline_ms / engine_ms (> 1: engine faster)
+    vs_one_worker: float  # engine_ms / engine_ms at N=1, same context
+
+
+def _time(fn: Callable[[], None], steps: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    t = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / steps * 1000
+
+
+def engine_step_ms(model: LoadedModel, context: int, workers: int, steps: int) -> float:
+    runner = Runner(model)
+    gen = torch.Generator().manual_seed(0)
+    prompt = torch.randint(100, model.cfg.vocab_size - 100, (context,), generator=gen).tolist()
+    common = runner.cache.new_block("common")
+    runner.prefill(common, prompt)
+    own = [runner.cache.new_block(f"w{i}") for i in range(workers)]
+    views = [[common, *(b for b in own if b is not mine), mine] for mine in own]  # contiguous
+    feed = [[7]] * workers
+    return _time(lambda: runner.extend(views, feed), steps)
+
+
+def hf_model(model: LoadedModel) -> Any:
+    """The same weights as a transformers model (from the engine's own copy, no reload)."""
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_config(model.hf_config, dtype=model.dtype)
+    d = model.decoder
+    sd: dict[str, torch.Tensor] = {"model.embed_tokens.weight": d.embed, "model.norm.weight": d.norm,
+                                   "lm_head.weight": d.lm_head}
+    c = model.cfg
+    nq, nkv = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
+    for i, lw in enumerate(d.layers):
+        p = f"model.layers.{i}."
+        q, k, v = lw.wqkv.split([nq, nkv, nkv])
+        sd |= {p + "self_attn.q_proj.weight": q, p + "self_attn.k_proj.weight": k,
+               p + "self_attn.v_proj.weight": v, p + "self_attn.o_proj.weight": lw.wo,
+               p + "input_layernorm.weight": lw.attn_norm, p + "post_attention_layernorm.weight": lw.mlp_norm,
+               p + "mlp.down_proj.weight": lw.w_down}
+        g, u = lw.w_gate_up.chunk(2)
+        sd |= {p + "mlp.gate_proj.weight": g, p + "mlp.up_proj.weight": u}
+        if lw.bqkv is not None:
+            bq, bk, bv = lw.bqkv.split([nq, nkv, nkv])
+            sd |= {p + "self_attn.q_proj.bias": bq, p + "self_attn.k_proj.bias": bk, p + "self_attn.v_proj.bias": bv}
+        if lw.q_norm is not None and lw.k_norm is not None:
+            sd |= {p + "self_attn.q_norm.weight": lw.q_norm, p + "self_attn.k_norm.weight": lw.k_norm}
+    hf.load_state_dict(sd, strict=False)
+    return hf.to(d.device).eval()
+
+
+@torch.inference_mode()
+def baseline_step_ms(hf: Any, vocab: int, context: int, workers: int, steps: int) -> float:
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(100, vocab - 100, (1, context), generator=gen).to(hf.device)
+    out = hf(input_ids=ids, use_cache=True)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(workers)
+    nxt = torch.full((workers, 1), 7, device=hf.device)
+
+    def step() -> None:
+        hf(input_ids=nxt, past_key_values=cache, use_cache=True)
+
+    return _time(step, steps)
+
+
+def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], steps: int,
+              baseline: bool = True, on_row: Callable[[BenchRow], None] | None = None) -> dict[str, Any]:
+    hf = hf_model(model) if baseline else None
+    rows: list[BenchRow] = []
+    for ctx in contexts:
+        one: float | None = None
+        for n in workers:
+            ms = engine_step_ms(model, ctx, n, steps)
+            one = ms if one is None or n == 1 else one
+            base = baseline_step_ms(hf, model.cfg.vocab_size, ctx, n, steps) if hf is not None else None
+            row = BenchRow(context=ctx, workers=n, engine_ms=round(ms, 3),
+                           baseline_ms=None if base is None else round(base, 3),
+                           engine_tok_s=round(n * 1000 / ms, 2),
+                           vs_baseline=None if base is None else round(base / ms, 3),
+                           vs_one_worker=round(ms / one, 3))
+            rows.append(row)
+            if on_row:
+                on_row(row)
+    return {
+        "model": model.source, "dtype": str(model.dtype).removeprefix("torch."),
+        "device": str(model.decoder.device), "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+        "steps": steps, "rows": [asdict(r) for r in rows],
+    }
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))

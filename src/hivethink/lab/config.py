@@ -1,0 +1,183 @@
+"""Lab configuration: one YAML file describing a grid of samples, validated by pydantic.
+
+Example::
+
+    name: quick
+    models:
+      - {kind: local, model: smollm2, dtype: bfloat16}     # every key but kind/name -> backend
+    substrates: [independent, {name: debate, params: {temperature: 0.5}}, single]
+    workers: [2, 3]
+    tasks:
+      - {name: arith, params: {digits: 2}, n: 2, substrates: [independent, single]}
+    seeds: [0, 1]
+    budget: {max_tokens: 64, rounds: 2}
+
+Unknown keys are errors everywhere except inside a model entry (its extra keys are the
+backend's parameters) and inside ``params`` mappings (checked by the task/substrate itself).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hivethink.errors import HivethinkError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(BaseModel):
+    """A backend: ``kind`` ("local", "openai", "fake", ...) plus its parameters as extra keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str = Field(min_length=1)
+    name: str | None = None  # label in tables; default: the ``model`` parameter, else the kind
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The keyword arguments for ``get_backend(kind, **params)``."""
+        return dict(self.model_extra or {})
+
+    @property
+    def label(self) -> str:
+        return self.name or str(self.params.get("model", self.kind))
+
+
+class SubstrateSpec(_Strict):
+    """A substrate by registry name, with parameters; a plain string is shorthand for the name.
+
+    ``workers`` overrides the global worker counts for this substrate (e.g. ``[2]`` for a pair).
+    """
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    workers: list[int] | None = None
+    label: str | None = None  # defaults to the name; must be unique
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("workers")
+    @classmethod
+    def _positive(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or min(value) < 1):
+            raise ValueError("must be a non-empty list of integers >= 1")
+        return value
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+class TaskSpec(_Strict):
+    """A task by registry name: ``n`` instances generated from ``instance_seed``.
+
+    ``substrates`` (labels) restricts which substrates run on this task; default: all of them.
+    """
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    n: int = Field(default=1, ge=1)
+    instance_seed: int = 0
+    substrates: list[str] | None = None
+
+    @property
+    def label(self) -> str:
+        """``name``, or ``name(k=v, ...)`` when the task has parameters."""
+        if not self.params:
+            return self.name
+        return f"{self.name}(" + ", ".join(f"{k}={v}" for k, v in sorted(self.params.items())) + ")"
+
+
+class BudgetSpec(_Strict):
+    """Mirrors :class:`hivethink.substrates.base.Budget`."""
+
+    max_tokens: int = Field(default=256, ge=1)
+    rounds: int = Field(default=3, ge=1)
+    total_tokens: int | None = Field(default=None, ge=1)
+
+
+class LabConfig(_Strict):
+    """The whole grid: models x substrates x workers x tasks x instances x seeds."""
+
+    name: str | None = None
+    models: list[ModelSpec] = Field(min_length=1)
+    substrates: list[SubstrateSpec] = Field(min_length=1)
+    workers: list[int] = Field(default_factory=lambda: [2], min_length=1)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+
+    @field_validator("workers")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if min(value) < 1:
+            raise ValueError("worker counts must be >= 1")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> LabConfig:
+        for what, labels in (
+            ("model", [m.label for m in self.models]),
+            ("substrate", [s.display for s in self.substrates]),
+        ):
+            dup = sorted({x for x in labels if labels.count(x) > 1})
+            if dup:
+                raise ValueError(f"duplicate {what} label(s) {dup}: give each a distinct name/label")
+        known = {s.display for s in self.substrates}
+        for task in self.tasks:
+            unknown = sorted(set(task.substrates or ()) - known)
+            if unknown:
+                raise ValueError(
+                    f"task {task.name!r} lists unknown substrate(s) {unknown} (known: {sorted(known)})"
+                )
+        return self
+
+
+def _one_line(err: ValidationError) -> str:
+    """The first validation error as ``loc.path: message`` (plus how many more there are)."""
+    errors = err.errors()
+    first = errors[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{loc}: {msg}{more}" if loc else f"{msg}{more}"
+
+
+def parse_config(data: Any, source: str = "config") -> LabConfig:
+    """Validate a mapping; any problem becomes a one-line :class:`HivethinkError`."""
+    if not isinstance(data, dict):
+        raise HivethinkError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return LabConfig.model_validate(data)
+    except ValidationError as err:
+        raise HivethinkError(f"{source}: {_one_line(err)}") from None
+
+
+def load_config(path: str | Path) -> LabConfig:
+    """Read and validate a YAML config file (missing file, bad YAML, bad schema: HivethinkError)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HivethinkError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise HivethinkError(f"{path}: cannot read: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise HivethinkError(f"{path}: invalid YAML{where}: {problem}") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,141 @@
+"""The durable run directory.
+
+``OUT/results.jsonl`` holds one JSON line per finished sample, appended and fsynced one at a
+time; ``OUT/traces/<key>.jsonl`` holds its trace, written (and fsynced) before its line, so every
+line points at a complete trace. A line cut short by a kill is dropped on the next run and its
+sample runs again. ``OUT/summary.parquet`` is a flat table of all lines, rewritten at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hivethink.errors import HivethinkError
+from hivethink.lab.grid import canonical_json
+from hivethink.trace import Event, read_jsonl
+
+RESULTS = "results.jsonl"
+TRACES = "traces"
+SUMMARY = "summary.parquet"
+CONFIG = "config.json"
+
+
+def trace_path(run_dir: Path, key: str) -> Path:
+    return run_dir / TRACES / f"{key}.jsonl"
+
+
+def _scan(data: bytes, source: Path) -> tuple[list[dict[str, Any]], int]:
+    """Parse complete lines; return the records and the byte length of the valid prefix.
+
+    Bytes after the last newline are a torn line; so is an unparseable last complete line (a
+    partial write later followed by a newline). An unparseable line before that is corruption.
+    """
+    records: list[dict[str, Any]] = []
+    good = 0
+    lines = data.split(b"\n")[:-1]  # the piece after the last newline is incomplete (or empty)
+    for i, raw in enumerate(lines):
+        end = good + len(raw) + 1
+        if raw.strip():
+            try:
+                record = json.loads(raw)
+                if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+                    raise ValueError("not a results record")
+            except ValueError:
+                if i == len(lines) - 1:
+                    break
+                raise HivethinkError(f"{source}: line {i + 1} is corrupt (not a results record)") from None
+            records.append(record)
+        good = end
+    return records, good
+
+
+def read_results(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every complete results line of a run directory (a torn tail is ignored, not removed)."""
+    path = Path(run_dir) / RESULTS
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no results (is this a run directory?)")
+    return _scan(path.read_bytes(), path)[0]
+
+
+def repair_results(run_dir: Path) -> int:
+    """Cut a torn last line off ``results.jsonl``; return how many bytes were dropped."""
+    path = run_dir / RESULTS
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    _, good = _scan(data, path)
+    if good < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good)
+            f.flush()
+            os.fsync(f.fileno())
+    return len(data) - good
+
+
+def append_result(run_dir: Path, record: dict[str, Any]) -> None:
+    """Append one record as one line, in one write, then fsync."""
+    line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    fd = os.open(run_dir / RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_trace(run_dir: str | Path, record: dict[str, Any]) -> list[Event]:
+    """The trace a results record points at."""
+    return list(read_jsonl(Path(run_dir) / record["trace"]))
+
+
+_BASE_COLUMNS = ("key", "index", "model", "substrate", "task", "workers", "instance", "seed",
+                 "score", "answer", "error")
+
+
+def summary_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per record: identity columns, budget, then every metric as its own column."""
+    rows = []
+    for rec in records:
+        row = {c: rec.get(c) for c in _BASE_COLUMNS}
+        for name, value in (rec.get("cell", {}).get("budget") or {}).items():
+            row[f"budget_{name}"] = value
+        for name, value in (rec.get("metrics") or {}).items():
+            row.setdefault(name, value)
+        rows.append(row)
+    return rows
+
+
+def _column(values: list[Any]) -> pa.Array:
+    present = [v for v in values if v is not None]
+    if all(isinstance(v, (int, float)) for v in present):
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    return pa.array([None if v is None else (v if isinstance(v, str) else canonical_json(v)) for v in values],
+                    type=pa.string())
+
+
+def write_summary(run_dir: Path, records: list[dict[str, Any]]) -> Path:
+    """Rewrite ``summary.parquet`` (atomically) from the results records."""
+    rows = summary_rows(records)
+    names: dict[str, None] = dict.fromkeys(_BASE_COLUMNS)
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    text_columns = {"key", "model", "substrate", "task", "instance", "answer", "error"}
+    columns = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if name in text_columns:
+            columns[name] = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+        else:
+            columns[name] = _column(values)
+    path = run_dir / SUMMARY
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(pa.table(columns), tmp)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,39 @@
+"""All metrics of one sample in one flat dict (the ``metrics`` field of a results line)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hivethink.metrics.coordination import coordination_metrics
+from hivethink.metrics.outcome import (
+    Metrics,
+    ResultLike,
+    cost_metrics,
+    outcome_metrics,
+    protocol_metrics,
+)
+from hivethink.metrics.pathology import pathology_metrics
+from hivethink.tasks.base import Instance, Task
+from hivethink.trace import Event
+
+
+def compute_metrics(
+    events: Sequence[Event],
+    *,
+    task: Task | None = None,
+    instance: Instance | None = None,
+    result: ResultLike | None = None,
+) -> Metrics:
+    """Every metric that the inputs allow: coordination and pathologies from the trace; score
+    with task, instance and result; cost and protocol facts with the result. Values are numbers,
+    None (not applicable) or, for ``redundancy_unit``, a short string."""
+    events = list(events)
+    metrics: Metrics = {}
+    if result is not None:
+        if task is not None and instance is not None:
+            metrics |= outcome_metrics(task, instance, result.answer)
+        metrics |= cost_metrics(result)
+        metrics |= protocol_metrics(result.info)
+    metrics |= coordination_metrics(events, task, instance)
+    metrics |= pathology_metrics(events, instance)
+    return metrics

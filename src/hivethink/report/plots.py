@@ -1,0 +1,160 @@
+"""The report's matplotlib figures, as base64 PNG. A figure without data is skipped with a note."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+from matplotlib.figure import Figure  # noqa: E402
+
+from hivethink.report.data import (  # noqa: E402
+    GROUP_TASKS,
+    PATHOLOGIES,
+    Record,
+    group,
+    group_size,
+    mean,
+    metric,
+    ok,
+    task_name,
+)
+
+
+@dataclass
+class Plot:
+    """A titled figure: ``png`` is base64 PNG data, or None with ``note`` saying why."""
+
+    title: str
+    png: str | None
+    note: str = ""
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _grouped_bars(title: str, ylabel: str, groups: list[str], series: dict[str, list[float | None]]) -> str:
+    """Bars for each group (x) and series (colour); missing values leave a gap."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(groups) + 2), 3.6))
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=name)
+    ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if len(series) > 1:
+        ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def accuracy_vs_passes(records: Sequence[Record]) -> Plot:
+    """Mean score against mean sequential forward passes: one point per substrate, budget and
+    worker count (``single`` given N has N times the tokens), one line per substrate."""
+    title = "Accuracy vs sequential-pass budget"
+    points: dict[str, list[tuple[float, float]]] = {}
+    cells = group(ok(records), lambda r: (r["substrate"], str(r.get("cell", {}).get("budget")), r["workers"]))
+    for (substrate, _budget, _workers), recs in cells.items():
+        x = mean(metric(r, "sequential_passes") for r in recs)
+        y = mean(r.get("score") for r in recs)
+        if x is not None and y is not None:
+            points.setdefault(substrate, []).append((x, y))
+    if not points:
+        return Plot(title, None, "no finished samples with a score and a pass count")
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for substrate, pts in points.items():
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=substrate)
+    ax.set_xlabel("sequential forward passes (mean)")
+    ax.set_ylabel("mean score")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return Plot(title, _png(fig))
+
+
+def redundancy_by_substrate(records: Sequence[Record]) -> Plot:
+    """Mean cross-worker redundancy per substrate, one bar per worker count."""
+    title = "Redundancy by substrate and N"
+    recs = [r for r in ok(records) if metric(r, "redundancy") is not None]
+    if not recs:
+        return Plot(title, None, "no sample had two or more workers with output")
+    substrates = list(group(recs, lambda r: r["substrate"]))
+    sizes = sorted({r["workers"] for r in recs})
+    cells = group(recs, lambda r: (r["substrate"], r["workers"]))
+    series = {
+        f"N={n}": [mean(metric(r, "redundancy") for r in cells.get((s, n), [])) for s in substrates]
+        for n in sizes
+    }
+    return Plot(title, _grouped_bars(title, "fraction of units made twice", substrates, series))
+
+
+def success_vs_group_size(records: Sequence[Record]) -> Plot:
+    """Mean score of the graph tasks and the consensus game against the number of agents."""
+    title = "Graph-task and consensus success vs group size"
+    lines: dict[str, dict[int, list[float]]] = {}
+    for r in ok(records):
+        if task_name(r) in GROUP_TASKS and r.get("score") is not None:
+            by_size = lines.setdefault(f"{r['task']} / {r['substrate']}", {})
+            by_size.setdefault(group_size(r), []).append(float(r["score"]))
+    if not lines:
+        return Plot(title, None, "no graph-task or consensus-game samples in this run")
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, by_size in lines.items():
+        xs = sorted(by_size)
+        ax.plot(xs, [sum(by_size[x]) / len(by_size[x]) for x in xs], marker="o", label=name)
+    ax.set_xlabel("agents")
+    ax.set_ylabel("mean score (consensus: valid agreement)")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return Plot(title, _png(fig))
+
+
+def agreement_rates(records: Sequence[Record]) -> Plot:
+    """Per substrate: how often all agents agreed, and agreed on a wrong answer."""
+    title = "Agreement and agreed-but-wrong rate"
+    recs = [r for r in ok(records) if metric(r, "agreement") is not None]
+    if not recs:
+        return Plot(title, None, "no sample had two or more agents with final answers")
+    by_substrate = group(recs, lambda r: r["substrate"])
+    names = [str(s) for s in by_substrate]
+    series = {
+        label: [mean(metric(r, name) for r in rs) for rs in by_substrate.values()]
+        for label, name in (("agreement", "agreement"), ("agreed but wrong", "agreed_but_wrong"),
+                            ("agreed and correct", "agreed_and_correct"))
+    }
+    return Plot(title, _grouped_bars(title, "rate", names, series))
+
+
+def pathology_counts(records: Sequence[Record]) -> Plot:
+    """Per substrate: total count of each pathology."""
+    title = "Pathology counts"
+    by_substrate = group(ok(records), lambda r: r["substrate"])
+    series = {
+        p.removeprefix("patho_"): [float(sum(metric(r, p) or 0 for r in rs)) for rs in by_substrate.values()]
+        for p in PATHOLOGIES
+    }
+    if not any(v for values in series.values() for v in values):
+        return Plot(title, None, "no pathology detected" if by_substrate else "no finished samples")
+    return Plot(title, _grouped_bars(title, "count", [str(s) for s in by_substrate], series))
+
+
+def all_plots(records: Sequence[Record]) -> list[Plot]:
+    return [
+        accuracy_vs_passes(records),
+        redundancy_by_substrate(records),
+        success_vs_group_size(records),
+        agreement_rates(records),
+        pathology_counts(records),
+    ]

@@ -1,0 +1,219 @@
+"""Helpers shared by every substrate: batched rounds with uniform trace events, votes, JSON.
+
+Trace conventions (see :class:`Recorder`): before each backend call a ``prompt`` event holds the
+rendered conversation the agent saw; after it a ``step`` event holds the generated text with
+``data = {"tokens", "finish_reason"}`` (plus any round-specific keys); a failed completion adds an
+``error`` event. ``step`` on both is the round index. The team's final answer is an ``answer``
+event with ``worker="team"``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from hivethink.backends.base import Backend, GenRequest
+from hivethink.errors import HivethinkError
+from hivethink.substrates.base import Budget, SampleResult
+from hivethink.tasks.base import Task
+from hivethink.trace import Event, EventKind
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class SubstrateBase:
+    """Parameters every substrate has; subclasses set ``name`` and implement ``run``."""
+
+    name: ClassVar[str]
+    temperature: float = 0.7  # sampling temperature of every agent call
+
+
+@dataclass
+class Call:
+    """One agent's backend call inside a round; ``seen`` names whose texts are in the prompt."""
+
+    worker: str
+    messages: Messages
+    seen: list[str] | None = None
+
+
+def conversation(system: str, user: str) -> Messages:
+    """A two-message chat: system prompt, then one user turn."""
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def render(messages: Messages) -> str:
+    """The conversation as one readable text (what a ``prompt`` event records)."""
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+
+def derive_seed(seed: int, call: int, index: int) -> int:
+    """A distinct, reproducible sampling seed for request ``index`` of round-call ``call``."""
+    return (seed * 1_000_003 + call * 1_009 + index) % 2**31
+
+
+class Recorder:
+    """Runs the rounds of one sample: one batched ``generate`` per round, events and costs.
+
+    ``sequential_calls`` counts rounds; ``sequential_passes`` adds the longest completion of each
+    round (calls within a round run in parallel, so only the longest is on the critical path).
+    """
+
+    def __init__(self, backend: Backend, budget: Budget, *, seed: int, temperature: float) -> None:
+        self.backend = backend
+        self.budget = budget
+        self.seed = seed
+        self.temperature = temperature
+        self.events: list[Event] = []
+        self.tokens = 0
+        self.prompt_tokens = 0
+        self.sequential_passes = 0
+        self.sequential_calls = 0
+        self._start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+    def event(self, kind: EventKind, worker: str, text: str = "", **fields: Any) -> Event:
+        """Append one event stamped with the time since the sample started."""
+        ev = Event(kind=kind, worker=worker, text=text, t=self.elapsed(), **fields)
+        self.events.append(ev)
+        return ev
+
+    def error(self, worker: str, reason: str, *, step: int | None = None) -> Event:
+        return self.event("error", worker, reason, step=step, data={"reason": reason})
+
+    def round(
+        self,
+        calls: Sequence[Call],
+        *,
+        step: int,
+        max_tokens: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> list[str]:
+        """Run ``calls`` as ONE batched backend call; return the texts in call order."""
+        if not calls:
+            return []
+        requests = [
+            GenRequest(
+                messages=call.messages,
+                max_tokens=max_tokens or self.budget.max_tokens,
+                temperature=self.temperature,
+                seed=derive_seed(self.seed, self.sequential_calls, i),
+            )
+            for i, call in enumerate(calls)
+        ]
+        for call in calls:
+            self.event("prompt", call.worker, render(call.messages), step=step, seen=call.seen)
+        completions = self.backend.generate(requests)
+        if len(completions) != len(requests):
+            raise HivethinkError(
+                f"backend {self.backend.name!r} returned {len(completions)} completions "
+                f"for {len(requests)} requests"
+            )
+        self.sequential_calls += 1
+        self.sequential_passes += max(c.completion_tokens for c in completions)
+        for call, comp in zip(calls, completions, strict=True):
+            self.tokens += comp.completion_tokens
+            self.prompt_tokens += comp.prompt_tokens
+            self.event(
+                "step",
+                call.worker,
+                comp.text,
+                step=step,
+                data={
+                    "tokens": comp.completion_tokens,
+                    "finish_reason": comp.finish_reason,
+                    **(data or {}),
+                },
+            )
+            if comp.error:
+                self.error(call.worker, comp.error, step=step)
+        return [c.text for c in completions]
+
+    @property
+    def exhausted(self) -> bool:
+        """True once the team-wide token cap (``budget.total_tokens``) is spent."""
+        cap = self.budget.total_tokens
+        return cap is not None and self.tokens >= cap
+
+    def answers(self, agent_answers: dict[str, str | None], *, step: int | None = None) -> None:
+        """Record one ``answer`` event per agent (``data["none"]`` when it gave no answer)."""
+        for worker, answer in agent_answers.items():
+            self.event(
+                "answer",
+                worker,
+                answer or "",
+                step=step,
+                data={"none": True} if answer is None else {},
+            )
+
+    def finish(
+        self,
+        answer: str | None,
+        *,
+        agent_answers: dict[str, str | None] | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> SampleResult:
+        """Record the team answer and build the :class:`SampleResult`."""
+        self.event("answer", "team", answer or "", data={"none": True} if answer is None else {})
+        return SampleResult(
+            events=self.events,
+            answer=answer,
+            agent_answers=dict(agent_answers or {}),
+            sequential_passes=self.sequential_passes,
+            sequential_calls=self.sequential_calls,
+            tokens=self.tokens,
+            prompt_tokens=self.prompt_tokens,
+            wall_s=self.elapsed(),
+            info=dict(info or {}),
+        )
+
+
+def majority(answers: Iterable[str | None]) -> str | None:
+    """The most frequent non-None answer; a tie goes to the one that appears first."""
+    counts = Counter(a for a in answers if a is not None)  # keeps first-appearance order
+    if not counts:
+        return None
+    best = max(counts.values())
+    return next(a for a, c in counts.items() if c == best)
+
+
+def find_json(text: str, kind: type[dict] | type[list]) -> Any | None:
+    """The first JSON object (``kind=dict``) or array (``kind=list``) inside ``text``, or None.
+
+    Prose and code fences around the value are ignored.
+    """
+    decoder = json.JSONDecoder()
+    opener = "{" if kind is dict else "["
+    start = text.find(opener)
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            value = None
+        if isinstance(value, kind):
+            return value
+        start = text.find(opener, start + 1)
+    return None
+
+
+def as_text(value: Any) -> str:
+    """A JSON value as message text: strings as they are, anything else as compact JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def parse_subtasks(text: str, limit: int) -> list[str]:
+    """At most ``limit`` non-empty subtasks from the first JSON list in ``text`` ([] if none)."""
+    items = find_json(text, list) or []
+    return [as_text(item).strip() for item in items if as_text(item).strip()][:limit]
+
+
+def last_answer(task: Task, texts: Sequence[str]) -> str | None:
+    """The extracted answer of the newest text that holds one."""
+    return next((a for a in map(task.extract, reversed(texts)) if a is not None), None)
