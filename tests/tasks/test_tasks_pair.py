@@ -1,0 +1,65 @@
+import random
+from fractions import Fraction
+
+import pytest
+
+from hivethink.errors import HivethinkError
+from hivethink.tasks.math import MathTask, as_fraction
+from hivethink.tasks.pair import PairTask, partner_assertion, wrong_answer
+
+
+def test_probe_wrong_answer_is_plausible_and_never_right():
+    insts = PairTask(probe=True, steps=2).generate(60, 0)
+    for inst in insts:
+        target, wrong = as_fraction(inst.target), as_fraction(inst.data["wrong_answer"])
+        assert wrong is not None and wrong != target
+        assert abs(wrong - target) in (1, 2, 3, 5, 10)
+        if target >= 0:
+            assert wrong >= 0
+        assert PairTask().score(inst, inst.data["wrong_answer"]) == 0.0
+        assert PairTask().score(inst, inst.target) == 1.0
+
+
+def test_wrong_answer_for_fractions_and_small_targets():
+    rng = random.Random(0)
+    for target in (Fraction(0), Fraction(1), Fraction(7, 3), Fraction(-4)):
+        for _ in range(20):
+            w = wrong_answer(target, rng)
+            assert w != target
+            if target >= 0:
+                assert w >= 0
+
+
+def test_partner_assertion_states_the_wrong_answer():
+    inst = PairTask(probe=True).generate(1, 1)[0]
+    text = partner_assertion(inst)
+    assert inst.data["wrong_answer"] in text
+    # the pair substrate reads the partner's answer with the math extractor
+    assert PairTask().extract(text) == inst.data["wrong_answer"]
+
+
+def test_no_probe_has_no_wrong_answer():
+    inst = PairTask(probe=False).generate(1, 1)[0]
+    assert "wrong_answer" not in inst.data
+    with pytest.raises(HivethinkError):
+        partner_assertion(inst)
+
+
+def test_problems_come_from_the_math_task():
+    inst = PairTask(steps=3, template="arith").generate(1, 2)[0]
+    assert inst.task == "pair" and inst.id.startswith("pair-")
+    assert inst.data["template"] == "arith"
+    assert inst.data["question"] in inst.prompt and "\\boxed{}" in inst.prompt
+    assert PairTask().extract(r"we agree: \boxed{12}") == "12"
+
+
+def test_generation_is_deterministic():
+    a = PairTask(probe=True).generate(5, 7)
+    b = PairTask(probe=True).generate(5, 7)
+    assert [(i.id, i.prompt, i.data) for i in a] == [(i.id, i.prompt, i.data) for i in b]
+
+
+def test_bad_parameters_are_checked_by_math():
+    with pytest.raises(HivethinkError):
+        PairTask(steps=0)
+    assert MathTask(steps=2).generate(1, 0)[0].target  # same defaults work
