@@ -24,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -55,8 +56,12 @@ def _user_errors() -> Iterator[None]:
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="YAML lab config.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Run directory (default: runs/<name>).")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=0, help="Run at most N unfinished samples.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (default: runs/<name>).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=0, help="Run at most N unfinished samples.")
+    ] = None,
 ) -> None:
     """Run every unfinished sample of the grid; finished ones are skipped (resume)."""
     from hivethink.lab import load_config, run_lab
@@ -87,7 +92,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> N
 def show(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     sample: Annotated[str, typer.Option("--sample", help="Grid index, or a sample key (prefix).")],
-    prompts: Annotated[bool, typer.Option("--prompts", help="Also print what each worker was shown.")] = False,
+    prompts: Annotated[
+        bool, typer.Option("--prompts", help="Also print what each worker was shown.")
+    ] = False,
 ) -> None:
     """Print one sample's trace, workers coloured, model text neutralised."""
     from hivethink.report import show_sample

@@ -250,9 +250,14 @@ class Hive:
         rows = list(range(N))
         for _ in range(self.cfg.finisher_tokens):
             views = [view(self.cfg.layout, blocks, w) for w in rows]
+            positions = [sum(b.length for b in v) for v in views]
             logits = runner.extend(views, [feed[w] for w in rows])
-            for w in rows:
+            for w, pos in zip(rows, positions, strict=True):
                 stream[w] += feed[w]
+                for j, tid in enumerate(feed[w]):
+                    forced = not tails[w]  # the first feed is the finisher text; then sampled tokens
+                    emit(kind="token", worker=names[w], step=runner.passes, position=pos + j, token_id=tid,
+                         text=self.decode([tid]), data={"forced": True} if forced else {})
             nxt = [int(x) for x in logits.argmax(-1).tolist()]
             for w, tid in zip(rows, nxt, strict=True):
                 tails[w].append(tid)

@@ -1,0 +1,47 @@
+"""Shared fixtures: the embedded model (loaded once per session) and tiny random Qwen models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hivethink.models.config import ModelConfig
+from hivethink.models.loader import LoadedModel, load_model
+from hivethink.models.transformer import Decoder
+
+
+@pytest.fixture(scope="session")
+def smol32() -> LoadedModel:
+    return load_model(None, dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def smol16() -> LoadedModel:
+    return load_model(None, dtype="bfloat16")
+
+
+def tiny_hf(family: str, seed: int = 0):
+    """A small random-weight transformers model of a family (qwen2: biases; qwen3: q/k norm)."""
+    from transformers import AutoModelForCausalLM, Qwen2Config, Qwen3Config
+
+    torch.manual_seed(seed)
+    common = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                  rope_theta=10000.0, tie_word_embeddings=False)
+    if family == "qwen2":
+        cfg = Qwen2Config(**common)
+    else:
+        cfg = Qwen3Config(head_dim=16, **common)
+    hf = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+    with torch.no_grad():  # biases are zero at init: make them matter
+        for name, p in hf.named_parameters():
+            if name.endswith("bias") or "norm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    return hf
+
+
+def as_loaded(hf) -> LoadedModel:
+    cfg = ModelConfig.from_hf(hf.config)
+    weights = {k: v.detach().clone() for k, v in hf.state_dict().items()}
+    return LoadedModel(decoder=Decoder(cfg, weights), tokenizer=None, cfg=cfg, hf_config=hf.config,
+                       source=f"tiny-{cfg.family}")

@@ -1,0 +1,84 @@
+"""The hive loop: views per layout checked against the trace, answers, finisher, budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from hivethink.engine.forward import Runner
+from hivethink.engine.hive import Hive, HiveConfig, majority
+from hivethink.errors import HivethinkError
+
+PROBLEM = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+
+
+def record_views(monkeypatch) -> list[list[list[int]]]:
+    """Capture, for every pass, each row's view as token ids (before the pass writes)."""
+    seen: list[list[list[int]]] = []
+    real = Runner.extend
+
+    def spy(self, views, tokens):
+        seen.append([[t for b in v for t in b.tokens] for v in views])
+        return real(self, views, tokens)
+
+    monkeypatch.setattr(Runner, "extend", spy)
+    return seen
+
+
+def test_contiguous_view_is_prompt_then_others_then_own(smol16, monkeypatch):
+    n = 3
+    seen = record_views(monkeypatch)
+    hive = Hive(smol16, HiveConfig(workers=n, layout="contiguous", max_steps=24, check_interval=None))
+    res = hive.solve(PROBLEM)
+    prompt = hive.prompt_ids(PROBLEM)
+    names = hive.names
+    tokens = [e for e in res.events if e.kind == "token"]
+    passes = [p for p in seen if len(p) == n]  # decoding passes: every worker is a row
+    assert len(passes) >= 20
+    for k, views in enumerate(passes, start=1):
+        written = {nm: [e.token_id for e in tokens if e.worker == nm and e.step < k] for nm in names}
+        for w, nm in enumerate(names):
+            expect = list(prompt)
+            for other in names:
+                if other != nm:
+                    expect += written[other]
+            expect += written[nm]
+            assert views[w] == expect, (k, nm)
+    # positions in the trace are positions in the writer's view
+    for e in tokens:
+        assert e.position is not None and e.position >= len(prompt)
+
+
+@pytest.mark.parametrize("layout", ["combined", "interleaved", "independent"])
+def test_solve_runs_to_an_answer_or_the_finisher(smol16, layout):
+    res = Hive(smol16, HiveConfig(workers=3, layout=layout, max_steps=40, check_interval=30)).solve(PROBLEM)
+    assert res.finished_by in ("answer", "finisher", "budget")
+    assert res.steps <= 40
+    assert set(res.tokens) == {"Alice", "Bob", "Carol"}
+    assert all(0 < t <= 40 for t in res.tokens.values())
+    team = [e for e in res.events if e.kind == "answer" and e.worker == "team"]
+    assert len(team) == 1 and team[0].data["finished_by"] == res.finished_by
+    if res.finished_by == "finisher":
+        assert all("I must answer now" in t for t in res.texts.values())
+    checks = [e for e in res.events if e.kind == "check"]
+    assert res.checks == len(checks) and res.checks_yes == sum(e.data["answer"] == "yes" for e in checks)
+
+
+def test_combined_steps_move_into_the_common_history(smol16):
+    # A tiny budget of steps ending at blank lines: force them with a custom extractor-free run.
+    res = Hive(smol16, HiveConfig(workers=2, layout="combined", max_steps=120, check_interval=None)).solve(
+        "Write three short sentences about cats, each in its own paragraph.")
+    steps = [e for e in res.events if e.kind == "step"]
+    for e in steps:
+        assert e.text.startswith(f"**{e.worker} [{e.data['index']}]:** ")
+
+
+def test_bad_configs_are_one_line_errors():
+    for kw in ({"workers": 0}, {"workers": 17}, {"layout": "ring"}, {"max_steps": 0}, {"top_p": 0.0}):
+        with pytest.raises(HivethinkError):
+            HiveConfig(**kw).validate()
+
+
+def test_majority_prefers_the_first_on_ties():
+    assert majority(["b", "a", "a", "b"]) == "b"
+    assert majority([None, "", "x"]) == "x"
+    assert majority([None]) is None

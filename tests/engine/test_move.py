@@ -1,0 +1,74 @@
+"""Moving a finished step into the common history only re-places the same keys."""
+
+from __future__ import annotations
+
+import torch
+
+from hivethink.engine.forward import Runner
+from hivethink.engine.layouts import Blocks, view
+from tests.conftest import as_loaded, tiny_hf
+
+
+def setup(model, layout: str, n: int):
+    runner = Runner(model, page_size=8)
+    cache = runner.cache
+    common = cache.new_block("common")
+    runner.prefill(common, list(range(3, 40)))
+    blocks = Blocks(common=common, own=[cache.new_block(f"w{i}") for i in range(n)])
+    if layout == "combined":
+        blocks.others_header = cache.new_block("others")
+        runner.extend([[common, blocks.others_header]], [[5, 6, 7]])
+        blocks.own_header = cache.new_block("own")
+        runner.extend([[common, blocks.own_header]], [[8, 9]])
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(13):  # some decoding in lockstep, different tokens per worker
+        toks = torch.randint(10, 500, (n,), generator=gen).tolist()
+        runner.extend([view(layout, blocks, w) for w in range(n)], [[t] for t in toks])
+    return runner, blocks
+
+
+def probe(runner, blocks, layout: str, rows: list[int]) -> torch.Tensor:
+    return runner.extend([view(layout, blocks, w) for w in rows], [[77] for _ in rows])
+
+
+def test_moving_a_step_leaves_the_movers_logits_unchanged():
+    model = as_loaded(tiny_hf("qwen3", seed=5))
+    for layout, n in (("interleaved", 3), ("combined", 1), ("interleaved", 1)):
+        a_runner, a_blocks = setup(model, layout, n)
+        b_runner, b_blocks = setup(model, layout, n)
+        before = probe(a_runner, a_blocks, layout, [0])
+        # Worker 0's step moves to the end of the common block; it starts an empty step. Its view
+        # holds the same tokens in the same order, so the next-token logits must not change.
+        b_runner.cache.append_block(b_blocks.common, b_blocks.own[0], b_runner.rope)
+        b_blocks.own[0] = b_runner.cache.new_block("w0-next")
+        after = probe(b_runner, b_blocks, layout, [0])
+        assert (before - after).abs().max().item() < 1e-4, layout
+
+
+def test_moving_a_step_leaves_every_worker_unchanged_when_views_keep_their_order():
+    """Contiguous-style views where worker 0's step already sits right after the common block:
+    after the move every worker's view is the same token sequence, so no logits change."""
+    model = as_loaded(tiny_hf("qwen2", seed=6))
+    n = 3
+    outs = []
+    for move in (False, True):
+        runner = Runner(model, page_size=8)
+        cache = runner.cache
+        common = cache.new_block("common")
+        runner.prefill(common, list(range(3, 30)))
+        own = [cache.new_block(f"w{i}") for i in range(n)]
+
+        def views(own=own, common=common):
+            # worker 0 sees [common, own0]; the others [common, own0, other steps..., own]
+            return [[common, own[0]]] + [
+                [common, own[0], *(b for i, b in enumerate(own) if i not in (0, w)), own[w]]
+                for w in range(1, n)]
+
+        gen = torch.Generator().manual_seed(2)
+        for _ in range(9):
+            runner.extend(views(), [[t] for t in torch.randint(10, 500, (n,), generator=gen).tolist()])
+        if move:
+            cache.append_block(common, own[0], runner.rope)
+            own[0] = cache.new_block("w0-next")
+        outs.append(runner.extend(views(), [[77]] * n))
+    assert (outs[0] - outs[1]).abs().max().item() < 1e-4
