@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
 
 from hivethink.backends.base import Backend
+from hivethink.errors import HivethinkError
 from hivethink.substrates.base import Budget, SampleResult
 from hivethink.substrates.common import Call, Recorder, SubstrateBase, conversation
 from hivethink.tasks.base import Instance, Task
@@ -71,6 +72,8 @@ class Agree(SubstrateBase):
     ) -> SampleResult:
         from hivethink.tasks import agree as rules
 
+        if instance.task != "agree":
+            raise HivethinkError(f"agree: needs an agree-task instance, got {instance.task!r}")
         rec = Recorder(backend, budget, seed=seed, temperature=self.temperature)
         data = instance.data
         agents = list(data["agents"])
@@ -120,7 +123,7 @@ class Agree(SubstrateBase):
     def _propose(
         rec: Recorder,
         game: Game,
-        rules: Any,
+        rules: ModuleType,
         previous: dict[str, int],
         r: int,
         fmt: dict[str, int],
@@ -162,7 +165,7 @@ class Agree(SubstrateBase):
     def _vote(
         rec: Recorder,
         game: Game,
-        rules: Any,
+        rules: ModuleType,
         proposals: dict[str, int],
         r: int,
         fmt: dict[str, int],

@@ -3,9 +3,10 @@
 Each round every agent reads the board (every entry, or only the kinds in ``subscribe``) as it
 stood at the start of the round, and posts entries as JSON lines ``{"kind": ..., "text": ...}``
 with kind one of plan, claim, result, question, answer. Lines that are not valid entries are
-ignored (one ``error`` event per reply that posts nothing valid). The team answer is the latest
-``answer`` entry that holds an extractable answer (``final="latest"``), or the majority of each
-agent's latest extractable ``answer`` entry (``final="vote"``; ties: earliest agent).
+ignored (one ``error`` event per reply that posts nothing valid). The board keeps posting order
+(rounds, then worker order). The team answer is the latest ``answer`` entry that holds an
+extractable answer (``final="latest"``), or the majority of each agent's latest extractable
+``answer`` entry (``final="vote"``; ties: earliest agent).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ class Entry:
     author: str
     kind: str
     text: str
-    round: int
 
 
 def parse_entries(text: str) -> list[tuple[str, str]]:
@@ -116,7 +116,7 @@ class Blackboard(SubstrateBase):
                 if not entries:
                     rec.error(n, "reply holds no valid board entry", step=r)
                 for kind, entry_text in entries:
-                    board.append(Entry(n, kind, entry_text, r))
+                    board.append(Entry(n, kind, entry_text))
                     rec.event("post", n, entry_text, step=r, data={"entry_kind": kind})
             done = r + 1
 

@@ -1,10 +1,11 @@
 """Helpers shared by every substrate: batched rounds with uniform trace events, votes, JSON.
 
 Trace conventions (see :class:`Recorder`): before each backend call a ``prompt`` event holds the
-rendered conversation the agent saw; after it a ``step`` event holds the generated text with
-``data = {"tokens", "finish_reason"}`` (plus any round-specific keys); a failed completion adds an
-``error`` event. ``step`` on both is the round index. The team's final answer is an ``answer``
-event with ``worker="team"``.
+rendered conversation the agent saw (``seen`` = whose texts it held); after it a ``step`` event
+holds the generated text with ``data = {"tokens", "finish_reason"}`` (plus round-specific keys
+such as ``retry`` or ``phase``); a failed completion adds an ``error`` event with
+``data["reason"]``. ``step`` is the round index. Final answers are ``answer`` events, one per
+agent and one with ``worker="team"``; ``data["none"]`` marks a missing answer.
 """
 
 from __future__ import annotations
