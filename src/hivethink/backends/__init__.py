@@ -1,0 +1,33 @@
+"""Backends: ``get_backend("local", model="smollm2")``, ``get_backend("openai", base_url=..., model=...)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hivethink.backends.base import Backend, Completion, GenRequest
+from hivethink.errors import HivethinkError
+
+KINDS = ("local", "openai", "fake")
+
+
+def get_backend(kind: str, **params: Any) -> Backend:
+    """Build a backend of ``kind``; the local one loads its model here (once per backend)."""
+    try:
+        if kind == "local":
+            from hivethink.backends.local import LocalBackend
+
+            return LocalBackend(**params)
+        if kind == "openai":
+            from hivethink.backends.openai_backend import OpenAIBackend
+
+            return OpenAIBackend(**params)
+        if kind == "fake":
+            from hivethink.backends.fake import ScriptedBackend
+
+            return ScriptedBackend(**params)
+    except TypeError as e:
+        raise HivethinkError(f"bad parameters for the {kind} backend: {e}") from None
+    raise HivethinkError(f"unknown backend kind {kind!r} (choose from {', '.join(KINDS)})")
+
+
+__all__ = ["Backend", "Completion", "GenRequest", "get_backend", "KINDS"]

@@ -17,6 +17,7 @@ from hivethink.substrates.pair import Pair
 from hivethink.substrates.program import Program
 from hivethink.substrates.roleplay import Roleplay
 from hivethink.substrates.sequential import Sequential
+from hivethink.substrates.shared_cache import SharedCache
 from hivethink.substrates.single import Single
 
 SUBSTRATES: dict[str, type] = {
@@ -33,6 +34,7 @@ SUBSTRATES: dict[str, type] = {
         Roleplay,
         Agree,
         Pair,
+        SharedCache,
     )
 }
 
