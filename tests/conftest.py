@@ -28,10 +28,7 @@ def tiny_hf(family: str, seed: int = 0):
     common = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
                   rope_theta=10000.0, tie_word_embeddings=False)
-    if family == "qwen2":
-        cfg = Qwen2Config(**common)
-    else:
-        cfg = Qwen3Config(head_dim=16, **common)
+    cfg = Qwen2Config(**common) if family == "qwen2" else Qwen3Config(head_dim=16, **common)
     hf = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
     with torch.no_grad():  # biases are zero at init: make them matter
         for name, p in hf.named_parameters():

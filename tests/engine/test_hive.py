@@ -63,15 +63,6 @@ def test_solve_runs_to_an_answer_or_the_finisher(smol16, layout):
     assert res.checks == len(checks) and res.checks_yes == sum(e.data["answer"] == "yes" for e in checks)
 
 
-def test_combined_steps_move_into_the_common_history(smol16):
-    # A tiny budget of steps ending at blank lines: force them with a custom extractor-free run.
-    res = Hive(smol16, HiveConfig(workers=2, layout="combined", max_steps=120, check_interval=None)).solve(
-        "Write three short sentences about cats, each in its own paragraph.")
-    steps = [e for e in res.events if e.kind == "step"]
-    for e in steps:
-        assert e.text.startswith(f"**{e.worker} [{e.data['index']}]:** ")
-
-
 def test_bad_configs_are_one_line_errors():
     for kw in ({"workers": 0}, {"workers": 17}, {"layout": "ring"}, {"max_steps": 0}, {"top_p": 0.0}):
         with pytest.raises(HivethinkError):
@@ -82,3 +73,49 @@ def test_majority_prefers_the_first_on_ties():
     assert majority(["b", "a", "a", "b"]) == "b"
     assert majority([None, "", "x"]) == "x"
     assert majority([None]) is None
+
+
+def short_steps(monkeypatch, chars: int = 24) -> None:
+    """Make every step end after a few characters, so step machinery runs on a tiny model."""
+    import hivethink.engine.hive as hive_mod
+
+    monkeypatch.setattr(hive_mod, "step_ended", lambda text: len(text) > chars)
+
+
+@pytest.mark.parametrize("layout", ["combined", "contiguous"])
+def test_redundancy_check_is_asked_and_answered(smol16, monkeypatch, layout):
+    short_steps(monkeypatch)
+    res = Hive(smol16, HiveConfig(workers=2, layout=layout, max_steps=60, check_interval=20)).solve(PROBLEM)
+    checks = [e for e in res.events if e.kind == "check"]
+    assert res.checks == len(checks) >= 2
+    assert all(e.data["answer"] in ("yes", "no", "?") for e in checks)
+    asked = sum(t.count("am I doing redundant work?") for t in res.texts.values())
+    assert asked >= res.checks
+    off = Hive(smol16, HiveConfig(workers=2, layout=layout, max_steps=60, check_interval=None)).solve(PROBLEM)
+    assert off.checks == 0 and not any("redundant work" in t for t in off.texts.values())
+
+
+def test_steps_move_to_the_common_history_and_a_custom_extractor_stops_the_run(smol16, monkeypatch):
+    short_steps(monkeypatch)
+    hive = Hive(smol16, HiveConfig(workers=3, layout="combined", max_steps=200, check_interval=None),
+                extractor=lambda text: "found" if text.count(" ") >= 3 else None)
+    res = hive.solve(PROBLEM)
+    assert res.finished_by == "answer" and res.answer == "found" and res.steps < 200
+    steps = [e for e in res.events if e.kind == "step"]
+    assert steps and all(e.text.startswith(f"**{e.worker} [{e.data['index']}]:** ") for e in steps)
+
+
+def test_sixteen_workers(smol16):
+    res = Hive(smol16, HiveConfig(workers=16, layout="combined", max_steps=6, finisher_tokens=2)).solve(PROBLEM)
+    assert len(res.tokens) == 16 and res.texts.keys() == res.tokens.keys()
+    assert all(n == 6 for n in res.tokens.values())
+
+
+def test_sampling_is_seeded_per_worker(smol16):
+    cfg = dict(workers=2, layout="independent", max_steps=16, temperature=1.0, top_p=0.9, check_interval=None)
+    a = Hive(smol16, HiveConfig(seed=1, **cfg)).solve(PROBLEM)
+    b = Hive(smol16, HiveConfig(seed=1, **cfg)).solve(PROBLEM)
+    c = Hive(smol16, HiveConfig(seed=2, **cfg)).solve(PROBLEM)
+    assert a.texts == b.texts
+    assert a.texts != c.texts
+    assert a.texts["Alice"] != a.texts["Bob"]  # distinct streams per worker
