@@ -23,6 +23,9 @@ from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable, apply_rotation
 
 
+MASKED = -1e30
+
+
 @dataclass
 class BlockPlan:
     """What one forward pass needs to attend; built once per pass, shared by all layers."""
@@ -30,7 +33,7 @@ class BlockPlan:
     n_pages: int  # hw: pages scanned
     q_cos: torch.Tensor  # [hw, 1, W, M, 1, D] query rotation per (page, row, query)
     q_sin: torch.Tensor
-    mask: torch.Tensor  # [hw, 1, W, M, 1, P] additive: 0 where visible, -inf elsewhere (fp32)
+    mask: torch.Tensor  # [hw, 1, W, M, 1, P] additive: 0 where visible, MASKED elsewhere (fp32)
     k_cos: torch.Tensor  # [W, M, 1, D] rotation of the new keys to their block-local positions
     k_sin: torch.Tensor
     w_page: torch.Tensor  # [W * M] where the new keys/values go (scratch page for padding)
@@ -88,7 +91,8 @@ def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new:
     lim = torch.where(in_view[:, None, :], lim, torch.zeros_like(lim))
     local = torch.tensor(page_start)[:, None] + torch.arange(P)[None, :]  # [hw, P]
     visible = local[None, None] < lim[..., None]  # [W, M, hw, P]
-    mask = torch.zeros(visible.shape, dtype=torch.float32).masked_fill_(~visible, float("-inf"))
+    # A large finite negative, not -inf: exp() of -inf takes a slow path on CPU, and the result is 0 all the same.
+    mask = torch.zeros(visible.shape, dtype=torch.float32).masked_fill_(~visible, MASKED)
     mask = mask.permute(2, 0, 1, 3)[:, None, :, :, None, :].to(dev)
     q_cos, q_sin = rope.lookup(delta.to(dev))  # [W, M, hw, D]
     k_cos, k_sin = rope.lookup(torch.tensor(k_pos, device=dev))  # [W, M, D]
