@@ -26,8 +26,10 @@ app = typer.Typer(
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
+    """Print one line on stderr and exit. ``SystemExit`` (not ``typer.Exit``) so the code survives
+    a parent app that runs click with ``standalone_mode=False``."""
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+    raise SystemExit(code)
 
 
 def _first_line(err: BaseException) -> str:

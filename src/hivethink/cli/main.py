@@ -157,7 +157,9 @@ _mount_lab()
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, standalone_mode=False, prog_name="hivethink")
+        rv = app(args=argv, standalone_mode=False, prog_name="hivethink")
+        if isinstance(rv, int):  # typer.Exit(code) comes back as the return value here
+            return rv
     except HivethinkError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -131,7 +131,9 @@ class LabConfig(_Strict):
         ):
             dup = sorted({x for x in labels if labels.count(x) > 1})
             if dup:
-                raise ValueError(f"duplicate {what} label(s) {dup}: give each a distinct name/label")
+                raise ValueError(
+                    f"duplicate {what} label(s) {dup}: give each a distinct name/label"
+                )
         known = {s.display for s in self.substrates}
         for task in self.tasks:
             unknown = sorted(set(task.substrates or ()) - known)
@@ -157,7 +159,9 @@ def _one_line(err: ValidationError) -> str:
 def parse_config(data: Any, source: str = "config") -> LabConfig:
     """Validate a mapping; any problem becomes a one-line :class:`HivethinkError`."""
     if not isinstance(data, dict):
-        raise HivethinkError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+        raise HivethinkError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     try:
         return LabConfig.model_validate(data)
     except ValidationError as err:

@@ -113,7 +113,8 @@ def _build(kind: str, name: str, make: Callable[[], Any]) -> Any:
 def expand_grid(config: LabConfig, factories: Factories) -> Plan:
     """Build every task and substrate once, generate the instances, and list every sample."""
     tasks = [
-        _build("task", t.name, lambda t=t: factories.get_task(t.name, **t.params)) for t in config.tasks
+        _build("task", t.name, lambda t=t: factories.get_task(t.name, **t.params))
+        for t in config.tasks
     ]
     substrates = [
         _build("substrate", s.name, lambda s=s: factories.get_substrate(s.name, **s.params))
@@ -121,14 +122,20 @@ def expand_grid(config: LabConfig, factories: Factories) -> Plan:
     ]
     instances: list[list[Instance]] = []
     for spec, task in zip(config.tasks, tasks, strict=True):
-        generated = _build("task", spec.name, lambda s=spec, t=task: t.generate(s.n, s.instance_seed))
+        generated = _build(
+            "task", spec.name, lambda s=spec, t=task: t.generate(s.n, s.instance_seed)
+        )
         instances.append(list(generated))
     budget = config.budget.model_dump()
     samples: list[Sample] = []
     for mi, model in enumerate(config.models):
         model_cell = {"kind": model.kind, "params": model.params}
         for ti, tspec in enumerate(config.tasks):
-            task_cell = {"name": tspec.name, "params": tspec.params, "instance_seed": tspec.instance_seed}
+            task_cell = {
+                "name": tspec.name,
+                "params": tspec.params,
+                "instance_seed": tspec.instance_seed,
+            }
             allowed = set(tspec.substrates) if tspec.substrates is not None else None
             for instance in instances[ti]:
                 for si, sspec in enumerate(config.substrates):
@@ -145,12 +152,20 @@ def expand_grid(config: LabConfig, factories: Factories) -> Plan:
                         for seed in config.seeds:
                             samples.append(
                                 Sample(
-                                    key=sample_key(cell, instance.id, seed), index=len(samples),
-                                    cell=cell, model=mi, substrate=si, task=ti, workers=workers,
-                                    instance=instance, seed=seed,
+                                    key=sample_key(cell, instance.id, seed),
+                                    index=len(samples),
+                                    cell=cell,
+                                    model=mi,
+                                    substrate=si,
+                                    task=ti,
+                                    workers=workers,
+                                    instance=instance,
+                                    seed=seed,
                                 )
                             )
     keys = [s.key for s in samples]
     if len(set(keys)) != len(keys):
-        raise HivethinkError("the grid repeats a sample (same model, substrate, task, instance, seed)")
+        raise HivethinkError(
+            "the grid repeats a sample (same model, substrate, task, instance, seed)"
+        )
     return Plan(config=config, samples=samples, tasks=tasks, substrates=substrates)

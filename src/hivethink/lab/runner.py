@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +30,7 @@ from hivethink.lab.config import LabConfig
 from hivethink.lab.grid import Factories, Plan, Sample, default_factories, expand_grid
 from hivethink.lab.store import (
     CONFIG,
+    LOCK,
     RESULTS,
     TRACES,
     append_result,
@@ -69,14 +73,26 @@ def run_sample(plan: Plan, sample: Sample, backend: Backend) -> tuple[list[Event
     substrate = plan.substrates[sample.substrate]
     budget = Budget(**config.budget.model_dump())
     try:
-        result = substrate.run(instance, task, backend, workers=sample.workers, budget=budget, seed=sample.seed)
+        result = substrate.run(
+            instance, task, backend, workers=sample.workers, budget=budget, seed=sample.seed
+        )
         metrics = compute_metrics(result.events, task=task, instance=instance, result=result)
     except Exception as err:
         message = f"{type(err).__name__}: {err}"
-        event = Event(kind="error", worker="lab", text=message,
-                      data={"reason": "exception", "traceback": traceback.format_exc()})
-        return [event], {"score": None, "answer": None, "agent_answers": {}, "metrics": {},
-                         "info": {}, "error": message}
+        event = Event(
+            kind="error",
+            worker="lab",
+            text=message,
+            data={"reason": "exception", "traceback": traceback.format_exc()},
+        )
+        return [event], {
+            "score": None,
+            "answer": None,
+            "agent_answers": {},
+            "metrics": {},
+            "info": {},
+            "error": message,
+        }
     return list(result.events), {
         "score": metrics.get("score"),
         "answer": result.answer,
@@ -106,17 +122,39 @@ def _record(plan: Plan, sample: Sample, fields: dict[str, Any], n_events: int) -
     }
 
 
-def _backend(plan: Plan, factories: Factories, index: int, cache: dict[int, Backend]) -> Backend:
-    """The backend of model ``index``, built once per run."""
-    if index not in cache:
+def build_backends(plan: Plan, factories: Factories, samples: list[Sample]) -> dict[int, Backend]:
+    """One backend per model that ``samples`` use, built before any sample runs (so a bad model
+    fails at once, with one message)."""
+    backends: dict[int, Backend] = {}
+    for index in sorted({s.model for s in samples}):
         spec = plan.config.models[index]
         try:
-            cache[index] = factories.get_backend(spec.kind, **spec.params)
+            backends[index] = factories.get_backend(spec.kind, **spec.params)
         except HivethinkError:
             raise
         except Exception as err:
-            raise HivethinkError(f"model {spec.label!r}: cannot build backend: {type(err).__name__}: {err}") from None
-    return cache[index]
+            raise HivethinkError(
+                f"model {spec.label!r}: cannot build backend: {type(err).__name__}: {err}"
+            ) from None
+    return backends
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``OUT/.lock`` (released by the OS even on kill -9), so two runs
+    never append to one directory at once."""
+    with open(out / LOCK, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HivethinkError(f"{out}: another run is writing to this directory") from None
+        yield
+
+
+def _describe(config: LabConfig, sample: Sample) -> str:
+    substrate = config.substrates[sample.substrate].display
+    task = config.tasks[sample.task].label
+    return f"{substrate} / {task} / N={sample.workers} / seed {sample.seed}"
 
 
 def run_lab(
@@ -131,45 +169,55 @@ def run_lab(
     """Run every unfinished sample of the grid (at most ``limit`` of them) into ``out_dir``.
 
     Finished keys in ``results.jsonl`` are skipped, a torn last line is dropped first, and
-    ``summary.parquet`` is rewritten at the end (also when interrupted).
+    ``summary.parquet`` is rewritten at the end (also when interrupted). Each sample's trace is
+    written and fsynced before its results line is appended and fsynced.
     """
     out = Path(out_dir)
     (out / TRACES).mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     factories = factories or default_factories()
     plan = expand_grid(config, factories)
-    (out / CONFIG).write_text(json.dumps(config.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
-
-    torn = repair_results(out)
-    if torn:
-        console.print(f"dropped a torn results line ({torn} bytes); its sample runs again")
-    done = {r["key"] for r in (read_results(out) if (out / RESULTS).exists() else [])}
-    pending = [s for s in plan.samples if s.key not in done]
-    todo = pending if limit is None else pending[: max(limit, 0)]
-    backends: dict[int, Backend] = {}
-    failed = 0
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    try:
-        with Progress(*columns, console=console, disable=not progress) as bar:
-            job = bar.add_task("samples", total=len(todo))
-            for sample in todo:
-                bar.update(job, description=(
-                    f"{config.substrates[sample.substrate].display} / {config.tasks[sample.task].label}"
-                    f" / N={sample.workers} / seed {sample.seed}"
-                ))
-                backend = _backend(plan, factories, sample.model, backends)
-                t0 = time.perf_counter()
-                events, fields = run_sample(plan, sample, backend)
-                fields["lab_wall_s"] = round(time.perf_counter() - t0, 3)
-                write_jsonl(trace_path(out, sample.key), events)
-                append_result(out, _record(plan, sample, fields, len(events)))
-                failed += fields["error"] is not None
-                bar.advance(job)
-    finally:
-        if (out / RESULTS).exists():
-            write_summary(out, read_results(out))
+    with _exclusive(out):
+        (out / CONFIG).write_text(
+            json.dumps(config.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8"
+        )
+        torn = repair_results(out)
+        if torn:
+            console.print(f"dropped a torn results line ({torn} bytes); its sample runs again")
+        done = {r["key"] for r in (read_results(out) if (out / RESULTS).exists() else [])}
+        pending = [s for s in plan.samples if s.key not in done]
+        todo = pending if limit is None else pending[: max(limit, 0)]
+        backends = build_backends(plan, factories, todo)
+        failed = 0
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        try:
+            with Progress(*columns, console=console, disable=not progress) as bar:
+                job = bar.add_task("samples", total=len(todo))
+                for sample in todo:
+                    bar.update(job, description=_describe(config, sample))
+                    t0 = time.perf_counter()
+                    events, fields = run_sample(plan, sample, backends[sample.model])
+                    fields["lab_wall_s"] = round(time.perf_counter() - t0, 3)
+                    write_jsonl(trace_path(out, sample.key), events)
+                    append_result(out, _record(plan, sample, fields, len(events)))
+                    failed += fields["error"] is not None
+                    bar.advance(job)
+        finally:
+            if (out / RESULTS).exists():
+                write_summary(out, read_results(out))
     return RunSummary(
-        out_dir=out, total=len(plan.samples), skipped=len(plan.samples) - len(pending),
-        ran=len(todo), failed=failed, remaining=len(pending) - len(todo), torn_bytes=torn,
+        out_dir=out,
+        total=len(plan.samples),
+        skipped=len(plan.samples) - len(pending),
+        ran=len(todo),
+        failed=failed,
+        remaining=len(pending) - len(todo),
+        torn_bytes=torn,
     )

@@ -25,6 +25,7 @@ RESULTS = "results.jsonl"
 TRACES = "traces"
 SUMMARY = "summary.parquet"
 CONFIG = "config.json"
+LOCK = ".lock"
 
 
 def trace_path(run_dir: Path, key: str) -> Path:
@@ -50,7 +51,9 @@ def _scan(data: bytes, source: Path) -> tuple[list[dict[str, Any]], int]:
             except ValueError:
                 if i == len(lines) - 1:
                     break
-                raise HivethinkError(f"{source}: line {i + 1} is corrupt (not a results record)") from None
+                raise HivethinkError(
+                    f"{source}: line {i + 1} is corrupt (not a results record)"
+                ) from None
             records.append(record)
         good = end
     return records, good
@@ -91,12 +94,28 @@ def append_result(run_dir: Path, record: dict[str, Any]) -> None:
 
 
 def read_trace(run_dir: str | Path, record: dict[str, Any]) -> list[Event]:
-    """The trace a results record points at."""
-    return list(read_jsonl(Path(run_dir) / record["trace"]))
+    """The trace a results record points at (a corrupt line: HivethinkError; missing file:
+    FileNotFoundError)."""
+    path = Path(run_dir) / record["trace"]
+    try:
+        return list(read_jsonl(path))
+    except ValueError as err:  # JSON or schema error before the last line
+        raise HivethinkError(f"{path}: corrupt trace ({type(err).__name__})") from None
 
 
-_BASE_COLUMNS = ("key", "index", "model", "substrate", "task", "workers", "instance", "seed",
-                 "score", "answer", "error")
+_BASE_COLUMNS = (
+    "key",
+    "index",
+    "model",
+    "substrate",
+    "task",
+    "workers",
+    "instance",
+    "seed",
+    "score",
+    "answer",
+    "error",
+)
 
 
 def summary_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -116,8 +135,10 @@ def _column(values: list[Any]) -> pa.Array:
     present = [v for v in values if v is not None]
     if all(isinstance(v, (int, float)) for v in present):
         return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
-    return pa.array([None if v is None else (v if isinstance(v, str) else canonical_json(v)) for v in values],
-                    type=pa.string())
+    return pa.array(
+        [None if v is None else (v if isinstance(v, str) else canonical_json(v)) for v in values],
+        type=pa.string(),
+    )
 
 
 def write_summary(run_dir: Path, records: list[dict[str, Any]]) -> Path:
@@ -131,7 +152,9 @@ def write_summary(run_dir: Path, records: list[dict[str, Any]]) -> Path:
     for name in names:
         values = [row.get(name) for row in rows]
         if name in text_columns:
-            columns[name] = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+            columns[name] = pa.array(
+                [None if v is None else str(v) for v in values], type=pa.string()
+            )
         else:
             columns[name] = _column(values)
     path = run_dir / SUMMARY

@@ -11,8 +11,14 @@ from collections.abc import Hashable, Sequence
 from itertools import combinations
 
 from hivethink.metrics.outcome import Metrics
-from hivethink.metrics.text import containment, ngrams, normalize, text_ngrams, words
-from hivethink.metrics.views import NON_AGENTS, agent_names, final_answers, worker_outputs
+from hivethink.metrics.text import containment, normalize, text_ngrams
+from hivethink.metrics.views import (
+    NON_AGENTS,
+    agent_names,
+    final_answers,
+    own_pieces,
+    worker_outputs,
+)
 from hivethink.tasks.base import Instance, Task
 from hivethink.trace import Event
 
@@ -29,7 +35,8 @@ def work_units(
     ``("items", ...)`` when the task can list items in a text (``task.items(text)``, or
     ``task.items(text, instance)`` when it takes the instance; the ``enumerate`` task): each
     agent's normalised items. Otherwise ``("ngram", ...)``: each agent's distinct word 4-grams.
-    Units that occur in the task prompt are left out (restating the task is not work).
+    Units that occur in the task prompt are left out (restating the task is not work), and text
+    the engine forced into the streams (step headers, the redundancy check) is cut out first.
     """
     outputs = worker_outputs(events)
     items = getattr(task, "items", None)
@@ -42,11 +49,13 @@ def work_units(
 
         prompt_items = listed(instance.prompt) if instance is not None else set()
         return "items", {
-            w: set().union(*(listed(t) for t in texts)) - prompt_items for w, texts in outputs.items()
+            w: set().union(*(listed(t) for t in texts)) - prompt_items
+            for w, texts in outputs.items()
         }
+    cut = own_pieces(events)
     prompt = text_ngrams([instance.prompt], REDUNDANCY_NGRAM) if instance is not None else set()
     return "ngram", {
-        w: text_ngrams(texts, REDUNDANCY_NGRAM) - prompt for w, texts in outputs.items()
+        w: set(text_ngrams(cut(texts), REDUNDANCY_NGRAM) - prompt) for w, texts in outputs.items()
     }
 
 
@@ -104,16 +113,20 @@ def check_pivots(events: Sequence[Event]) -> list[tuple[str, str, bool | None]]:
     its word bigrams occur in that worker's earlier steps. None when undecidable (no earlier
     step, no later step, or a later step too short to have a bigram).
     """
+    cut = own_pieces(events)
     out: list[tuple[str, str, bool | None]] = []
     for i, ev in enumerate(events):
         if ev.kind != "check":
             continue
         answer = str(ev.data.get("answer", "?")).strip().lower() or "?"
         before = [e.text for e in events[:i] if e.kind == "step" and e.worker == ev.worker]
-        after = next((e.text for e in events[i + 1 :] if e.kind == "step" and e.worker == ev.worker), None)
+        after = next(
+            (e.text for e in events[i + 1 :] if e.kind == "step" and e.worker == ev.worker), None
+        )
         pivoted: bool | None = None
         if before and after is not None:
-            share = containment(ngrams(words(after), PIVOT_NGRAM), text_ngrams(before, PIVOT_NGRAM))
+            new = text_ngrams(cut([after]), PIVOT_NGRAM)
+            share = containment(new, text_ngrams(cut(before), PIVOT_NGRAM))
             pivoted = None if share is None else share < PIVOT_MAX_OVERLAP
         out.append((ev.worker, answer, pivoted))
     return out
@@ -163,7 +176,9 @@ def agreement_metrics(
         return metrics
     agreed = all(a is not None and a == norm[0] for a in norm)
     metrics["agreement"] = 1.0 if agreed else 0.0
-    metrics["pairwise_agreement"] = sum(1 for a, b in pairs if a is not None and a == b) / len(pairs)
+    metrics["pairwise_agreement"] = sum(1 for a, b in pairs if a is not None and a == b) / len(
+        pairs
+    )
     if task is not None and instance is not None:
         correct = agreed and float(task.score(instance, next(iter(answers.values())))) >= 1.0
         metrics["agreed_and_correct"] = 1.0 if correct else 0.0

@@ -37,7 +37,9 @@ MAST_GROUPS: dict[str, dict[str, str]] = {
         "3.3": "incorrect verification",
     },
 }
-MAST_MODES: dict[str, str] = {code: name for group in MAST_GROUPS.values() for code, name in group.items()}
+MAST_MODES: dict[str, str] = {
+    code: name for group in MAST_GROUPS.values() for code, name in group.items()
+}
 
 _CODE = re.compile(r"([123])\s*\.\s*([1-6])")
 _LINE = re.compile(r"([123]\s*\.\s*[1-6])[^\n]{0,80}?\b(yes|no|true|false|present|absent)\b", re.I)
@@ -130,7 +132,9 @@ def _loads_lenient(blob: str) -> Any:
     except json.JSONDecodeError:
         pass
     fixed = re.sub(r",\s*([}\]])", r"\1", blob)
-    fixed = re.sub(r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", re.sub(r"\bNone\b", "null", fixed)))
+    fixed = re.sub(
+        r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", re.sub(r"\bNone\b", "null", fixed))
+    )
     if '"' not in fixed:
         fixed = fixed.replace("'", '"')
     try:

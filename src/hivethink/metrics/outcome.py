@@ -57,8 +57,14 @@ def protocol_metrics(info: dict[str, Any]) -> Metrics:
     ``flipped``: 1 when an agent abandoned its answer for a partner's asserted wrong one.
     """
     rounds = next((info[k] for k in ("rounds_used", "rounds", "turns") if k in info), None)
-    rounds = int(rounds) if isinstance(rounds, (int, float)) and not isinstance(rounds, bool) else None
-    consensus = _flag(next((info[k] for k in ("consensus", "valid", "agreed", "ended_by_vote") if k in info), None))
+    rounds = (
+        int(rounds) if isinstance(rounds, (int, float)) and not isinstance(rounds, bool) else None
+    )
+    consensus = _flag(
+        next(
+            (info[k] for k in ("consensus", "valid", "agreed", "ended_by_vote") if k in info), None
+        )
+    )
     return {
         "rounds": rounds,
         "timeout": _flag(info.get("timeout")),

@@ -7,8 +7,8 @@ import re
 from collections.abc import Sequence
 
 from hivethink.metrics.outcome import Metrics
-from hivethink.metrics.text import containment, content_words, jaccard, ngrams, normalize, words
-from hivethink.metrics.views import NON_AGENTS, worker_outputs
+from hivethink.metrics.text import containment, content_words, jaccard, ngrams, words
+from hivethink.metrics.views import NON_AGENTS, agent_names, own_pieces, worker_outputs
 from hivethink.tasks.base import Instance
 from hivethink.trace import Event
 
@@ -39,11 +39,12 @@ _SUBSTANCE = re.compile(r"\d|:|\\boxed|```|=")
 
 
 def is_loop(previous: str, current: str) -> bool:
-    """Two consecutive outputs repeat each other: equal after normalisation, or trigram Jaccard >= 0.8."""
-    a, b = normalize(previous), normalize(current)
+    """Two consecutive outputs repeat each other: the same words (case and punctuation ignored),
+    or word-trigram Jaccard similarity >= 0.8."""
+    a, b = words(previous), words(current)
     if a and a == b:
         return True
-    sim = jaccard(ngrams(words(previous), LOOP_NGRAM), ngrams(words(current), LOOP_NGRAM))
+    sim = jaccard(ngrams(a, LOOP_NGRAM), ngrams(b, LOOP_NGRAM))
     return sim is not None and sim >= LOOP_MIN_JACCARD
 
 
@@ -51,7 +52,10 @@ def is_repetitive(text: str) -> bool:
     """An output that loops inside itself: at least 12 word 4-grams, at most half of them distinct."""
     toks = words(text)
     total = len(toks) - REPEAT_NGRAM + 1
-    return total >= REPEAT_MIN_NGRAMS and len(ngrams(toks, REPEAT_NGRAM)) / total <= REPEAT_MAX_DISTINCT
+    return (
+        total >= REPEAT_MIN_NGRAMS
+        and len(ngrams(toks, REPEAT_NGRAM)) / total <= REPEAT_MAX_DISTINCT
+    )
 
 
 def is_instruction(text: str) -> bool:
@@ -70,14 +74,19 @@ def is_flake(text: str) -> bool:
 
 
 def task_overlap(text: str, prompt: str) -> float | None:
-    """Fraction of an output's content words that occur in the task prompt (None: no content words)."""
+    """Fraction of an output's content words that occur in ``prompt`` (None: no content words)."""
     return containment(content_words(text), content_words(prompt))
 
 
 def is_drift(text: str, prompt: str) -> bool:
-    """Off task: at least 5 content words and fewer than 10% of them occur in the task prompt."""
+    """Off task: at least 5 content words and fewer than 10% of them occur in ``prompt`` (the task
+    as the worker was told it)."""
     overlap = task_overlap(text, prompt)
-    return len(content_words(text)) >= DRIFT_MIN_WORDS and overlap is not None and overlap < DRIFT_MIN_OVERLAP
+    return (
+        len(content_words(text)) >= DRIFT_MIN_WORDS
+        and overlap is not None
+        and overlap < DRIFT_MIN_OVERLAP
+    )
 
 
 def directors(events: Sequence[Event]) -> set[str]:
@@ -87,21 +96,38 @@ def directors(events: Sequence[Event]) -> set[str]:
     return out - NON_AGENTS
 
 
+def task_as_told(events: Sequence[Event], instance: Instance) -> dict[str, str]:
+    """Per agent, the task as it was told: the instance prompt, the agent's first ``prompt``
+    event (its instructions, before any partner spoke) and prompts shown to everyone."""
+    shared = [e.text for e in events if e.kind == "prompt" and e.worker in NON_AGENTS]
+    first: dict[str, str] = {}
+    for e in events:
+        if e.kind == "prompt" and e.worker not in NON_AGENTS:
+            first.setdefault(e.worker, e.text)
+    return {w: "\n".join([instance.prompt, *shared, first.get(w, "")]) for w in agent_names(events)}
+
+
 def pathology_metrics(events: Sequence[Event], instance: Instance | None = None) -> Metrics:
     """Counts of each pathology over all agents' outputs (see the ``is_*`` rules above).
 
     ``patho_loops``: consecutive near-duplicate outputs of one worker; ``patho_repetition``:
     outputs looping inside themselves; ``patho_role_flips``: outputs of non-director workers that
-    instruct; ``patho_flakes``: flake replies; ``patho_drift``: off-task outputs (needs the
-    instance, else None); ``patho_format_failures``: ``error`` events. ``task_overlap`` is the mean
-    overlap of outputs with the task prompt.
+    instruct; ``patho_flakes``: flake replies; ``patho_drift``: off-task outputs, judged against
+    :func:`task_as_told` (needs the instance, else None); ``patho_format_failures``: ``error``
+    events. ``task_overlap``: mean overlap of the outputs with the task as told. Text the engine
+    forced into a step (its header, the redundancy check) is cut out of the outputs first.
     """
-    outputs = worker_outputs(events)
+    cut = own_pieces(events)
+    outputs = {
+        w: [" ".join(cut([t])).strip() for t in ts] for w, ts in worker_outputs(events).items()
+    }
     bosses = directors(events)
     texts = [t for ts in outputs.values() for t in ts]
     metrics: Metrics = {
         "outputs": len(texts),
-        "patho_loops": sum(is_loop(a, b) for ts in outputs.values() for a, b in zip(ts, ts[1:], strict=False)),
+        "patho_loops": sum(
+            is_loop(a, b) for ts in outputs.values() for a, b in zip(ts, ts[1:], strict=False)
+        ),
         "patho_repetition": sum(is_repetitive(t) for t in texts),
         "patho_role_flips": sum(
             is_instruction(t) for w, ts in outputs.items() if w not in bosses for t in ts
@@ -112,7 +138,13 @@ def pathology_metrics(events: Sequence[Event], instance: Instance | None = None)
         "task_overlap": None,
     }
     if instance is not None:
-        metrics["patho_drift"] = sum(is_drift(t, instance.prompt) for t in texts)
-        overlaps = [o for t in texts if (o := task_overlap(t, instance.prompt)) is not None]
+        told = task_as_told(events, instance)
+        metrics["patho_drift"] = sum(is_drift(t, told[w]) for w, ts in outputs.items() for t in ts)
+        overlaps = [
+            o
+            for w, ts in outputs.items()
+            for t in ts
+            if (o := task_overlap(t, told[w])) is not None
+        ]
         metrics["task_overlap"] = sum(overlaps) / len(overlaps) if overlaps else None
     return metrics

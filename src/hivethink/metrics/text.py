@@ -8,9 +8,16 @@ from collections.abc import Iterable, Sequence
 _WORD = re.compile(r"\w+")
 
 # Words too common to say anything about what a text is about (used by the drift detector).
-STOPWORDS = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "he", "her", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "let", "like", "may", "me", "might", "my", "no", "not", "now", "of", "on", "one", "or", "our", "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "too", "up", "us", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "yes", "you", "your", "also", "very", "more", "most", "much", "many", "any", "all", "each", "other", "only", "over", "under", "again", "here", "out", "about", "after", "before", "because", "been", "being", "both", "same", "own", "well", "okay", "ok", "sure"]
-)
+_STOPWORDS_TEXT = """
+a an and are as at be but by can could did do does for from had has have he her him his how i if
+in into is it its just let like may me might my no not now of on one or our she should so some
+such than that the their them then there these they this those to too up us was we were what
+when where which who why will with would yes you your also very more most much many any all each
+other only over under again here out about after before because been being both same own well
+okay ok sure
+"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+_LETTERS = re.compile(r"[a-z]+")
 
 
 def words(text: str) -> list[str]:
@@ -48,5 +55,6 @@ def containment(part: set, whole: set) -> float | None:
 
 
 def content_words(text: str) -> set[str]:
-    """Words that carry topic: numbers, and words of 3+ characters that are not stopwords."""
-    return {w for w in words(text) if w.isdigit() or (len(w) >= 3 and w not in STOPWORDS)}
+    """Words that carry topic: runs of 3+ letters (``prime_numbers`` gives two) that are not
+    stopwords. Numbers are left out: a list of numbers is neither on nor off a topic."""
+    return {w for w in _LETTERS.findall(text.lower()) if len(w) >= 3 and w not in STOPWORDS}

@@ -10,17 +10,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hivethink.errors import HivethinkError
 from hivethink.lab.store import CONFIG, read_results, read_trace
 from hivethink.report.data import (
     Record,
     Table,
     agreement,
     coordination,
+    merge_tokens,
     overview,
     pathologies,
     samples,
 )
 from hivethink.report.plots import Plot, all_plots
+from hivethink.report.text import clean_text
 from hivethink.trace import Event
 
 REPORT = "report.html"
@@ -28,7 +31,7 @@ SUMMARY_MD = "summary.md"
 MAX_TRACES = 40  # samples whose traces are shown in the page
 MAX_EVENTS = 200  # events shown per trace
 MAX_TEXT = 4000  # characters shown per event (prompts: PROMPT_TEXT)
-PROMPT_TEXT = 600
+PROMPT_TEXT = 2000
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}
@@ -37,6 +40,7 @@ th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:to
 th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .note{color:#777;font-style:italic} img{max-width:100%;border:1px solid #eee}
 details{margin:.3em 0;border:1px solid #ddd;padding:.3em .6em}
+details.ev{border:none;padding:0}
 .ev{margin:.4em 0}.w{font-weight:bold}.k{color:#777;font-size:.85em}
 pre{white-space:pre-wrap;word-break:break-word;margin:.2em 0 .2em 1.5em;background:#fafafa}
 pre.prompt{color:#888}
@@ -54,66 +58,87 @@ def fmt(value: Any) -> str:
 
 
 def _esc(value: Any) -> str:
-    return html.escape(fmt(value), quote=True)
+    return html.escape(clean_text(fmt(value)), quote=True)
 
 
 def table_html(table: Table) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
     body = "".join(
-        "<tr>" + "".join(
-            f'<td class="num">{_esc(c)}</td>' if isinstance(c, (int, float)) else f"<td>{_esc(c)}</td>"
+        "<tr>"
+        + "".join(
+            f'<td class="num">{_esc(c)}</td>'
+            if isinstance(c, (int, float))
+            else f"<td>{_esc(c)}</td>"
             for c in row
-        ) + "</tr>"
+        )
+        + "</tr>"
         for row in table.rows
     )
     note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ""
     if not table.rows:
-        return f"<h2>{html.escape(table.title)}</h2><p class=\"note\">no data</p>"
+        return f'<h2>{html.escape(table.title)}</h2><p class="note">no data</p>'
     return f"<h2>{html.escape(table.title)}</h2>{note}<table><tr>{head}</tr>{body}</table>"
 
 
 def plot_html(plot: Plot) -> str:
     if plot.png is None:
         return f'<h3>{html.escape(plot.title)}</h3><p class="note">skipped: {html.escape(plot.note)}</p>'
-    return (f'<h3>{html.escape(plot.title)}</h3>'
-            f'<img alt="{html.escape(plot.title, quote=True)}" src="data:image/png;base64,{plot.png}">')
+    return (
+        f"<h3>{html.escape(plot.title)}</h3>"
+        f'<img alt="{html.escape(plot.title, quote=True)}" src="data:image/png;base64,{plot.png}">'
+    )
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit} more characters]"
+    return (
+        text
+        if len(text) <= limit
+        else text[:limit] + f"\n[... {len(text) - limit} more characters]"
+    )
 
 
 def trace_html(record: Record, events: Sequence[Event]) -> str:
-    """One sample's trace as a collapsible block (token events summarised, texts escaped)."""
+    """One sample's trace as a collapsible block (tokens joined per worker, texts escaped)."""
     colours: dict[str, str] = {}
-    shown = [e for e in events if e.kind != "token"]
-    tokens = len(events) - len(shown)
+    shown = merge_tokens(list(events))
+    tokens = sum(1 for e in events if e.kind == "token")
     parts = []
     for ev in shown[:MAX_EVENTS]:
         colour = colours.setdefault(ev.worker, _COLOURS[len(colours) % len(_COLOURS)])
-        where = f" step {ev.step}" if ev.step is not None else ""
+        where = f" [{ev.step}]" if ev.step is not None else ""
         to = f" → {', '.join(ev.recipients)}" if ev.recipients else ""
         extra = ""
         if ev.kind in ("check", "vote") or (ev.kind == "role" and ev.data.get("abstain")):
             extra = " " + json.dumps(ev.data, ensure_ascii=False, default=str)
         elif ev.kind == "error":
             extra = " " + str(ev.data.get("reason", ""))
-        prompt = ev.kind == "prompt"
-        text = _clip(ev.text, PROMPT_TEXT if prompt else MAX_TEXT)
-        parts.append(
-            f'<div class="ev"><span class="w" style="color:{colour}">{html.escape(ev.worker)}</span> '
-            f'<span class="k">{html.escape(ev.kind + where + to + _clip(extra, 300))}</span>'
-            f'<pre{" class=prompt" if prompt else ""}>{html.escape(text)}</pre></div>'
+        label = (
+            f'<span class="w" style="color:{colour}">{_esc(ev.worker)}</span> '
+            f'<span class="k">{_esc(ev.kind + where + to + _clip(extra, 300))}</span>'
         )
+        if ev.kind == "prompt":  # what the worker was shown: folded away
+            parts.append(
+                f'<details class="ev"><summary>{label} <span class="k">'
+                f"({len(ev.text)} characters)</span></summary>"
+                f'<pre class="prompt">{_esc(_clip(ev.text, PROMPT_TEXT))}</pre></details>'
+            )
+        else:
+            parts.append(
+                f'<div class="ev">{label}<pre>{_esc(_clip(ev.text, MAX_TEXT))}</pre></div>'
+            )
     notes = []
     if tokens:
-        notes.append(f"{tokens} token events not shown")
+        notes.append(
+            f"{tokens} token events, joined per worker (tokens a step repeats are left out)"
+        )
     if len(shown) > MAX_EVENTS:
         notes.append(f"{len(shown) - MAX_EVENTS} more events not shown")
-    summary = (f"#{fmt(record.get('index'))} {record['substrate']} / {record['task']} / N={record['workers']}"
-               f" / seed {record['seed']} — score {fmt(record.get('score'))} — key {record['key']}")
+    summary = (
+        f"#{fmt(record.get('index'))} {record['substrate']} / {record['task']} / N={record['workers']}"
+        f" / seed {record['seed']} — score {fmt(record.get('score'))} — key {record['key']}"
+    )
     note = f'<p class="note">{html.escape("; ".join(notes))}</p>' if notes else ""
-    return f"<details><summary>{html.escape(summary)}</summary>{note}{''.join(parts)}</details>"
+    return f"<details><summary>{_esc(summary)}</summary>{note}{''.join(parts)}</details>"
 
 
 def _traces(run_dir: Path, records: Sequence[Record]) -> str:
@@ -122,17 +147,22 @@ def _traces(run_dir: Path, records: Sequence[Record]) -> str:
     for rec in chosen:
         try:
             events = read_trace(run_dir, rec)
-        except (OSError, ValueError) as err:
-            blocks.append(f'<p class="note">{html.escape(rec["key"])}: trace unreadable ({html.escape(str(err))})</p>')
+        except (OSError, HivethinkError) as err:
+            note = f"{rec['key']}: trace unreadable ({err})"
+            blocks.append(f'<p class="note">{_esc(note)}</p>')
             continue
         blocks.append(trace_html(rec, events))
     more = len(records) - len(chosen)
-    note = f'<p class="note">first {len(chosen)} samples; {more} more in traces/</p>' if more > 0 else ""
+    note = (
+        f'<p class="note">first {len(chosen)} samples; {more} more in traces/</p>'
+        if more > 0
+        else ""
+    )
     return "<h2>Traces</h2>" + note + "".join(blocks)
 
 
 def _md_cell(value: Any) -> str:
-    return fmt(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    return clean_text(fmt(value)).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def table_md(table: Table) -> str:
@@ -165,13 +195,14 @@ def build_report(run_dir: str | Path) -> Path:
     plots = all_plots(records)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
         "style-src 'unsafe-inline'\">"
         f"<title>hivethink report: {html.escape(name)}</title><style>{_CSS}</style></head><body>"
         f"<h1>hivethink lab report: {html.escape(name)}</h1>"
         f"<p>{len(records)} samples, {errors} failed with an exception. Built {stamp}.</p>"
-        + "<h2>Plots</h2>" + "".join(plot_html(p) for p in plots)
+        + "<h2>Plots</h2>"
+        + "".join(plot_html(p) for p in plots)
         + "".join(table_html(t) for t in tables)
         + table_html(samples(records))
         + _traces(run_dir, records)
@@ -180,8 +211,12 @@ def build_report(run_dir: str | Path) -> Path:
     path = run_dir / REPORT
     path.write_text(page, encoding="utf-8")
     skipped = [f"- {p.title}: {p.note}" for p in plots if p.png is None]
-    md = [f"# hivethink lab report: {name}", "",
-          f"{len(records)} samples, {errors} failed with an exception. Plots: {REPORT}.", ""]
+    md = [
+        f"# hivethink lab report: {name}",
+        "",
+        f"{len(records)} samples, {errors} failed with an exception. Plots: {REPORT}.",
+        "",
+    ]
     if skipped:
         md += ["Plots skipped:", *skipped, ""]
     md += [table_md(t) for t in tables]

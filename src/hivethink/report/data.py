@@ -6,10 +6,18 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hivethink.trace import Event
+
 Record = dict[str, Any]
 
-PATHOLOGIES = ("patho_loops", "patho_repetition", "patho_role_flips", "patho_flakes",
-               "patho_drift", "patho_format_failures")
+PATHOLOGIES = (
+    "patho_loops",
+    "patho_repetition",
+    "patho_role_flips",
+    "patho_flakes",
+    "patho_drift",
+    "patho_format_failures",
+)
 # Tasks whose score measures group coordination: AgentsNet graph problems and the consensus game.
 GROUP_TASKS = frozenset({"graph", "agree"})
 
@@ -41,7 +49,9 @@ def total(values: Iterable[Any]) -> int | None:
     return int(sum(nums)) if nums else None
 
 
-def group(records: Sequence[Record], key: Callable[[Record], Hashable]) -> dict[Hashable, list[Record]]:
+def group(
+    records: Sequence[Record], key: Callable[[Record], Hashable]
+) -> dict[Hashable, list[Record]]:
     """Records grouped by ``key``, groups in order of first appearance."""
     out: dict[Hashable, list[Record]] = {}
     for rec in records:
@@ -62,53 +72,122 @@ def task_name(record: Record) -> str:
 def group_size(record: Record) -> int:
     """Agents that took part (from the trace), else the configured worker count."""
     agents = metric(record, "agents")
-    return int(agents) if isinstance(agents, (int, float)) and agents else int(record.get("workers", 1))
+    return (
+        int(agents)
+        if isinstance(agents, (int, float)) and agents
+        else int(record.get("workers", 1))
+    )
 
 
 def overview(records: Sequence[Record]) -> Table:
     """Per model, substrate and task: samples, errors, accuracy, score and cost."""
     rows = []
-    for (model, substrate, task), recs in group(records, lambda r: (r["model"], r["substrate"], r["task"])).items():
+    for (model, substrate, task), recs in group(
+        records, lambda r: (r["model"], r["substrate"], r["task"])
+    ).items():
         good = ok(recs)
-        rows.append([
-            model, substrate, task, len(recs), len(recs) - len(good),
-            mean(metric(r, "correct") for r in good), mean(r.get("score") for r in good),
-            mean(metric(r, "sequential_passes") for r in good), mean(metric(r, "tokens") for r in good),
-            mean(metric(r, "wall_s") for r in good),
-        ])
-    return Table("Overview", ["model", "substrate", "task", "samples", "errors", "accuracy",
-                              "mean score", "seq. passes", "tokens", "wall s"], rows)
+        rows.append(
+            [
+                model,
+                substrate,
+                task,
+                len(recs),
+                len(recs) - len(good),
+                mean(metric(r, "correct") for r in good),
+                mean(r.get("score") for r in good),
+                mean(metric(r, "sequential_passes") for r in good),
+                mean(metric(r, "tokens") for r in good),
+                mean(metric(r, "wall_s") for r in good),
+            ]
+        )
+    return Table(
+        "Overview",
+        [
+            "model",
+            "substrate",
+            "task",
+            "samples",
+            "errors",
+            "accuracy",
+            "mean score",
+            "seq. passes",
+            "tokens",
+            "wall s",
+        ],
+        rows,
+    )
 
 
 def coordination(records: Sequence[Record]) -> Table:
     """Per substrate and worker count: redundancy, division of labour, references, checks, roles."""
     rows = []
-    for (substrate, workers), recs in group(ok(records), lambda r: (r["substrate"], r["workers"])).items():
-        rows.append([
-            substrate, workers, len(recs),
-            mean(metric(r, "redundancy") for r in recs), mean(metric(r, "division_of_labour") for r in recs),
-            mean(metric(r, "references_per_agent") for r in recs), total(metric(r, "checks") for r in recs),
-            mean(metric(r, "pivot_rate_after_yes") for r in recs), total(metric(r, "roles_declared") for r in recs),
-            total(metric(r, "abstentions") for r in recs),
-        ])
-    return Table("Coordination", ["substrate", "N", "samples", "redundancy", "division of labour",
-                                  "references / agent", "checks", "pivot rate after yes", "roles",
-                                  "abstentions"], rows)
+    for (substrate, workers), recs in group(
+        ok(records), lambda r: (r["substrate"], r["workers"])
+    ).items():
+        rows.append(
+            [
+                substrate,
+                workers,
+                len(recs),
+                mean(metric(r, "redundancy") for r in recs),
+                mean(metric(r, "division_of_labour") for r in recs),
+                mean(metric(r, "references_per_agent") for r in recs),
+                total(metric(r, "checks") for r in recs),
+                mean(metric(r, "pivot_rate_after_yes") for r in recs),
+                total(metric(r, "roles_declared") for r in recs),
+                total(metric(r, "abstentions") for r in recs),
+            ]
+        )
+    return Table(
+        "Coordination",
+        [
+            "substrate",
+            "N",
+            "samples",
+            "redundancy",
+            "division of labour",
+            "references / agent",
+            "checks",
+            "pivot rate after yes",
+            "roles",
+            "abstentions",
+        ],
+        rows,
+    )
 
 
 def agreement(records: Sequence[Record]) -> Table:
     """Per substrate: agreement, agreed-but-wrong, consensus, rounds, timeouts, flips."""
     rows = []
     for substrate, recs in group(ok(records), lambda r: r["substrate"]).items():
-        rows.append([
-            substrate, len(recs), mean(metric(r, "agreement") for r in recs),
-            mean(metric(r, "agreed_but_wrong") for r in recs), mean(metric(r, "agreed_and_correct") for r in recs),
-            mean(metric(r, "consensus") for r in recs), mean(metric(r, "rounds_to_consensus") for r in recs),
-            mean(metric(r, "timeout") for r in recs), mean(metric(r, "flipped") for r in recs),
-        ])
-    return Table("Agreement and consensus", ["substrate", "samples", "agreement", "agreed but wrong",
-                                              "agreed and correct", "consensus", "rounds to consensus",
-                                              "timeout rate", "flip rate"], rows)
+        rows.append(
+            [
+                substrate,
+                len(recs),
+                mean(metric(r, "agreement") for r in recs),
+                mean(metric(r, "agreed_but_wrong") for r in recs),
+                mean(metric(r, "agreed_and_correct") for r in recs),
+                mean(metric(r, "consensus") for r in recs),
+                mean(metric(r, "rounds_to_consensus") for r in recs),
+                mean(metric(r, "timeout") for r in recs),
+                mean(metric(r, "flipped") for r in recs),
+            ]
+        )
+    return Table(
+        "Agreement and consensus",
+        [
+            "substrate",
+            "samples",
+            "agreement",
+            "agreed but wrong",
+            "agreed and correct",
+            "consensus",
+            "rounds to consensus",
+            "timeout rate",
+            "flip rate",
+        ],
+        rows,
+    )
 
 
 def pathologies(records: Sequence[Record]) -> Table:
@@ -117,15 +196,63 @@ def pathologies(records: Sequence[Record]) -> Table:
         [substrate, len(recs), *(total(metric(r, p) for r in recs) for p in PATHOLOGIES)]
         for substrate, recs in group(ok(records), lambda r: r["substrate"]).items()
     ]
-    return Table("Pathologies (counts)", ["substrate", "samples", *(p.removeprefix("patho_") for p in PATHOLOGIES)],
-                 rows)
+    return Table(
+        "Pathologies (counts)",
+        ["substrate", "samples", *(p.removeprefix("patho_") for p in PATHOLOGIES)],
+        rows,
+    )
+
+
+def clip(value: Any, limit: int = 200) -> Any:
+    """Long strings cut to ``limit`` characters (other values unchanged)."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "…"
+    return value
 
 
 def samples(records: Sequence[Record], limit: int = 500) -> Table:
     """One row per sample (the first ``limit`` by grid index)."""
     ordered = sorted(records, key=lambda r: r.get("index", 0))
-    rows = [[r.get("index"), r["key"], r["model"], r["substrate"], r["task"], r["workers"], r["seed"],
-             r.get("score"), r.get("answer"), r.get("error")] for r in ordered[:limit]]
+    rows = [
+        [
+            r.get("index"),
+            r["key"],
+            r["model"],
+            r["substrate"],
+            r["task"],
+            r["workers"],
+            r["seed"],
+            r.get("score"),
+            clip(r.get("answer")),
+            clip(r.get("error")),
+        ]
+        for r in ordered[:limit]
+    ]
     note = f"first {limit} of {len(records)} samples" if len(records) > limit else ""
-    return Table("Samples", ["#", "key", "model", "substrate", "task", "N", "seed", "score", "answer",
-                             "error"], rows, note)
+    return Table(
+        "Samples",
+        ["#", "key", "model", "substrate", "task", "N", "seed", "score", "answer", "error"],
+        rows,
+        note,
+    )
+
+
+def merge_tokens(events: list[Event]) -> list[Event]:
+    """Tokens written after a worker's last ``step`` (all of them, for a worker without steps)
+    joined into one ``token`` event per stretch, placed where the stretch begins; a stretch
+    ends at the worker's next non-token event. Tokens that a later step repeats are dropped."""
+    last_step = {e.worker: i for i, e in enumerate(events) if e.kind == "step"}
+    out: list[Event] = []
+    open_at: dict[str, int] = {}  # worker -> index in `out` of its open stretch
+    for i, ev in enumerate(events):
+        if ev.kind != "token":
+            open_at.pop(ev.worker, None)
+            out.append(ev)
+        elif i > last_step.get(ev.worker, -1):
+            if ev.worker in open_at:
+                merged = out[open_at[ev.worker]]
+                out[open_at[ev.worker]] = merged.model_copy(update={"text": merged.text + ev.text})
+            else:
+                open_at[ev.worker] = len(out)
+                out.append(ev)
+    return out

@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from hivethink.report.data import (  # noqa: E402
@@ -43,8 +44,22 @@ def _png(fig: Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _grouped_bars(title: str, ylabel: str, groups: list[str], series: dict[str, list[float | None]]) -> str:
-    """Bars for each group (x) and series (colour); missing values leave a gap."""
+def _line_axes() -> tuple[Figure, Axes]:
+    """Axes for one line per series: 20 distinct colours, room for a legend on the right."""
+    fig, ax = plt.subplots(figsize=(8.5, 4))
+    ax.set_prop_cycle(color=list(plt.get_cmap("tab20").colors))
+    return fig, ax
+
+
+def _grouped_bars(
+    title: str,
+    ylabel: str,
+    groups: list[str],
+    series: dict[str, list[float | None]],
+    *,
+    rate: bool = False,
+) -> str:
+    """Bars for each group (x) and series (colour); missing values leave a gap. ``rate``: y in [0, 1]."""
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(groups) + 2), 3.6))
     width = 0.8 / max(len(series), 1)
     for i, (name, values) in enumerate(series.items()):
@@ -52,6 +67,10 @@ def _grouped_bars(title: str, ylabel: str, groups: list[str], series: dict[str, 
         ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=name)
     ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")
     ax.set_ylabel(ylabel)
+    if rate:
+        ax.set_ylim(0, 1.05)
+    else:
+        ax.set_ylim(bottom=0)
     ax.set_title(title)
     if len(series) > 1:
         ax.legend(fontsize="small")
@@ -63,7 +82,9 @@ def accuracy_vs_passes(records: Sequence[Record]) -> Plot:
     worker count (``single`` given N has N times the tokens), one line per substrate."""
     title = "Accuracy vs sequential-pass budget"
     points: dict[str, list[tuple[float, float]]] = {}
-    cells = group(ok(records), lambda r: (r["substrate"], str(r.get("cell", {}).get("budget")), r["workers"]))
+    cells = group(
+        ok(records), lambda r: (r["substrate"], str(r.get("cell", {}).get("budget")), r["workers"])
+    )
     for (substrate, _budget, _workers), recs in cells.items():
         x = mean(metric(r, "sequential_passes") for r in recs)
         y = mean(r.get("score") for r in recs)
@@ -71,7 +92,7 @@ def accuracy_vs_passes(records: Sequence[Record]) -> Plot:
             points.setdefault(substrate, []).append((x, y))
     if not points:
         return Plot(title, None, "no finished samples with a score and a pass count")
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = _line_axes()
     for substrate, pts in points.items():
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=substrate)
@@ -79,7 +100,7 @@ def accuracy_vs_passes(records: Sequence[Record]) -> Plot:
     ax.set_ylabel("mean score")
     ax.set_ylim(-0.05, 1.05)
     ax.set_title(title)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
     return Plot(title, _png(fig))
 
 
@@ -96,7 +117,9 @@ def redundancy_by_substrate(records: Sequence[Record]) -> Plot:
         f"N={n}": [mean(metric(r, "redundancy") for r in cells.get((s, n), [])) for s in substrates]
         for n in sizes
     }
-    return Plot(title, _grouped_bars(title, "fraction of units made twice", substrates, series))
+    return Plot(
+        title, _grouped_bars(title, "fraction of units made twice", substrates, series, rate=True)
+    )
 
 
 def success_vs_group_size(records: Sequence[Record]) -> Plot:
@@ -109,7 +132,7 @@ def success_vs_group_size(records: Sequence[Record]) -> Plot:
             by_size.setdefault(group_size(r), []).append(float(r["score"]))
     if not lines:
         return Plot(title, None, "no graph-task or consensus-game samples in this run")
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = _line_axes()
     for name, by_size in lines.items():
         xs = sorted(by_size)
         ax.plot(xs, [sum(by_size[x]) / len(by_size[x]) for x in xs], marker="o", label=name)
@@ -117,7 +140,7 @@ def success_vs_group_size(records: Sequence[Record]) -> Plot:
     ax.set_ylabel("mean score (consensus: valid agreement)")
     ax.set_ylim(-0.05, 1.05)
     ax.set_title(title)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
     return Plot(title, _png(fig))
 
 
@@ -131,10 +154,13 @@ def agreement_rates(records: Sequence[Record]) -> Plot:
     names = [str(s) for s in by_substrate]
     series = {
         label: [mean(metric(r, name) for r in rs) for rs in by_substrate.values()]
-        for label, name in (("agreement", "agreement"), ("agreed but wrong", "agreed_but_wrong"),
-                            ("agreed and correct", "agreed_and_correct"))
+        for label, name in (
+            ("agreement", "agreement"),
+            ("agreed but wrong", "agreed_but_wrong"),
+            ("agreed and correct", "agreed_and_correct"),
+        )
     }
-    return Plot(title, _grouped_bars(title, "rate", names, series))
+    return Plot(title, _grouped_bars(title, "rate", names, series, rate=True))
 
 
 def pathology_counts(records: Sequence[Record]) -> Plot:
@@ -142,7 +168,9 @@ def pathology_counts(records: Sequence[Record]) -> Plot:
     title = "Pathology counts"
     by_substrate = group(ok(records), lambda r: r["substrate"])
     series = {
-        p.removeprefix("patho_"): [float(sum(metric(r, p) or 0 for r in rs)) for rs in by_substrate.values()]
+        p.removeprefix("patho_"): [
+            float(sum(metric(r, p) or 0 for r in rs)) for rs in by_substrate.values()
+        ]
         for p in PATHOLOGIES
     }
     if not any(v for values in series.values() for v in values):
