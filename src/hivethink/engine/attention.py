@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable, apply_rotation
 
-
 MASKED = -1e30
 
 

@@ -158,6 +158,14 @@ class Hive:
             check_open[w] = at + len(nxt) + len(forced)
             return nxt + forced
 
+        def start_next_step(w: int) -> None:
+            """Move the finished step into the common history; the worker opens a new one."""
+            cache.append_block(common, blocks.own[w], runner.rope)
+            blocks.own[w] = cache.new_block(names[w])
+            step_start[w] = len(stream[w])
+            header = self.encode(prompts.step_header(names[w], step_no[w]))
+            pending[w], lead[w] = open_check(w, header, len(stream[w])), 0
+
         while active and runner.passes < cfg.max_steps:
             rows = list(active)
             views = [view(layout, blocks, w) for w in rows]
@@ -174,12 +182,7 @@ class Hive:
                 if closing[w]:  # the step's last token is in: move it; this sample is void
                     closing[w] = False
                     close_step(w, stream[w][step_start[w]:])
-                    cache.append_block(common, blocks.own[w], runner.rope)
-                    blocks.own[w] = cache.new_block(names[w])
-                    step_start[w] = len(stream[w])
-                    pending[w] = open_check(w, self.encode(prompts.step_header(names[w], step_no[w])),
-                                            len(stream[w]))
-                    lead[w] = 0
+                    start_next_step(w)
                     continue
                 generated[w] += 1
                 if self.on_token:
@@ -194,15 +197,10 @@ class Hive:
                         check_open[w] = None
                 if tid in eos:  # end of turn: the step ends here and the token is not written
                     close_step(w, stream[w][step_start[w]:])
-                    if not stepped:
+                    if stepped:
+                        start_next_step(w)
+                    else:
                         active.remove(w)
-                        continue
-                    cache.append_block(common, blocks.own[w], runner.rope)
-                    blocks.own[w] = cache.new_block(names[w])
-                    step_start[w] = len(stream[w])
-                    pending[w] = open_check(w, self.encode(prompts.step_header(names[w], step_no[w])),
-                                            len(stream[w]))
-                    lead[w] = 0
                     continue
                 pending[w], lead[w] = [tid], 1
                 if step_ended(self.decode(stream[w][step_start[w]:] + [tid])):
