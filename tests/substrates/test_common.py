@@ -1,6 +1,7 @@
 """Shared substrate helpers: votes, JSON finding, the round recorder and its cost arithmetic."""
 
 from hivethink.backends.fake import ScriptedBackend
+from hivethink.names import worker_names
 from hivethink.substrates.base import Budget
 from hivethink.substrates.common import (
     Call,
@@ -10,7 +11,6 @@ from hivethink.substrates.common import (
     majority,
     parse_subtasks,
 )
-from hivethink.substrates.names import worker_names
 
 
 def test_majority_ignores_none_and_breaks_ties_by_first_appearance():

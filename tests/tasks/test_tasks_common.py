@@ -1,9 +1,9 @@
+from hivethink.answers import boxed as last_boxed
 from hivethink.tasks._common import (
     agent_names,
     answer_is,
     instance_id,
     json_objects,
-    last_boxed,
 )
 
 

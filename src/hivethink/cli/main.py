@@ -61,7 +61,7 @@ def solve(
     from hivethink.engine.hive import Hive, HiveConfig
     from hivethink.engine.prompts import worker_names
     from hivethink.models.loader import load_model
-    from hivethink.report_text import neutralize
+    from hivethink.report.text import clean_text as neutralize
     from hivethink.trace import write_jsonl
 
     text = read_problem(problem)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-NAMES = ["Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Heidi", "Ivan", "Judy",
-         "Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil"]
+from hivethink.names import NAMES, worker_names
+
+__all__ = ["MAX_WORKERS", "worker_names"]
+
 MAX_WORKERS = len(NAMES)
-
-
-def worker_names(n: int) -> list[str]:
-    return NAMES[:n]
 
 
 def system_prompt(names: list[str]) -> str:

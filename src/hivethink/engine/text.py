@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from hivethink.answers import boxed
+
 Extractor = Callable[[str], "str | None"]
+
+__all__ = ["Extractor", "boxed", "step_ended", "yes_no"]
 
 END_OF_SENTENCE = ".!?"
 
@@ -23,20 +27,6 @@ def step_ended(text: str) -> bool:
     if body.count("$$") % 2:
         return False
     return body.count("\\[") <= body.count("\\]")
-
-
-def boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` with balanced braces, or None."""
-    start = text.rfind("\\boxed{")
-    while start != -1:
-        i, depth = start + len("\\boxed{"), 1
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            return text[start + len("\\boxed{") : i - 1].strip()
-        start = text.rfind("\\boxed{", 0, start)
-    return None
 
 
 _WORD = re.compile(r"[A-Za-z]+")

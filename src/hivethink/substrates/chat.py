@@ -21,6 +21,7 @@ from typing import Any
 
 from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
+from hivethink.names import worker_names
 from hivethink.substrates.base import Budget, SampleResult
 from hivethink.substrates.common import (
     Call,
@@ -31,7 +32,6 @@ from hivethink.substrates.common import (
     find_json,
     majority,
 )
-from hivethink.substrates.names import worker_names
 from hivethink.tasks.base import Instance, Task
 
 TOPOLOGIES = ("complete", "ring", "star")

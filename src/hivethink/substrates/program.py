@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hivethink.backends.base import Backend
+from hivethink.names import worker_names
 from hivethink.substrates.base import Budget, SampleResult
 from hivethink.substrates.common import (
     Call,
@@ -19,7 +20,6 @@ from hivethink.substrates.common import (
     conversation,
     parse_subtasks,
 )
-from hivethink.substrates.names import worker_names
 from hivethink.tasks.base import Instance, Task
 
 PLANNER, COMBINER = "planner", "combiner"

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
+from hivethink.names import worker_names
 from hivethink.substrates.base import Budget, SampleResult
 from hivethink.substrates.common import Call, Messages, Recorder, SubstrateBase, last_answer
-from hivethink.substrates.names import worker_names
 from hivethink.tasks.base import Instance, Task
 
 INSTRUCTION = re.compile(r"^\s*Instruction\s*:", re.IGNORECASE | re.MULTILINE)

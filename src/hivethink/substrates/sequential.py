@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
+from hivethink.names import worker_names
 from hivethink.substrates.base import Budget, SampleResult
 from hivethink.substrates.common import Call, Recorder, SubstrateBase, conversation, majority
-from hivethink.substrates.names import worker_names
 from hivethink.tasks.base import Instance, Task
 
 FINALS = ("last", "vote")

@@ -51,27 +51,6 @@ def instance_rng(name: str, params: dict[str, Any], seed: int, index: int) -> ra
     return random.Random(f"{name}:{params_hash(params)}:{seed}:{index}")
 
 
-def last_boxed(text: str) -> str | None:
-    r"""Content of the last ``\boxed{...}`` with balanced braces; None when there is none."""
-    start = text.rfind("\\boxed")
-    while start != -1:
-        i = start + len("\\boxed")
-        while i < len(text) and text[i] == " ":
-            i += 1
-        if i < len(text) and text[i] == "{":
-            depth = 0
-            for j in range(i, len(text)):
-                if text[j] == "{":
-                    depth += 1
-                elif text[j] == "}":
-                    depth -= 1
-                    if depth == 0:
-                        return text[i + 1 : j].strip()
-            # unbalanced (e.g. the text was cut off mid-answer): try an earlier box
-        start = text.rfind("\\boxed", 0, start)
-    return None
-
-
 def json_objects(text: str) -> list[Any]:
     """Every top-level JSON object found in ``text``, in order (code fences and prose are skipped)."""
     decoder = json.JSONDecoder()

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from random import Random
 
+from hivethink.answers import boxed as last_boxed
 from hivethink.errors import HivethinkError
-from hivethink.tasks._common import instance_id, instance_rng, last_boxed, params_of
+from hivethink.tasks._common import instance_id, instance_rng, params_of
 from hivethink.tasks.base import Instance
 
 _MAX_EXPR_CHARS = 200  # a real answer is short; this also bounds parser recursion

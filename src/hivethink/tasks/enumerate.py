@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
+from hivethink.answers import boxed as last_boxed
 from hivethink.errors import HivethinkError
-from hivethink.tasks._common import instance_id, instance_rng, last_boxed, params_of
+from hivethink.tasks._common import instance_id, instance_rng, params_of
 from hivethink.tasks.base import Instance
 
 KINDS = ("primes", "multiples", "squares", "words")

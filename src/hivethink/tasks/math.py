@@ -17,13 +17,13 @@ from itertools import pairwise
 from pathlib import Path
 from random import Random
 
+from hivethink.answers import boxed as last_boxed
 from hivethink.errors import HivethinkError
 from hivethink.tasks._common import (
     NAMES,
     answer_is,
     instance_id,
     instance_rng,
-    last_boxed,
     params_of,
 )
 from hivethink.tasks.base import Instance

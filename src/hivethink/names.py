@@ -1,0 +1,12 @@
+"""Worker names, shared by the engine and every substrate (Alice, Bob, Carol, ...)."""
+
+from __future__ import annotations
+
+NAMES = ("Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Heidi", "Ivan", "Judy",
+         "Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil")
+
+
+def worker_names(n: int) -> list[str]:
+    """The first ``n`` names; past 16 the list repeats with a number suffix (``Alice2``, ...)."""
+    return [NAMES[i % len(NAMES)] + (str(i // len(NAMES) + 1) if i >= len(NAMES) else "")
+            for i in range(n)]
