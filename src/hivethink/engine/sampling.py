@@ -25,16 +25,16 @@ class Sampler:
 
     def sample(self, logits: torch.Tensor, rows: list[int]) -> list[int]:
         """logits [R, V] for the workers ``rows`` -> one token id each."""
-        out = []
-        for r, w in enumerate(rows):
-            p = self.params[w]
-            if p.temperature <= 0:
-                out.append(int(logits[r].argmax()))
-                continue
-            probs = torch.softmax(logits[r].float().cpu() / p.temperature, dim=-1)
-            if p.top_p < 1.0:
-                sorted_p, idx = probs.sort(descending=True)
-                keep = sorted_p.cumsum(0) - sorted_p < p.top_p  # always keeps the top token
-                probs = torch.zeros_like(probs).scatter_(0, idx[keep], sorted_p[keep])
-            out.append(int(torch.multinomial(probs, 1, generator=self.generators[w])))
-        return out
+        return [sample_one(logits[r], self.params[w], self.generators[w]) for r, w in enumerate(rows)]
+
+
+def sample_one(logits: torch.Tensor, p: SamplingParams, generator: torch.Generator) -> int:
+    """One token from logits [V]: argmax at temperature 0, else temperature + nucleus (top-p)."""
+    if p.temperature <= 0:
+        return int(logits.argmax())
+    probs = torch.softmax(logits.float().cpu() / p.temperature, dim=-1)
+    if p.top_p < 1.0:
+        sorted_p, idx = probs.sort(descending=True)
+        keep = sorted_p.cumsum(0) - sorted_p < p.top_p  # always keeps the top token
+        probs = torch.zeros_like(probs).scatter_(0, idx[keep], sorted_p[keep])
+    return int(torch.multinomial(probs, 1, generator=generator))
