@@ -113,6 +113,7 @@ def bench_engine(
     workers: Annotated[str, typer.Option(help="Worker counts, comma-separated.")] = "1,2,4,8",
     steps: Annotated[int, typer.Option(help="Timed passes per point.")] = 20,
     baseline: Annotated[bool, typer.Option(help="Also time transformers in the same run.")] = True,
+    llamacpp: Annotated[bool, typer.Option(help="Also time llama.cpp on the same GGUF (if llama-cpp-python is installed).")] = True,
     device: Annotated[str | None, typer.Option(help="cpu | cuda (default: cuda if present).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
 ) -> None:
@@ -137,8 +138,13 @@ def bench_engine(
                       "-" if r.vs_baseline is None else f"{r.vs_baseline:.2f}x",
                       f"{r.vs_one_worker:.2f}x", f"{r.engine_tok_s:.1f}")
 
-    result = run_bench(loaded, contexts=ctxs, workers=ns, steps=steps, baseline=baseline, on_row=show)
+    result = run_bench(loaded, contexts=ctxs, workers=ns, steps=steps, baseline=baseline,
+                       llamacpp=llamacpp, on_row=show)
     console.print(table)
+    for ctx, tok_s in (result["llamacpp_tok_s"] or {}).items():
+        best = max((r for r in result["rows"] if r["context"] == ctx), key=lambda r: r["engine_tok_s"])
+        console.print(f"llama.cpp, one sequence, context {ctx}: {tok_s:.1f} tokens/s; engine N={best['workers']}: "
+                      f"{best['engine_tok_s']:.1f} tokens/s ({best['vs_llamacpp']:.2f}x)", highlight=False)
     if json_out:
         write_json(result, json_out)
         console.print(f"wrote {json_out}")

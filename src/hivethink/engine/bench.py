@@ -32,6 +32,7 @@ class BenchRow:
     engine_tok_s: float
     vs_baseline: float | None  # baseline_ms / engine_ms (> 1: engine faster)
     vs_one_worker: float  # engine_ms / engine_ms at N=1, same context
+    vs_llamacpp: float | None = None  # engine tokens/s / llama.cpp single-sequence tokens/s
 
 
 def _time(fn: Callable[[], None], steps: int, warmup: int = 3) -> float:
@@ -100,11 +101,36 @@ def baseline_step_ms(hf: Any, vocab: int, context: int, workers: int, steps: int
     return _time(step, steps)
 
 
+def llamacpp_tok_s(gguf: Path, context: int, steps: int, threads: int) -> float | None:
+    """Single-sequence decode speed of llama.cpp on the same GGUF file at ``context`` tokens,
+    or None when ``llama-cpp-python`` is not installed (an optional extra)."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return None
+    llm = Llama(model_path=str(gguf), n_ctx=context + steps + 16, n_threads=threads, n_batch=512,
+                verbose=False)
+    gen = torch.Generator().manual_seed(0)
+    prompt = torch.randint(100, llm.n_vocab() - 100, (context,), generator=gen).tolist()
+    llm.eval(prompt)
+    t = time.perf_counter()
+    for _ in range(steps):
+        llm.eval([7])
+    return steps / (time.perf_counter() - t)
+
+
 def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], steps: int,
-              baseline: bool = True, on_row: Callable[[BenchRow], None] | None = None) -> dict[str, Any]:
+              baseline: bool = True, llamacpp: bool = True,
+              on_row: Callable[[BenchRow], None] | None = None) -> dict[str, Any]:
     hf = hf_model(model) if baseline else None
+    gguf = Path(model.source) if model.source.endswith(".gguf") else None
+    llama: dict[int, float] = {}
     rows: list[BenchRow] = []
     for ctx in contexts:
+        if llamacpp and gguf is not None:
+            tok_s = llamacpp_tok_s(gguf, ctx, steps, torch.get_num_threads())
+            if tok_s is not None:
+                llama[ctx] = round(tok_s, 2)
         one: float | None = None
         for n in workers:
             ms = engine_step_ms(model, ctx, n, steps)
@@ -114,7 +140,8 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
                            baseline_ms=None if base is None else round(base, 3),
                            engine_tok_s=round(n * 1000 / ms, 2),
                            vs_baseline=None if base is None else round(base / ms, 3),
-                           vs_one_worker=round(ms / one, 3))
+                           vs_one_worker=round(ms / one, 3),
+                           vs_llamacpp=round(n * 1000 / ms / llama[ctx], 3) if ctx in llama else None)
             rows.append(row)
             if on_row:
                 on_row(row)
@@ -122,7 +149,7 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
         "model": model.source, "dtype": str(model.dtype).removeprefix("torch."),
         "device": str(model.decoder.device), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-        "steps": steps, "rows": [asdict(r) for r in rows],
+        "steps": steps, "llamacpp_tok_s": llama or None, "rows": [asdict(r) for r in rows],
     }
 
 
