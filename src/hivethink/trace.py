@@ -56,17 +56,30 @@ def write_jsonl(path: str | Path, events: Iterable[Event], *, append: bool = Fal
         os.fsync(f.fileno())
 
 
+class TraceError(ValueError):
+    """A line of a trace file other than the last one is not a valid event: the file is corrupt."""
+
+
 def read_jsonl(path: str | Path) -> Iterator[Event]:
-    """Read events back; a torn last line (from a kill mid-write) is skipped, not fatal."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        lines = f.readlines()
+    """Read events back, one per non-blank line (bytes that are not UTF-8 become U+FFFD).
+
+    The last non-blank line may be torn (a kill mid-write): if it is not a valid event it is
+    skipped, not fatal. Any earlier line that is not a valid event raises :class:`TraceError`
+    (a ``ValueError``) naming the file and the line; nothing else is raised for bad content.
+    """
+    with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
+        lines = f.readlines()  # only "\n" ends a line, as written (a raw "\r" is no line end)
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     for i, line in enumerate(lines):
         line = line.strip()
         if not line:
             continue
         try:
-            yield Event.model_validate(json.loads(line))
-        except (json.JSONDecodeError, ValueError):
-            if i == len(lines) - 1:
+            event = Event.model_validate(json.loads(line))
+        except (ValueError, RecursionError) as err:  # bad JSON, bad schema, absurd nesting
+            if i == last:
                 return  # torn tail
-            raise
+            raise TraceError(
+                f"{path}: line {i + 1} is not a trace event ({type(err).__name__})"
+            ) from None
+        yield event

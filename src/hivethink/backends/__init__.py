@@ -1,4 +1,8 @@
-"""Backends: ``get_backend("local", model="smollm2")``, ``get_backend("openai", base_url=..., model=...)``."""
+"""Backends: ``get_backend("local", model="smollm2")``, ``get_backend("openai", base_url=..., model=...)``.
+
+Without a model: ``get_backend("fake", script=...)`` (tests) and ``get_backend("echo", reply=...,
+delay_s=...)`` (deterministic, configurable from a lab YAML; see :mod:`hivethink.backends.fake`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 from hivethink.backends.base import Backend, Completion, GenRequest
 from hivethink.errors import HivethinkError
 
-KINDS = ("local", "openai", "fake")
+KINDS = ("local", "openai", "fake", "echo")
 
 
 def get_backend(kind: str, **params: Any) -> Backend:
@@ -25,6 +29,10 @@ def get_backend(kind: str, **params: Any) -> Backend:
             from hivethink.backends.fake import ScriptedBackend
 
             return ScriptedBackend(**params)
+        if kind == "echo":
+            from hivethink.backends.fake import EchoBackend
+
+            return EchoBackend(**params)
     except TypeError as e:
         raise HivethinkError(f"bad parameters for the {kind} backend: {e}") from None
     raise HivethinkError(f"unknown backend kind {kind!r} (choose from {', '.join(KINDS)})")

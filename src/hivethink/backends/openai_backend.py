@@ -5,11 +5,14 @@ threads. Timeouts, dropped connections, 429/5xx answers and malformed responses 
 to ``max_retries`` times with exponential backoff (``backoff_s * 2**attempt``); the client's own
 retries are off so the loop here is the only one. A request that still fails comes back as
 ``Completion(text="", finish_reason="error", error=<one line>)``: ``generate`` never raises.
-Token counts come from the response's ``usage``; without it they are whitespace word counts.
+Token counts come from the response's ``usage``; without it (or with nonsense there) they are
+whitespace word counts. Content that is not text is a malformed response; lone surrogates in the
+text become U+FFFD (so traces and results can always be written as UTF-8).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -19,6 +22,8 @@ from typing import Any
 import openai
 
 from hivethink.backends.base import Completion, GenRequest
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class MalformedResponse(Exception):
@@ -109,10 +114,16 @@ class OpenAIBackend:
         if not choices or getattr(choices[0], "message", None) is None:
             raise MalformedResponse(f"no choices in response: {str(response)[:120]!r}")
         choice = choices[0]
-        text = choice.message.content or ""
+        text = choice.message.content
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise MalformedResponse(f"message content is {type(text).__name__}, not text")
+        # a lone surrogate ("\ud800" in the JSON) cannot be written as UTF-8: make it U+FFFD
+        text = _SURROGATE.sub("\ufffd", text)
         usage = getattr(response, "usage", None)
-        prompt_tokens = getattr(usage, "prompt_tokens", None)
-        completion_tokens = getattr(usage, "completion_tokens", None)
+        prompt_tokens = _count(getattr(usage, "prompt_tokens", None))
+        completion_tokens = _count(getattr(usage, "completion_tokens", None))
         return Completion(
             text=text,
             prompt_tokens=prompt_tokens
@@ -123,3 +134,10 @@ class OpenAIBackend:
             ),
             finish_reason="length" if choice.finish_reason == "length" else "stop",
         )
+
+
+def _count(value: Any) -> int | None:
+    """A token count from ``usage``, or None when the server sent none or nonsense."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value

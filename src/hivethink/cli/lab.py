@@ -8,14 +8,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperCommand
 
 from hivethink.errors import HivethinkError
+
+RAY_LOCAL = "local"  # `--ray` alone: start a local Ray instance for the run
 
 app = typer.Typer(
     name="lab",
@@ -46,6 +50,8 @@ def _user_errors() -> Iterator[None]:
         _fail(_first_line(err))
     except FileNotFoundError as err:
         _fail(f"{err.filename}: no such file or directory" if err.filename else _first_line(err))
+    except OSError as err:  # a directory given for a file or the other way round, no permission
+        _fail(f"{err.filename}: {err.strerror}" if err.filename else _first_line(err))
     except yaml.YAMLError as err:
         _fail(f"invalid YAML: {_first_line(err)}")
     except ValidationError as err:
@@ -55,7 +61,33 @@ def _user_errors() -> Iterator[None]:
         _fail("interrupted; run the same command again to resume", 130)
 
 
-@app.command()
+def _ray_address_like(arg: str) -> bool:
+    """Whether the word after ``--ray`` is its address (``local``, ``auto``, ``[ray://]host:port``)
+    rather than the config file or another option."""
+    return arg in (RAY_LOCAL, "auto") or (":" in arg and not arg.startswith("-"))
+
+
+def bare_ray_to_local(args: list[str]) -> list[str]:
+    """Rewrite a bare ``--ray`` as ``--ray=local`` (typer options cannot have optional values)."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        if arg == "--ray" and (nxt is None or not _ray_address_like(nxt)):
+            arg = f"--ray={RAY_LOCAL}"
+        out.append(arg)
+    return out
+
+
+class _RunCommand(TyperCommand):
+    """``lab run``, whose ``--ray`` takes an optional value."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, bare_ray_to_local(args))
+
+
+@app.command(cls=_RunCommand)
 def run(
     config: Annotated[Path, typer.Argument(help="YAML lab config.")],
     out: Annotated[
@@ -64,20 +96,39 @@ def run(
     limit: Annotated[
         int | None, typer.Option("--limit", min=0, help="Run at most N unfinished samples.")
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="[ADDRESS]",
+            help="Compute the samples on Ray: bare --ray (or 'local') starts a local Ray for this "
+            "run; 'auto', 'ray://HOST:10001' or 'HOST:6379' joins a cluster. Overrides the "
+            "config's ray: section (docs/cluster.md).",
+        ),
+    ] = None,
+    ray_gpus: Annotated[
+        float | None,
+        typer.Option("--ray-gpus", min=0, help="GPUs (a fraction is fine) per Ray worker [0]."),
+    ] = None,
+    ray_cpus: Annotated[
+        float | None, typer.Option("--ray-cpus", min=0, help="CPUs per Ray worker [1].")
+    ] = None,
 ) -> None:
     """Run every unfinished sample of the grid; finished ones are skipped (resume)."""
-    from hivethink.lab import load_config, run_lab
+    from hivethink.lab import load_config, resolve_ray, run_lab
 
     console = Console(stderr=True)
     with _user_errors():
         cfg = load_config(config)
+        spec = resolve_ray(cfg, ray, ray_gpus, ray_cpus)
         out_dir = out or Path("runs") / (cfg.name or config.stem)
-        summary = run_lab(cfg, out_dir, limit=limit, console=console)
+        summary = run_lab(cfg, out_dir, limit=limit, console=console, ray=spec)
+    lost = f", {summary.lost} lost (Ray worker died)" if summary.lost else ""
     console.print(
-        f"{summary.ran} ran ({summary.failed} failed), {summary.skipped} already done, "
-        f"{summary.remaining} left of {summary.total} -> {summary.out_dir}"
+        f"{summary.ran} ran ({summary.failed} failed{lost}), {summary.skipped} already done, "
+        f"{summary.remaining} left of {summary.total} -> {escape(str(summary.out_dir))}"
     )
-    console.print(f"report: hivethink lab report {summary.out_dir}")
+    console.print(f"report: hivethink lab report {escape(str(summary.out_dir))}")
 
 
 @app.command()

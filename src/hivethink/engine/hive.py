@@ -44,7 +44,7 @@ class HiveConfig:
             raise HivethinkError(f"unknown layout {self.layout!r} (choose from {', '.join(LAYOUTS)})")
         if self.max_steps < 1:
             raise HivethinkError(f"max-steps must be at least 1, got {self.max_steps}")
-        if self.temperature < 0 or not 0 < self.top_p <= 1:
+        if not 0 <= self.temperature < float("inf") or not 0 < self.top_p <= 1:  # NaN fails too
             raise HivethinkError("temperature must be >= 0 and top-p in (0, 1]")
         if self.check_interval is not None and self.check_interval < 1:
             raise HivethinkError("the redundancy-check interval must be positive (or off)")

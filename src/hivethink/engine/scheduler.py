@@ -98,7 +98,10 @@ class Scheduler:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        else:  # never started: nobody else will finish the waiting requests
+            self._drain_waiting()
 
     @property
     def load(self) -> tuple[int, int]:
@@ -107,6 +110,8 @@ class Scheduler:
 
     def submit(self, prompt: list[int], *, max_tokens: int, sampling: SamplingParams,
                stop: list[str] | None = None) -> Stream:
+        if self._stop.is_set():
+            raise HivethinkError("server shutting down")
         if self._waiting.qsize() >= self.max_waiting:
             raise HivethinkError("server busy: too many waiting requests")
         if not prompt:
@@ -140,6 +145,18 @@ class Scheduler:
                 self._rows = []
         for row in self._rows:
             self._finish(row, "cancelled")
+        self._rows = []
+        self._drain_waiting()
+
+    def _drain_waiting(self) -> None:
+        """Finish every request still waiting (the loop has stopped): none is left hanging."""
+        while True:
+            try:
+                s = self._waiting.get_nowait()
+            except queue.Empty:
+                return
+            s.finish_reason = "cancelled"
+            s._pieces.put(_DONE)
 
     def _admit(self) -> None:
         cache = self.runner.cache
@@ -155,12 +172,13 @@ class Scheduler:
             pb = cache.new_block(f"prompt{s.id}")
             try:
                 logits = self.runner.prefill(pb, s.prompt)
-            except Exception as e:
+                first = sample_one(logits, s.sampling, s._generator)
+            except Exception as e:  # this request fails; the loop (and the others) go on
                 cache.free_block(pb)
                 s.finish_reason, s.error = "error", f"{type(e).__name__}: {e}"
                 s._pieces.put(_DONE)
                 continue
-            row = _Row(s, pb, cache.new_block(f"gen{s.id}"), sample_one(logits, s.sampling, s._generator))
+            row = _Row(s, pb, cache.new_block(f"gen{s.id}"), first)
             if not self._accept(row):
                 self._rows.append(row)
 

@@ -11,6 +11,7 @@ Example::
       - {name: arith, params: {digits: 2}, n: 2, substrates: [independent, single]}
     seeds: [0, 1]
     budget: {max_tokens: 64, rounds: 2}
+    ray: {address: auto, num_gpus: 0.5}    # optional: run the samples on Ray (docs/cluster.md)
 
 Unknown keys are errors everywhere except inside a model entry (its extra keys are the
 backend's parameters) and inside ``params`` mappings (checked by the task/substrate itself).
@@ -26,13 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hivethink.errors import HivethinkError
 
+MAX_WORKERS = 256  # most workers one sample may have (agree/graph instances bring their own)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class ModelSpec(BaseModel):
-    """A backend: ``kind`` ("local", "openai", "fake", ...) plus its parameters as extra keys."""
+    """A backend: ``kind`` ("local", "openai", "echo", ...) plus its parameters as extra keys."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -68,8 +71,8 @@ class SubstrateSpec(_Strict):
     @field_validator("workers")
     @classmethod
     def _positive(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and (not value or min(value) < 1):
-            raise ValueError("must be a non-empty list of integers >= 1")
+        if value is not None and (not value or min(value) < 1 or max(value) > MAX_WORKERS):
+            raise ValueError(f"must be a non-empty list of integers from 1 to {MAX_WORKERS}")
         return value
 
     @property
@@ -105,6 +108,28 @@ class BudgetSpec(_Strict):
     total_tokens: int | None = Field(default=None, ge=1)
 
 
+class RaySpec(_Strict):
+    """Where and how samples run on Ray (``hivethink lab run --ray``; see docs/cluster.md).
+
+    ``address``: ``None`` or ``"local"`` starts a small local Ray instance for the run;
+    ``"auto"`` joins the cluster this machine is part of (``ray start``); ``"ray://host:10001"``
+    connects through Ray Client; ``"host:6379"`` joins a cluster by its GCS address.
+    ``num_gpus`` / ``num_cpus``: the resources each Ray worker holds while it runs samples
+    (fractions allowed: ``num_gpus: 0.25`` puts four workers on one GPU).
+    """
+
+    address: str | None = None
+    num_gpus: float = Field(default=0, ge=0)
+    num_cpus: float = Field(default=1, ge=0)
+
+    @field_validator("address")
+    @classmethod
+    def _non_empty(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must be a Ray address, 'auto' or 'local'")
+        return value.strip() if value is not None else None
+
+
 class LabConfig(_Strict):
     """The whole grid: models x substrates x workers x tasks x instances x seeds."""
 
@@ -115,12 +140,13 @@ class LabConfig(_Strict):
     tasks: list[TaskSpec] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    ray: RaySpec | None = None  # run on Ray by default (the command line can override it)
 
     @field_validator("workers")
     @classmethod
     def _positive(cls, value: list[int]) -> list[int]:
-        if min(value) < 1:
-            raise ValueError("worker counts must be >= 1")
+        if min(value) < 1 or max(value) > MAX_WORKERS:
+            raise ValueError(f"worker counts must be between 1 and {MAX_WORKERS}")
         return value
 
     @model_validator(mode="after")
@@ -185,3 +211,28 @@ def load_config(path: str | Path) -> LabConfig:
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise HivethinkError(f"{path}: invalid YAML{where}: {problem}") from None
     return parse_config(data, str(path))
+
+
+def resolve_ray(
+    config: LabConfig,
+    address: str | None = None,
+    num_gpus: float | None = None,
+    num_cpus: float | None = None,
+) -> RaySpec | None:
+    """The Ray settings of a run: the config's ``ray:`` section with the command line on top.
+
+    ``None`` (run in this process) unless ``address`` is given or the config has a ``ray:``
+    section; ``num_gpus`` / ``num_cpus`` alone are an error (they only mean something on Ray).
+    """
+    if address is None and config.ray is None:
+        if num_gpus is not None or num_cpus is not None:
+            raise HivethinkError(
+                "--ray-gpus/--ray-cpus need --ray (or a ray: section in the config)"
+            )
+        return None
+    base = (config.ray or RaySpec()).model_dump()
+    given = {"address": address, "num_gpus": num_gpus, "num_cpus": num_cpus}
+    try:
+        return RaySpec.model_validate(base | {k: v for k, v in given.items() if v is not None})
+    except ValidationError as err:
+        raise HivethinkError(f"ray: {_one_line(err)}") from None

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from hivethink.errors import HivethinkError
 from hivethink.lab.grid import canonical_json
-from hivethink.trace import Event, read_jsonl
+from hivethink.trace import Event, read_jsonl, write_jsonl
 
 RESULTS = "results.jsonl"
 TRACES = "traces"
@@ -48,7 +48,7 @@ def _scan(data: bytes, source: Path) -> tuple[list[dict[str, Any]], int]:
                 record = json.loads(raw)
                 if not isinstance(record, dict) or not isinstance(record.get("key"), str):
                     raise ValueError("not a results record")
-            except ValueError:
+            except (ValueError, RecursionError):  # bad JSON or bytes, not a record, deep nesting
                 if i == len(lines) - 1:
                     break
                 raise HivethinkError(
@@ -83,14 +83,26 @@ def repair_results(run_dir: Path) -> int:
 
 
 def append_result(run_dir: Path, record: dict[str, Any]) -> None:
-    """Append one record as one line, in one write, then fsync."""
+    """Append one record as one line, then fsync. A short write is continued (a large line on a
+    full disk, say); an error leaves at most a torn last line, which the next run drops."""
     line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
     fd = os.open(run_dir / RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)
+        rest = memoryview(line)
+        while rest:
+            rest = rest[os.write(fd, rest) :]
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_sample(run_dir: Path, record: dict[str, Any], events: Iterable[Event]) -> None:
+    """Make one finished sample durable: its trace (fsynced) first, then its results line.
+
+    The only writer of a run directory; local and Ray runs both go through it (on the driver).
+    """
+    write_jsonl(trace_path(run_dir, record["key"]), events)
+    append_result(run_dir, record)
 
 
 def read_trace(run_dir: str | Path, record: dict[str, Any]) -> list[Event]:
@@ -99,8 +111,8 @@ def read_trace(run_dir: str | Path, record: dict[str, Any]) -> list[Event]:
     path = Path(run_dir) / record["trace"]
     try:
         return list(read_jsonl(path))
-    except ValueError as err:  # JSON or schema error before the last line
-        raise HivethinkError(f"{path}: corrupt trace ({type(err).__name__})") from None
+    except ValueError as err:  # trace.TraceError: a bad line before the last one
+        raise HivethinkError(f"corrupt trace: {err}") from None
 
 
 _BASE_COLUMNS = (

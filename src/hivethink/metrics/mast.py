@@ -129,7 +129,7 @@ def _loads_lenient(blob: str) -> Any:
     """``json.loads``, retried with Python-style literals, single quotes and trailing commas fixed."""
     try:
         return json.loads(blob)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         pass
     fixed = re.sub(r",\s*([}\]])", r"\1", blob)
     fixed = re.sub(
@@ -139,7 +139,7 @@ def _loads_lenient(blob: str) -> Any:
         fixed = fixed.replace("'", '"')
     try:
         return json.loads(fixed)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return None
 
 

@@ -114,8 +114,10 @@ def pathology_metrics(events: Sequence[Event], instance: Instance | None = None)
     outputs looping inside themselves; ``patho_role_flips``: outputs of non-director workers that
     instruct; ``patho_flakes``: flake replies; ``patho_drift``: off-task outputs, judged against
     :func:`task_as_told` (needs the instance, else None); ``patho_format_failures``: ``error``
-    events. ``task_overlap``: mean overlap of the outputs with the task as told. Text the engine
-    forced into a step (its header, the redundancy check) is cut out of the outputs first.
+    events of the agents; ``backend_errors``: ``error`` events of failed backend calls
+    (``data["backend"]``), which are not the agents' fault. ``task_overlap``: mean overlap of
+    the outputs with the task as told. Text the engine forced into a step (its header, the
+    redundancy check) is cut out of the outputs first.
     """
     cut = own_pieces(events)
     outputs = {
@@ -134,7 +136,10 @@ def pathology_metrics(events: Sequence[Event], instance: Instance | None = None)
         ),
         "patho_flakes": sum(is_flake(t) for t in texts),
         "patho_drift": None,
-        "patho_format_failures": sum(1 for e in events if e.kind == "error"),
+        "patho_format_failures": sum(
+            1 for e in events if e.kind == "error" and not e.data.get("backend")
+        ),
+        "backend_errors": sum(1 for e in events if e.kind == "error" and e.data.get("backend")),
         "task_overlap": None,
     }
     if instance is not None:

@@ -182,6 +182,10 @@ def _load_hf_dir(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
         warnings.simplefilter("ignore")
         try:
             hf_config = AutoConfig.from_pretrained(path)
+        except Exception as e:
+            raise HivethinkError(f"could not read model directory {path}: {_first_line(e)}") from None
+        ModelConfig.from_hf(hf_config)  # an unsupported architecture fails before anything loads
+        try:
             tokenizer = AutoTokenizer.from_pretrained(path)
         except Exception as e:
             raise HivethinkError(f"could not read model directory {path}: {_first_line(e)}") from None

@@ -198,8 +198,8 @@ def build_report(run_dir: str | Path) -> Path:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
         "style-src 'unsafe-inline'\">"
-        f"<title>hivethink report: {html.escape(name)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>hivethink lab report: {html.escape(name)}</h1>"
+        f"<title>hivethink report: {_esc(name)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>hivethink lab report: {_esc(name)}</h1>"
         f"<p>{len(records)} samples, {errors} failed with an exception. Built {stamp}.</p>"
         + "<h2>Plots</h2>"
         + "".join(plot_html(p) for p in plots)
@@ -212,7 +212,7 @@ def build_report(run_dir: str | Path) -> Path:
     path.write_text(page, encoding="utf-8")
     skipped = [f"- {p.title}: {p.note}" for p in plots if p.png is None]
     md = [
-        f"# hivethink lab report: {name}",
+        f"# hivethink lab report: {clean_text(name)}",
         "",
         f"{len(records)} samples, {errors} failed with an exception. Plots: {REPORT}.",
         "",

@@ -25,6 +25,13 @@ from hivethink.report.data import (  # noqa: E402
     ok,
     task_name,
 )
+from hivethink.report.text import clean_text  # noqa: E402
+
+
+def _plain(label: object) -> str:
+    """A label from the run (config names, labels) as plain text: no control characters, and no
+    ``$`` that matplotlib would parse as math (a bad formula would stop the whole report)."""
+    return clean_text(str(label)).replace("$", r"\$")
 
 
 @dataclass
@@ -64,8 +71,8 @@ def _grouped_bars(
     width = 0.8 / max(len(series), 1)
     for i, (name, values) in enumerate(series.items()):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
-        ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=name)
-    ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")
+        ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=_plain(name))
+    ax.set_xticks(range(len(groups)), [_plain(g) for g in groups], rotation=20, ha="right")
     ax.set_ylabel(ylabel)
     if rate:
         ax.set_ylim(0, 1.05)
@@ -95,7 +102,7 @@ def accuracy_vs_passes(records: Sequence[Record]) -> Plot:
     fig, ax = _line_axes()
     for substrate, pts in points.items():
         pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=substrate)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=_plain(substrate))
     ax.set_xlabel("sequential forward passes (mean)")
     ax.set_ylabel("mean score")
     ax.set_ylim(-0.05, 1.05)
@@ -135,7 +142,8 @@ def success_vs_group_size(records: Sequence[Record]) -> Plot:
     fig, ax = _line_axes()
     for name, by_size in lines.items():
         xs = sorted(by_size)
-        ax.plot(xs, [sum(by_size[x]) / len(by_size[x]) for x in xs], marker="o", label=name)
+        ys = [sum(by_size[x]) / len(by_size[x]) for x in xs]
+        ax.plot(xs, ys, marker="o", label=_plain(name))
     ax.set_xlabel("agents")
     ax.set_ylabel("mean score (consensus: valid agreement)")
     ax.set_ylim(-0.05, 1.05)

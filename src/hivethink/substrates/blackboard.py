@@ -48,7 +48,7 @@ def parse_entries(text: str) -> list[tuple[str, str]]:
     for line in text.splitlines():
         try:
             obj = json.loads(line.strip())
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
             continue
         if isinstance(obj, dict) and obj.get("kind") in KINDS and isinstance(obj.get("text"), str):
             entries.append((obj["kind"], obj["text"]))

@@ -4,8 +4,9 @@ Trace conventions (see :class:`Recorder`): before each backend call a ``prompt``
 rendered conversation the agent saw (``seen`` = whose texts it held); after it a ``step`` event
 holds the generated text with ``data = {"tokens", "finish_reason"}`` (plus round-specific keys
 such as ``retry`` or ``phase``); a failed completion adds an ``error`` event with
-``data["reason"]``. ``step`` is the round index. Final answers are ``answer`` events, one per
-agent and one with ``worker="team"``; ``data["none"]`` marks a missing answer.
+``data["reason"]`` and ``data["backend"] = True`` (agents' format failures have no ``backend``).
+``step`` is the round index. Final answers are ``answer`` events, one per agent and one with
+``worker="team"``; ``data["none"]`` marks a missing answer.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 from hivethink.backends.base import Backend, GenRequest
 from hivethink.errors import HivethinkError
 from hivethink.substrates.base import Budget, SampleResult
+from hivethink.tasks._common import past_deep_nesting
 from hivethink.tasks.base import Task
 from hivethink.trace import Event, EventKind
 
@@ -133,8 +135,14 @@ class Recorder:
                     **(data or {}),
                 },
             )
-            if comp.error:
-                self.error(call.worker, comp.error, step=step)
+            if comp.error:  # the backend failed (timeout, HTTP error, ...): not the agent's fault
+                self.event(
+                    "error",
+                    call.worker,
+                    comp.error,
+                    step=step,
+                    data={"reason": comp.error, "backend": True},
+                )
         return [c.text for c in completions]
 
     @property
@@ -188,7 +196,8 @@ def majority(answers: Iterable[str | None]) -> str | None:
 def find_json(text: str, kind: type[dict] | type[list]) -> Any | None:
     """The first JSON object (``kind=dict``) or array (``kind=list``) inside ``text``, or None.
 
-    Prose and code fences around the value are ignored.
+    Prose and code fences around the value are ignored, and so is a value nested deeper than
+    Python can parse.
     """
     decoder = json.JSONDecoder()
     opener = "{" if kind is dict else "["
@@ -198,6 +207,9 @@ def find_json(text: str, kind: type[dict] | type[list]) -> Any | None:
             value, _ = decoder.raw_decode(text, start)
         except ValueError:
             value = None
+        except RecursionError:  # nested deeper than Python can parse: skip the whole value
+            start = text.find(opener, past_deep_nesting(text, start))
+            continue
         if isinstance(value, kind):
             return value
         start = text.find(opener, start + 1)

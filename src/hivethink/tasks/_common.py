@@ -51,8 +51,17 @@ def instance_rng(name: str, params: dict[str, Any], seed: int, index: int) -> ra
     return random.Random(f"{name}:{params_hash(params)}:{seed}:{index}")
 
 
+def past_deep_nesting(text: str, start: int) -> int:
+    """Where to look on after a JSON value at ``start`` nested deeper than Python can recurse:
+    just after its first closing bracket (the openers before it start values nested almost as
+    deep, and trying each of them would take quadratic time)."""
+    closers = [p for p in (text.find("}", start), text.find("]", start)) if p != -1]
+    return min(closers) + 1 if closers else len(text)
+
+
 def json_objects(text: str) -> list[Any]:
-    """Every top-level JSON object found in ``text``, in order (code fences and prose are skipped)."""
+    """Every top-level JSON object found in ``text``, in order (code fences and prose are skipped;
+    so is a value nested deeper than Python can parse)."""
     decoder = json.JSONDecoder()
     found: list[Any] = []
     i = text.find("{")
@@ -61,6 +70,9 @@ def json_objects(text: str) -> list[Any]:
             obj, end = decoder.raw_decode(text, i)
         except ValueError:
             i = text.find("{", i + 1)
+            continue
+        except RecursionError:
+            i = text.find("{", past_deep_nesting(text, i))
             continue
         if isinstance(obj, dict):
             found.append(obj)
