@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from hivethink.errors import HivethinkError
 
@@ -68,6 +69,8 @@ def solve(
     cfg = HiveConfig(workers=workers, layout=layout, max_steps=max_steps, temperature=temperature,
                      top_p=top_p, seed=seed, check_interval=check_interval or None)
     cfg.validate()  # before the model loads: bad arguments fail fast
+    if trace is not None and trace.is_dir():
+        raise HivethinkError(f"--trace {trace}: is a directory, not a file")
     console = Console(stderr=False)
     with console.status("loading model..."):
         loaded = load_model(model, dtype=dtype, device=default_device())
@@ -85,11 +88,12 @@ def solve(
     for col in ("worker", "tokens", "answer", "refs to others"):
         table.add_column(col)
     for name in result.texts:
-        table.add_row(name, str(result.tokens[name]), neutralize(result.answers[name] or "-"),
+        # model text: neutralised, and a Text so that "[...]" in it is never read as rich markup
+        table.add_row(name, str(result.tokens[name]), Text(neutralize(result.answers[name] or "-")),
                       str(result.references[name]))
     console.print(table)
-    console.print(f"[bold]final answer:[/bold] {neutralize(result.answer or '(none)')}  "
-                  f"(by {result.finished_by})", highlight=False)
+    console.print(Text.assemble(("final answer:", "bold"), f" {neutralize(result.answer or '(none)')}  "
+                                f"(by {result.finished_by})"), highlight=False)
     console.print(f"steps {result.steps} | tokens {sum(result.tokens.values())} | "
                   f"{result.tokens_per_s:.1f} tokens/s | wall {result.wall_s:.1f}s | redundancy checks "
                   f"{result.checks} (yes: {result.checks_yes})")
@@ -150,6 +154,165 @@ def bench_engine(
         console.print(f"wrote {json_out}")
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _serve_limits(max_tokens_limit: int, max_workers: int, max_n: int, max_body_bytes: int):
+    from hivethink.serve.limits import ServeLimits
+
+    limits = ServeLimits(max_tokens=max_tokens_limit, max_workers=max_workers, max_n=max_n,
+                         max_body_bytes=max_body_bytes,
+                         default_max_tokens=min(ServeLimits.default_max_tokens, max_tokens_limit))
+    limits.validate()
+    return limits
+
+
+def _check_batching(max_batch: int, max_waiting: int) -> None:
+    if max_batch < 1:
+        raise HivethinkError(f"--max-batch must be at least 1, got {max_batch}")
+    if max_waiting < 1:
+        raise HivethinkError(f"--max-waiting must be at least 1, got {max_waiting}")
+
+
+@app.command()
+def serve(
+    model: ModelOpt = None,
+    dtype: DtypeOpt = "bfloat16",
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    api_key: Annotated[str | None, typer.Option(envvar="HIVETHINK_API_KEY", help="Require 'Authorization: Bearer KEY' on every request.")] = None,
+    served_model_name: Annotated[str | None, typer.Option(help="The model name clients send (default: smollm2, or the model's directory or file name).")] = None,
+    max_batch: Annotated[int, typer.Option(help="Requests decoded together in one pass.")] = 32,
+    max_waiting: Annotated[int, typer.Option(help="Requests queued beyond the batch; more get 429.")] = 256,
+    max_tokens_limit: Annotated[int, typer.Option(help="Most tokens per choice (and passes per multi-worker job).")] = 2048,
+    max_workers: Annotated[int, typer.Option(help="Most workers of a multi-worker request.")] = 8,
+    max_n: Annotated[int, typer.Option(help="Most choices (n) per request.")] = 4,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body; larger: 413.")] = 1_000_000,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda (default: cuda if present).")] = None,
+    log_level: Annotated[str, typer.Option(help="critical | error | warning | info | debug")] = "info",
+) -> None:
+    """Serve the model over an OpenAI-compatible HTTP API (chat completions, streaming, multi-worker)."""
+    if not 1 <= port <= 65535:
+        raise HivethinkError(f"--port must be between 1 and 65535, got {port}")
+    if log_level not in LOG_LEVELS:
+        raise HivethinkError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    if api_key is not None and not api_key.strip():
+        raise HivethinkError("--api-key must not be empty")
+    _check_batching(max_batch, max_waiting)
+    limits = _serve_limits(max_tokens_limit, max_workers, max_n, max_body_bytes)
+    from hivethink.engine.scheduler import Scheduler
+    from hivethink.models.loader import load_model
+    from hivethink.serve import create_app, serve_forever
+    from hivethink.serve.server import bind, default_served_name
+
+    console = Console(stderr=True)
+    name = served_model_name or default_served_name(model)
+    sock = bind(host, port)  # before the model loads: a taken port fails fast
+    if not sock.getsockname()[0].startswith(("127.", "::1")) and api_key is None:
+        console.print(f"warning: serving on {host} without --api-key: anyone who can reach it can use it",
+                      markup=False, highlight=False, soft_wrap=True)
+    try:
+        with console.status("loading model..."):
+            loaded = load_model(model, dtype=dtype, device=device or default_device())
+        scheduler = Scheduler(loaded, max_batch=max_batch, max_waiting=max_waiting).start()
+        try:
+            application = create_app(scheduler, name, api_key=api_key, limits=limits)
+            shown = f"[{host}]" if ":" in host else host
+            console.print(f"serving {name!r} on http://{shown}:{port}/v1 (Ctrl-C stops)", markup=False,
+                          highlight=False)
+            serve_forever(application, sock, log_level=log_level, max_connections=max_batch + max_waiting + 64)
+        finally:
+            scheduler.close()
+    finally:
+        sock.close()
+
+
+@bench_app.command("serve")
+def bench_serve(
+    url: Annotated[str | None, typer.Option(help="A running server (http://HOST:PORT); default: start one in-process on loopback.")] = None,
+    model: ModelOpt = None,
+    dtype: DtypeOpt = "bfloat16",
+    requests: Annotated[int, typer.Option(help="Concurrent streaming requests per round.")] = 50,
+    concurrency: Annotated[int | None, typer.Option(help="Most in flight at once (default: all).")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per request.")] = 32,
+    rounds: Annotated[int, typer.Option(help="Rounds (memory is read after each).")] = 2,
+    max_batch: Annotated[int, typer.Option(help="In-process server: requests per pass.")] = 32,
+    api_key: Annotated[str | None, typer.Option(envvar="HIVETHINK_API_KEY", help="API key of the server at --url.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds a round may take; unfinished requests are lost.")] = 300.0,
+    device: Annotated[str | None, typer.Option(help="cpu | cuda (default: cuda if present).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
+) -> None:
+    """Load test: rounds of concurrent streaming chat requests; requests/s, p50/p99 latency, memory."""
+    import asyncio
+    import os
+    import resource
+
+    from hivethink.serve.bench import run_load, write_json
+
+    for what, value in (("--requests", requests), ("--max-tokens", max_tokens), ("--rounds", rounds),
+                        ("--concurrency", concurrency or 1)):
+        if value < 1:
+            raise HivethinkError(f"{what} must be at least 1, got {value}")
+    if not timeout > 0:
+        raise HivethinkError(f"--timeout must be positive, got {timeout}")
+    _check_batching(max_batch, 256)
+    console = Console()
+    table = Table(title=f"serve load test: {requests} streaming requests x {max_tokens} tokens",
+                  caption="latency (to the last chunk) and TTFT in seconds; RSS: the server's, after the round")
+    for col in ("round", "ok", "lost", "wall s", "req/s", "tok/s", "lat p50", "lat p99",
+                "TTFT p50", "TTFT p99", "RSS MiB"):
+        table.add_column(col, justify="right")
+
+    def show(r) -> None:
+        def f(x: float | None) -> str:
+            return "-" if x is None else f"{x:.3f}"
+
+        console.print(f"  round {r.round}: {r.ok}/{r.requests} ok in {r.wall_s:.1f}s", highlight=False)
+        table.add_row(str(r.round), str(r.ok), str(r.lost), f"{r.wall_s:.2f}", f"{r.requests_per_s:.2f}",
+                      f"{r.tokens_per_s:.1f}", f(r.latency_p50_s), f(r.latency_p99_s), f(r.ttft_p50_s),
+                      f(r.ttft_p99_s), "-" if r.server_rss_mb is None else f"{r.server_rss_mb:.0f}")
+
+    def load(target: str, name: str | None, key: str | None):
+        return asyncio.run(run_load(target, name, requests=requests, concurrency=concurrency,
+                                    max_tokens=max_tokens, rounds=rounds, api_key=key, timeout_s=timeout,
+                                    on_round=show))
+
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    if url is not None:
+        report = load(url, model, api_key)
+    else:
+        from hivethink.engine.scheduler import Scheduler
+        from hivethink.models.loader import load_model
+        from hivethink.serve import BackgroundServer, ServeLimits, create_app
+        from hivethink.serve.server import default_served_name
+
+        with console.status("loading model..."):
+            loaded = load_model(model, dtype=dtype, device=device or default_device())
+        name = default_served_name(model)
+        scheduler = Scheduler(loaded, max_batch=max_batch).start()
+        try:
+            limits = ServeLimits(max_tokens=max(max_tokens, ServeLimits.max_tokens))
+            with BackgroundServer(create_app(scheduler, name, limits=limits)) as target:
+                report = load(target, name, None)
+        finally:
+            scheduler.close()
+        report.in_process = True
+        report.extra = {"dtype": dtype, "device": str(loaded.decoder.device), "max_batch": max_batch}
+    report.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report.extra.update(cpus=os.cpu_count(), loadavg_before=load_before,
+                        loadavg_after=[round(x, 2) for x in os.getloadavg()])
+    console.print(table)
+    console.print(f"peak RSS of this process{' (server and client)' if report.in_process else ' (client)'}: "
+                  f"{report.peak_rss_mb:.0f} MiB; server RSS before: {report.server_rss_before_mb} MiB",
+                  highlight=False)
+    if json_out:
+        write_json(report, json_out)
+        console.print(f"wrote {json_out}")
+    if report.lost:
+        errors = sorted({e for r in report.rounds for e in r.errors})
+        raise HivethinkError(f"{report.lost} request(s) lost: {'; '.join(errors)[:300]}")
+
+
 def _mount_lab() -> None:
     try:
         from hivethink.cli.lab import app as lab_app
@@ -172,6 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a file that cannot be written or read: the environment, not a bug
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except Exception as e:
         # Usage errors of the (possibly vendored) click under typer: recognised by their interface.
         if hasattr(e, "format_message") and hasattr(e, "exit_code"):

@@ -1,0 +1,47 @@
+"""A quick load test against a real server (the full one is ``hivethink bench serve``), and the
+serve commands' input checks (before any model loads)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from serve_helpers import MODEL, running_server
+
+from hivethink.cli.main import main
+from hivethink.serve.bench import run_load, write_json
+
+
+@pytest.mark.slow
+def test_ten_concurrent_streams_none_lost(smol16, tmp_path):
+    with running_server(smol16, max_batch=4) as server:  # more requests than rows: some wait
+        report = asyncio.run(run_load(server.url, requests=10, max_tokens=4, rounds=1, timeout_s=120))
+        assert server.scheduler.load == (0, 0) and not server.scheduler.runner.cache.blocks
+    assert report.model == MODEL and report.lost == 0
+    [r] = report.rounds
+    assert r.ok == 10 and r.requests_per_s > 0 and r.tokens_per_s > 0
+    assert 0 < r.ttft_p50_s <= r.latency_p50_s <= r.latency_p99_s
+    write_json(report, tmp_path / "bench.json")
+    assert json.loads((tmp_path / "bench.json").read_text())["lost"] == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--port", "0"],
+        ["serve", "--port", "70000"],
+        ["serve", "--max-workers", "0"],
+        ["serve", "--max-workers", "99"],
+        ["serve", "--max-tokens-limit", "0"],
+        ["serve", "--max-batch", "0"],
+        ["serve", "--api-key", ""],
+        ["serve", "--log-level", "loud"],
+        ["bench", "serve", "--requests", "0"],
+        ["bench", "serve", "--max-tokens", "-1"],
+    ],
+)
+def test_serve_commands_reject_bad_input(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
