@@ -3,8 +3,10 @@ explicit view positions (random tensors, unequal blocks, GQA, several workers)."
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from hivethink.engine import attention
 from hivethink.engine.attention import block_attention, build_plan, reference_attention, store_kv
 from hivethink.engine.cache import KVCache
 from hivethink.engine.rope import RopeTable
@@ -30,7 +32,10 @@ def fill(cache: KVCache, rope: RopeTable, block, raw_k, raw_v) -> None:
     cache.commit(block, [0] * n)
 
 
-def test_block_attention_equals_plain_attention():
+@pytest.mark.parametrize("gather", [0.0, 1.01], ids=["shared-scan", "per-row-pages"])
+def test_block_attention_equals_plain_attention(gather, monkeypatch):
+    """Both scans: every row over all pages, and each row over only its own pages."""
+    monkeypatch.setattr(attention, "GATHER_BELOW", gather)
     torch.manual_seed(0)
     c = cfg()
     Hq, Hkv, D = c.n_heads, c.n_kv_heads, c.head_dim
@@ -55,6 +60,7 @@ def test_block_attention_equals_plain_attention():
     q = torch.randn(W, 1, Hq, D)
     k_new, v_new = torch.randn(W, 1, Hkv, D), torch.randn(W, 1, Hkv, D)
     plan = build_plan(cache, rope, views, [1] * W)
+    assert (plan.row_pages is not None) == (gather > 1)
     store_kv(cache, 0, plan, k_new, v_new)
     got = block_attention(q, cache.k[0], cache.v[0], plan)[:, 0]
 
@@ -95,3 +101,23 @@ def test_append_block_re_rotates_keys_exactly():
     k2, v2 = direct.read(ref, 0)
     assert (k1 - k2).abs().max().item() < 1e-5
     assert torch.equal(v1, v2)
+
+
+def test_both_scans_agree_on_multi_token_rows_of_unequal_length(monkeypatch):
+    """Prompts written into separate views in one pass (padding rows, causal own tokens)."""
+    from hivethink.engine.forward import Runner
+    from tests.conftest import as_loaded, tiny_hf
+
+    model = as_loaded(tiny_hf("qwen2", seed=9))
+    outs = []
+    for gather in (0.0, 1.01):
+        monkeypatch.setattr(attention, "GATHER_BELOW", gather)
+        runner = Runner(model, page_size=8)
+        views = []
+        for i in range(3):
+            p = runner.cache.new_block(f"p{i}")
+            runner.prefill(p, list(range(5 + i, 30 + 7 * i)))
+            views.append([p, runner.cache.new_block(f"g{i}")])
+        first = runner.extend(views, [[9] * 3, [11] * 20, [13]])  # unequal: padded rows
+        outs.append(torch.cat([first, runner.extend(views, [[4], [5], [6]])]))
+    assert (outs[0] - outs[1]).abs().max().item() < 1e-4

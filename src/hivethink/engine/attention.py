@@ -22,7 +22,10 @@ import torch.nn.functional as F
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable, apply_rotation
 
+# Masked scores: finite, so that a row with nothing visible (padding) gives no NaN.
 MASKED = -1e30
+# Below this fraction of visible (row, page) pairs, rows scan only their own pages.
+GATHER_BELOW = 0.5
 
 
 @dataclass
@@ -30,9 +33,13 @@ class BlockPlan:
     """What one forward pass needs to attend; built once per pass, shared by all layers."""
 
     n_pages: int  # hw: pages scanned
-    q_cos: torch.Tensor  # [hw, 1, W, M, 1, D] query rotation per (page, row, query)
+    # Shared mode (row_pages is None): every row scans pages [0, hw); rotations and mask are
+    # [hw, 1, W, M, 1, D|P]. Gathered mode: row w scans only its pages row_pages[w] (padded
+    # with the scratch page); rotations and mask are [W, maxp, 1, M, 1, D|P].
+    q_cos: torch.Tensor
     q_sin: torch.Tensor
-    mask: torch.Tensor  # [hw, 1, W, M, 1, P] additive: 0 where visible, MASKED elsewhere (fp32)
+    mask: torch.Tensor  # additive, fp32: 0 where visible, MASKED elsewhere
+    row_pages: torch.Tensor | None  # [W, maxp] or None
     k_cos: torch.Tensor  # [W, M, 1, D] rotation of the new keys to their block-local positions
     k_sin: torch.Tensor
     w_page: torch.Tensor  # [W * M] where the new keys/values go (scratch page for padding)
@@ -89,30 +96,46 @@ def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new:
     lim = torch.where(is_own[:, None, :], torch.tensor(own_lim)[:, :, None], lim)
     lim = torch.where(in_view[:, None, :], lim, torch.zeros_like(lim))
     local = torch.tensor(page_start)[:, None] + torch.arange(P)[None, :]  # [hw, P]
-    visible = local[None, None] < lim[..., None]  # [W, M, hw, P]
-    # A large finite negative, not -inf: exp() of -inf takes a slow path on CPU, and the result is 0 all the same.
-    mask = torch.zeros(visible.shape, dtype=torch.float32).masked_fill_(~visible, MASKED)
-    mask = mask.permute(2, 0, 1, 3)[:, None, :, :, None, :].to(dev)
-    q_cos, q_sin = rope.lookup(delta.to(dev))  # [W, M, hw, D]
     k_cos, k_sin = rope.lookup(torch.tensor(k_pos, device=dev))  # [W, M, D]
-    return BlockPlan(
-        n_pages=hw,
-        q_cos=q_cos.permute(2, 0, 1, 3)[:, None, :, :, None, :],
-        q_sin=q_sin.permute(2, 0, 1, 3)[:, None, :, :, None, :],
-        mask=mask,
-        k_cos=k_cos[:, :, None, :],
-        k_sin=k_sin[:, :, None, :],
-        w_page=torch.tensor(w_page, device=dev),
-        w_off=torch.tensor(w_off, device=dev),
-    )
+    common = dict(n_pages=hw, k_cos=k_cos[:, :, None, :], k_sin=k_sin[:, :, None, :],
+                  w_page=torch.tensor(w_page, device=dev), w_off=torch.tensor(w_off, device=dev))
+    counts = in_view.sum(1)
+    if W > 1 and int(counts.sum()) < GATHER_BELOW * W * hw:
+        # Rows see mostly different pages (independent sequences): scan only each row's own
+        # pages instead of every page for every row, which would cost rows x pages.
+        maxp = int(counts.max())
+        rank = in_view.long().cumsum(1) - 1  # position of each visible page in its row's list
+        rows, pages = in_view.nonzero(as_tuple=True)
+        row_pages = torch.zeros(W, maxp, dtype=torch.long)  # padding: the scratch page
+        row_pages[rows, rank[rows, pages]] = pages
+        real = torch.arange(maxp)[None, :] < counts[:, None]  # [W, maxp]
+        sel = row_pages[:, None, :].expand(W, M, maxp)
+        d = delta.gather(2, sel)  # [W, M, maxp]
+        lim_g = torch.where(real[:, None, :], lim.gather(2, sel), torch.zeros_like(sel))
+        visible = local[row_pages][:, None] < lim_g[..., None]  # [W, M, maxp, P]
+        mask = torch.zeros(visible.shape, dtype=torch.float32).masked_fill_(~visible, MASKED)
+        q_cos, q_sin = rope.lookup(d.to(dev))  # [W, M, maxp, D]
+        return BlockPlan(q_cos=q_cos.permute(0, 2, 1, 3)[:, :, None, :, None, :],
+                         q_sin=q_sin.permute(0, 2, 1, 3)[:, :, None, :, None, :],
+                         mask=mask.permute(0, 2, 1, 3)[:, :, None, :, None, :].to(dev),
+                         row_pages=row_pages.to(dev), **common)
+    visible = local[None, None] < lim[..., None]  # [W, M, hw, P]
+    mask = torch.zeros(visible.shape, dtype=torch.float32).masked_fill_(~visible, MASKED)
+    q_cos, q_sin = rope.lookup(delta.to(dev))  # [W, M, hw, D]
+    return BlockPlan(q_cos=q_cos.permute(2, 0, 1, 3)[:, None, :, :, None, :],
+                     q_sin=q_sin.permute(2, 0, 1, 3)[:, None, :, :, None, :],
+                     mask=mask.permute(2, 0, 1, 3)[:, None, :, :, None, :].to(dev),
+                     row_pages=None, **common)
 
 
 def block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tensor,
                     plan: BlockPlan) -> torch.Tensor:
-    """q [W, M, Hq, D] against the arena's first ``plan.n_pages`` pages -> [W, M, Hq * D].
+    """q [W, M, Hq, D] against the pages of each row's view -> [W, M, Hq * D].
 
     Scores of all pages share one softmax (max and sum over pages and slots together).
     """
+    if plan.row_pages is not None:
+        return _gathered_attention(q, k_arena, v_arena, plan)
     W, M, Hq, D = q.shape
     hw, Hkv = plan.n_pages, k_arena.shape[1]
     G = Hq // Hkv
@@ -122,12 +145,36 @@ def block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tenso
     keys, values = k_arena[:hw], v_arena[:hw]  # [hw, Hkv, P, D] views, no copy
     s = torch.matmul(qr, keys.transpose(-1, -2)).float() * (D**-0.5)  # [hw, Hkv, R, P]
     s = (s.view(hw, Hkv, W, M, G, -1) + plan.mask).view(hw, Hkv, W * M * G, -1)
-    peak = s.amax(dim=(0, 3), keepdim=True)
-    e = torch.exp(s - peak)
-    denom = e.sum(dim=(0, 3))  # [Hkv, R]
+    e, denom = _softmax_parts(s, dims=(0, 3))  # denom [Hkv, R]
     out = torch.matmul(e.to(values.dtype), values).sum(0, dtype=torch.float32)  # [Hkv, R, D]
     out = (out / denom[..., None]).to(q.dtype)
     return out.view(Hkv, W, M, G, D).permute(1, 2, 0, 3, 4).reshape(W, M, Hq * D)
+
+
+def _gathered_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tensor,
+                        plan: BlockPlan) -> torch.Tensor:
+    """Each row against only its own pages (copied out per row: cheap when rows share little)."""
+    assert plan.row_pages is not None
+    W, M, Hq, D = q.shape
+    Hkv = k_arena.shape[1]
+    G, maxp = Hq // Hkv, plan.row_pages.shape[1]
+    q6 = q.view(W, M, Hkv, G, D).permute(0, 2, 1, 3, 4)[:, None]  # [W, 1, Hkv, M, G, D]
+    qr = apply_rotation(q6, plan.q_cos, plan.q_sin).reshape(W, maxp, Hkv, M * G, D)
+    keys, values = k_arena[plan.row_pages], v_arena[plan.row_pages]  # [W, maxp, Hkv, P, D]
+    s = torch.matmul(qr, keys.transpose(-1, -2)).float() * (D**-0.5)  # [W, maxp, Hkv, MG, P]
+    s = (s.view(W, maxp, Hkv, M, G, -1) + plan.mask).view(W, maxp, Hkv, M * G, -1)
+    e, denom = _softmax_parts(s, dims=(1, 4))  # denom [W, Hkv, MG]
+    out = torch.matmul(e.to(values.dtype), values).sum(1, dtype=torch.float32)  # [W, Hkv, MG, D]
+    out = (out / denom[..., None]).to(q.dtype)
+    return out.view(W, Hkv, M, G, D).permute(0, 2, 1, 3, 4).reshape(W, M, Hq * D)
+
+
+def _softmax_parts(s: torch.Tensor, dims: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """exp(s - max) and its sum over ``dims``. Exponents are clamped at -80: exp() of a value
+    that underflows takes a slow path on CPU (10x), and e^-80 is as good as zero here."""
+    peak = s.amax(dim=dims, keepdim=True)
+    e = torch.exp((s - peak).clamp_(min=-80.0))
+    return e, e.sum(dim=dims)
 
 
 def store_kv(cache: KVCache, layer: int, plan: BlockPlan, k: torch.Tensor, v: torch.Tensor) -> None:
