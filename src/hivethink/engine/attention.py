@@ -138,16 +138,17 @@ def block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tenso
         return _gathered_attention(q, k_arena, v_arena, plan)
     W, M, Hq, D = q.shape
     hw, Hkv = plan.n_pages, k_arena.shape[1]
-    G = Hq // Hkv
-    q6 = q.view(W, M, Hkv, G, D).permute(2, 0, 1, 3, 4)[None]  # [1, Hkv, W, M, G, D]
+    G, R = Hq // Hkv, W * M * (Hq // Hkv)
+    q6 = (q * D**-0.5).view(W, M, Hkv, G, D).permute(2, 0, 1, 3, 4)[None]  # [1, Hkv, W, M, G, D]
     qr = apply_rotation(q6, plan.q_cos, plan.q_sin)  # [hw, Hkv, W, M, G, D]
-    qr = qr.reshape(hw, Hkv, W * M * G, D)
+    qr = qr.reshape(hw, Hkv, R, D)
     keys, values = k_arena[:hw], v_arena[:hw]  # [hw, Hkv, P, D] views, no copy
-    s = torch.matmul(qr, keys.transpose(-1, -2)).float() * (D**-0.5)  # [hw, Hkv, R, P]
-    s = (s.view(hw, Hkv, W, M, G, -1) + plan.mask).view(hw, Hkv, W * M * G, -1)
-    e, denom = _softmax_parts(s, dims=(0, 3))  # denom [Hkv, R]
-    out = torch.matmul(e.to(values.dtype), values).sum(0, dtype=torch.float32)  # [Hkv, R, D]
-    out = (out / denom[..., None]).to(q.dtype)
+    s = torch.matmul(qr, keys.transpose(-1, -2))  # [hw, Hkv, R, P]
+    s = s.view(hw, Hkv, W, M, G, -1) + plan.mask  # fp32 from here: the mask is fp32
+    # One softmax over all pages and slots of a row: lay pages out along the row, fused kernel.
+    p = torch.softmax(s.view(hw, Hkv, R, -1).permute(1, 2, 0, 3).reshape(Hkv, R, -1), dim=-1)
+    p = p.view(Hkv, R, hw, -1).permute(2, 0, 1, 3).to(values.dtype)  # [hw, Hkv, R, P]
+    out = torch.matmul(p, values).sum(0, dtype=torch.float32).to(q.dtype)  # [Hkv, R, D]
     return out.view(Hkv, W, M, G, D).permute(1, 2, 0, 3, 4).reshape(W, M, Hq * D)
 
 

@@ -108,6 +108,7 @@ def load_model(spec: str | None = None, *, dtype: str | torch.dtype = "float32",
     check_shapes(cfg)
     _check_weights(cfg, weights, source)
     decoder = Decoder(cfg, weights).to(device=device, dtype=torch_dtype)
+    decoder.pack()
     return LoadedModel(decoder=decoder, tokenizer=tokenizer, cfg=cfg, hf_config=hf_config, source=source)
 
 
