@@ -119,3 +119,17 @@ def test_sampling_is_seeded_per_worker(smol16):
     assert a.texts == b.texts
     assert a.texts != c.texts
     assert a.texts["Alice"] != a.texts["Bob"]  # distinct streams per worker
+
+
+def test_the_live_callback_sees_each_workers_whole_stream(smol16):
+    seen: dict[str, str] = {}
+
+    def on_token(name: str, piece: str) -> None:
+        seen[name] = seen.get(name, "") + piece
+
+    res = Hive(smol16, HiveConfig(workers=2, max_steps=30), on_token=on_token).solve(PROBLEM)
+    assert res.finished_by == "finisher"  # so the finisher text is part of what was shown
+    for name, text in res.texts.items():
+        assert seen[name].startswith(f"**{name} [1]:** ")
+        # token-by-token decoding may space differently from decoding the whole stream
+        assert " ".join(seen[name].split()).startswith(" ".join(text.split()))

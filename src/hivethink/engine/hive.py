@@ -175,8 +175,11 @@ class Hive:
             for w, ids, pos in zip(rows, feed, positions, strict=True):
                 stream[w] += ids
                 for j, tid in enumerate(ids):
+                    piece = self.decode([tid])
                     emit(kind="token", worker=names[w], step=runner.passes, position=pos + j,
-                         token_id=tid, text=self.decode([tid]), data={} if j < lead[w] else {"forced": True})
+                         token_id=tid, text=piece, data={} if j < lead[w] else {"forced": True})
+                    if j >= lead[w] and self.on_token:  # forced text (headers, checks) shows too
+                        self.on_token(names[w], piece)
             sampled = sampler.sample(logits, rows)
             for w, tid in zip(rows, sampled, strict=True):
                 if closing[w]:  # the step's last token is in: move it; this sample is void
@@ -254,8 +257,11 @@ class Hive:
                 stream[w] += feed[w]
                 for j, tid in enumerate(feed[w]):
                     forced = not tails[w]  # the first feed is the finisher text; then sampled tokens
+                    piece = self.decode([tid])
                     emit(kind="token", worker=names[w], step=runner.passes, position=pos + j, token_id=tid,
-                         text=self.decode([tid]), data={"forced": True} if forced else {})
+                         text=piece, data={"forced": True} if forced else {})
+                    if self.on_token:
+                        self.on_token(names[w], piece)
             nxt = [int(x) for x in logits.argmax(-1).tolist()]
             for w, tid in zip(rows, nxt, strict=True):
                 tails[w].append(tid)
