@@ -144,10 +144,15 @@ def block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tenso
     qr = qr.reshape(hw, Hkv, R, D)
     keys, values = k_arena[:hw], v_arena[:hw]  # [hw, Hkv, P, D] views, no copy
     s = torch.matmul(qr, keys.transpose(-1, -2))  # [hw, Hkv, R, P]
-    s = s.view(hw, Hkv, W, M, G, -1) + plan.mask  # fp32 from here: the mask is fp32
-    # One softmax over all pages and slots of a row: lay pages out along the row, fused kernel.
-    p = torch.softmax(s.view(hw, Hkv, R, -1).permute(1, 2, 0, 3).reshape(Hkv, R, -1), dim=-1)
-    p = p.view(Hkv, R, hw, -1).permute(2, 0, 1, 3).to(values.dtype)  # [hw, Hkv, R, P]
+    # One softmax over all pages and slots of a row: one pass adds the (fp32) mask and lays the
+    # pages out along the row, then the fused softmax kernel.
+    P = s.shape[-1]
+    rows = torch.empty((Hkv, W, M, G, hw, P), dtype=torch.float32, device=s.device)
+    torch.add(s.view(hw, Hkv, W, M, G, P).permute(1, 2, 3, 4, 0, 5), plan.mask.permute(1, 2, 3, 4, 0, 5),
+              out=rows)
+    p = torch.softmax(rows.view(Hkv, R, hw * P), dim=-1)
+    # one copy into the layout the matmul with the values wants (and their dtype)
+    p = p.view(Hkv, R, hw, -1).permute(2, 0, 1, 3).to(values.dtype, memory_format=torch.contiguous_format)
     out = torch.matmul(p, values).sum(0, dtype=torch.float32).to(q.dtype)  # [Hkv, R, D]
     return out.view(Hkv, W, M, G, D).permute(1, 2, 0, 3, 4).reshape(W, M, Hq * D)
 
