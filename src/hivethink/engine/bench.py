@@ -123,14 +123,8 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
               baseline: bool = True, llamacpp: bool = True,
               on_row: Callable[[BenchRow], None] | None = None) -> dict[str, Any]:
     hf = hf_model(model) if baseline else None
-    gguf = Path(model.source) if model.source.endswith(".gguf") else None
-    llama: dict[int, float] = {}
     rows: list[BenchRow] = []
     for ctx in contexts:
-        if llamacpp and gguf is not None:
-            tok_s = llamacpp_tok_s(gguf, ctx, steps, torch.get_num_threads())
-            if tok_s is not None:
-                llama[ctx] = round(tok_s, 2)
         one: float | None = None
         for n in workers:
             ms = engine_step_ms(model, ctx, n, steps)
@@ -140,11 +134,22 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
                            baseline_ms=None if base is None else round(base, 3),
                            engine_tok_s=round(n * 1000 / ms, 2),
                            vs_baseline=None if base is None else round(base / ms, 3),
-                           vs_one_worker=round(ms / one, 3),
-                           vs_llamacpp=round(n * 1000 / ms / llama[ctx], 3) if ctx in llama else None)
+                           vs_one_worker=round(ms / one, 3))
             rows.append(row)
             if on_row:
                 on_row(row)
+    # llama.cpp last: its thread pool keeps spinning for a while after it runs, which would slow
+    # whatever is timed next on a small machine.
+    gguf = Path(model.source) if model.source.endswith(".gguf") else None
+    llama: dict[int, float] = {}
+    for ctx in contexts if llamacpp and gguf is not None else []:
+        tok_s = llamacpp_tok_s(gguf, ctx, steps, torch.get_num_threads())
+        if tok_s is None:
+            break
+        llama[ctx] = round(tok_s, 2)
+        for r in rows:
+            if r.context == ctx:
+                r.vs_llamacpp = round(r.engine_tok_s / tok_s, 3)
     return {
         "model": model.source, "dtype": str(model.dtype).removeprefix("torch."),
         "device": str(model.decoder.device), "threads": torch.get_num_threads(),
