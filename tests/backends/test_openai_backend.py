@@ -5,83 +5,40 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from hivethink.backends.base import GenRequest
 from hivethink.backends.openai_backend import OpenAIBackend
+from tests.loopback_http import DROP, HANG, LoopbackServer, chat_completion
+
+USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 
 
-class FakeServer:
+class FakeServer(LoopbackServer):
     """Serves /v1/chat/completions; each request takes the next behaviour from ``plan``."""
 
     def __init__(self) -> None:
         self.plan: list[str] = []
         self.bodies: list[dict] = []
-        self.release = threading.Event()
         self.lock = threading.Lock()
-        server = self
+        super().__init__(self.respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.bodies.append(body)
-                    mode = server.plan.pop(0) if server.plan else "ok"
-                if mode == "hang":
-                    server.release.wait(timeout=5)
-                    return
-                if mode == "drop":
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                status, payload = {
-                    "ok": (200, json.dumps(completion(body))),
-                    "nousage": (200, json.dumps({**completion(body), "usage": None})),
-                    "500": (500, json.dumps({"error": {"message": "server exploded"}})),
-                    "400": (400, json.dumps({"error": {"message": "bad request"}})),
-                    "badjson": (200, '{"id": "x", "choices": [ {"mess'),
-                    "nochoices": (200, json.dumps({"id": "x", "object": "chat.completion"})),
-                }[mode]
-                data = payload.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def completion(body: dict) -> dict:
-    last = body["messages"][-1]["content"]
-    return {
-        "id": "c1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": body["model"],
-        "choices": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "message": {"role": "assistant", "content": f"echo {last}"},
-            }
-        ],
-        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-    }
+    def respond(self, body: dict) -> tuple[int, str] | str:
+        with self.lock:
+            self.bodies.append(body)
+            mode = self.plan.pop(0) if self.plan else "ok"
+        if mode in (HANG, DROP):
+            return mode
+        echo = f"echo {body['messages'][-1]['content']}"
+        return {
+            "ok": (200, chat_completion(body["model"], echo, USAGE)),
+            "nousage": (200, chat_completion(body["model"], echo, None)),
+            "500": (500, json.dumps({"error": {"message": "server exploded"}})),
+            "400": (400, json.dumps({"error": {"message": "bad request"}})),
+            "badjson": (200, '{"id": "x", "choices": [ {"mess'),
+            "nochoices": (200, json.dumps({"id": "x", "object": "chat.completion"})),
+        }[mode]
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from rich.console import Console
 
 from hivethink.lab import load_config, read_results, read_trace, run_lab
 from hivethink.tasks import get_task
+from tests.loopback_http import DROP, HANG, LoopbackServer, chat_completion
 
 MODES = ["500", "hang", "drop", "badjson", "nontext", "flaky", "surrogate", "usage", "ok"]
 FAILING = {  # mode -> what the recorded reason must say
@@ -36,80 +36,38 @@ BACKOFF_S = 0.05
 INSTANCES = get_task("math", steps=1).generate(len(MODES), 0)
 
 
-class MisbehavingServer:
+class MisbehavingServer(LoopbackServer):
     """/v1/chat/completions on 127.0.0.1; the instance named in the request picks the mode."""
 
     def __init__(self) -> None:
         self.seen: dict[str, list[float]] = {mode: [] for mode in MODES}
-        self.release = threading.Event()
         self.lock = threading.Lock()
-        server = self
+        super().__init__(self.respond, hang_s=10)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                shown = "\n".join(m["content"] for m in body["messages"])
-                index = next(i for i, inst in enumerate(INSTANCES) if inst.prompt in shown)
-                mode = MODES[index]
-                with server.lock:
-                    server.seen[mode].append(time.monotonic())
-                    attempt = len(server.seen[mode])
-                if mode == "hang":
-                    server.release.wait(timeout=10)
-                    return
-                if mode == "drop":
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                answer = f"The answer is \\boxed{{{INSTANCES[index].target}}}."
-                message: object = answer
-                usage: object = {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15}
-                if mode == "surrogate":
-                    message = "\ud800 \x1b[31mred\x1b[0m " + answer
-                elif mode == "nontext":
-                    message = {"parts": [answer]}
-                elif mode == "usage":
-                    usage = {"prompt_tokens": "many", "completion_tokens": -3}
-                status, payload = 200, json.dumps(
-                    {
-                        "id": "c",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": body["model"],
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": message},
-                            }
-                        ],
-                        "usage": usage,
-                    }
-                )
-                if mode == "500" or (mode == "flaky" and attempt == 1):
-                    status, payload = 500, json.dumps({"error": {"message": "exploded"}})
-                elif mode == "badjson":
-                    payload = payload[: len(payload) // 2]
-                data = payload.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def respond(self, body: dict) -> tuple[int, str] | str:
+        shown = "\n".join(m["content"] for m in body["messages"])
+        index = next(i for i, inst in enumerate(INSTANCES) if inst.prompt in shown)
+        mode = MODES[index]
+        with self.lock:
+            self.seen[mode].append(time.monotonic())
+            attempt = len(self.seen[mode])
+        if mode in (HANG, DROP):
+            return mode
+        answer = f"The answer is \\boxed{{{INSTANCES[index].target}}}."
+        message: object = answer
+        usage: object = {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15}
+        if mode == "surrogate":
+            message = "\ud800 \x1b[31mred\x1b[0m " + answer
+        elif mode == "nontext":
+            message = {"parts": [answer]}
+        elif mode == "usage":
+            usage = {"prompt_tokens": "many", "completion_tokens": -3}
+        payload = chat_completion(body["model"], message, usage)
+        if mode == "500" or (mode == "flaky" and attempt == 1):
+            return 500, json.dumps({"error": {"message": "exploded"}})
+        if mode == "badjson":
+            return 200, payload[: len(payload) // 2]
+        return 200, payload
 
 
 @pytest.fixture
