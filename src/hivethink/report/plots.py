@@ -58,6 +58,16 @@ def _line_axes() -> tuple[Figure, Axes]:
     return fig, ax
 
 
+def _score_lines(fig: Figure, ax: Axes, title: str, xlabel: str, ylabel: str) -> Plot:
+    """Finish a plot of score lines (0..1) with its legend outside the axes."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return Plot(title, _png(fig))
+
+
 def _grouped_bars(
     title: str,
     ylabel: str,
@@ -103,12 +113,7 @@ def accuracy_vs_passes(records: Sequence[Record]) -> Plot:
     for substrate, pts in points.items():
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=_plain(substrate))
-    ax.set_xlabel("sequential forward passes (mean)")
-    ax.set_ylabel("mean score")
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_title(title)
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
-    return Plot(title, _png(fig))
+    return _score_lines(fig, ax, title, "sequential forward passes (mean)", "mean score")
 
 
 def redundancy_by_substrate(records: Sequence[Record]) -> Plot:
@@ -144,12 +149,7 @@ def success_vs_group_size(records: Sequence[Record]) -> Plot:
         xs = sorted(by_size)
         ys = [sum(by_size[x]) / len(by_size[x]) for x in xs]
         ax.plot(xs, ys, marker="o", label=_plain(name))
-    ax.set_xlabel("agents")
-    ax.set_ylabel("mean score (consensus: valid agreement)")
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_title(title)
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
-    return Plot(title, _png(fig))
+    return _score_lines(fig, ax, title, "agents", "mean score (consensus: valid agreement)")
 
 
 def agreement_rates(records: Sequence[Record]) -> Plot:
