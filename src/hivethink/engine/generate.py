@@ -1,7 +1,8 @@
 """Independent batched generation: N unrelated prompts decoded together in one batch.
 
 Each prompt is its own block and each continuation another; a row's view is just
-[its prompt, its continuation], so rows never see each other. This is the local backend of the
+[its prompt, its continuation], so rows never see each other. The loop itself is the
+scheduler's (``engine/scheduler.py``), run to completion. This is the local backend of the
 lab's text-level protocols (all agents of a round in one batch).
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from hivethink.engine.forward import Runner
-from hivethink.engine.sampling import Sampler, SamplingParams
+from hivethink.engine.sampling import SamplingParams
+from hivethink.engine.scheduler import Scheduler
 from hivethink.models.loader import LoadedModel
 
 
@@ -26,50 +27,18 @@ class Generated:
 
 def generate_batch(model: LoadedModel, prompts: list[list[int]], *, max_tokens: list[int],
                    sampling: list[SamplingParams], stop: list[list[str]] | None = None) -> list[Generated]:
+    """Decode every prompt to its end, all rows in each pass: the continuous-batching scheduler
+    run to completion in this thread. A row's output depends only on its own prompt and seed."""
     t0 = time.perf_counter()
-    tok = model.tokenizer
-    runner = Runner(model)
-    cache = runner.cache
     n = len(prompts)
-    stop = stop or [[] for _ in range(n)]
-    eos = {t for t in (*model.cfg.eos_token_ids, getattr(tok, "eos_token_id", None)) if t is not None}
-    views = []
-    first: list[int] = []
-    sampler = Sampler(sampling)
-    for i, ids in enumerate(prompts):
-        pb = cache.new_block(f"prompt{i}")
-        logits = runner.prefill(pb, ids)
-        views.append([pb, cache.new_block(f"gen{i}")])
-        first.append(sampler.sample(logits[None], [i])[0])
-    out: list[list[int]] = [[] for _ in range(n)]
-    reason = ["length"] * n
-    nxt = first
-    active = [i for i in range(n) if max_tokens[i] > 0]
-    while active:
-        still = []
-        for i in active:
-            tid = nxt[i]
-            if tid in eos:
-                reason[i] = "stop"
-                continue
-            out[i].append(tid)
-            if stop[i] and any(s in tok.decode(out[i][-16:]) for s in stop[i]):
-                reason[i] = "stop"
-                continue
-            if len(out[i]) < max_tokens[i]:
-                still.append(i)
-        active = still
-        if not active:
-            break
-        logits = runner.extend([views[i] for i in active], [[out[i][-1]] for i in active])
-        for i, tid in zip(active, sampler.sample(logits, active), strict=True):
-            nxt[i] = tid
+    sched = Scheduler(model, max_batch=max(1, n), max_waiting=max(1, n))
+    stops = stop or [[] for _ in range(n)]
+    streams = [sched.submit(p, max_tokens=m, sampling=sp, stop=st)
+               for p, m, sp, st in zip(prompts, max_tokens, sampling, stops, strict=True)]
+    sched.drain()
     wall = time.perf_counter() - t0
-    results = []
-    for i in range(n):
-        text = tok.decode(out[i], skip_special_tokens=True)
-        for s in stop[i]:
-            if s in text:
-                text = text[: text.index(s)]
-        results.append(Generated(out[i], text, len(prompts[i]), reason[i], wall))
-    return results
+    for s in streams:
+        if s.finish_reason == "error":
+            raise RuntimeError(s.error)
+    return [Generated(list(s.tokens), s.text, s.prompt_tokens, s.finish_reason or "length", wall)
+            for s in streams]

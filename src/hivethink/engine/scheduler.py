@@ -119,6 +119,10 @@ class Scheduler:
         s = Stream(id=next(self._ids), prompt_tokens=len(prompt), max_tokens=max_tokens,
                    sampling=sampling, stop=list(stop or []), prompt=list(prompt))
         s._generator.manual_seed(sampling.seed)
+        if max_tokens <= 0:  # nothing wanted: finished before it starts
+            s.finish_reason = "length"
+            s._pieces.put(_DONE)
+            return s
         self._waiting.put(s)
         self._wake.set()
         return s
@@ -130,19 +134,19 @@ class Scheduler:
             return Hive(self.model, config, on_token=on_token).solve(problem)
 
     # -- the loop -------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Run passes in the calling thread until every submitted request is finished.
+
+        For batch use without the background thread (``start`` not called)."""
+        assert not self._thread.is_alive(), "drain() is for a scheduler whose thread is not running"
+        while self._cycle():
+            pass
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._admit()
-            if not self._rows:
+            if not self._cycle():
                 self._wake.wait(timeout=0.5)
                 self._wake.clear()
-                continue
-            try:
-                self._step()
-            except Exception as e:  # a failed pass fails its requests, never the server
-                for row in self._rows:
-                    self._finish(row, "error", error=f"{type(e).__name__}: {e}")
-                self._rows = []
         for row in self._rows:
             self._finish(row, "cancelled")
         self._rows = []
@@ -157,6 +161,19 @@ class Scheduler:
                 return
             s.finish_reason = "cancelled"
             s._pieces.put(_DONE)
+
+    def _cycle(self) -> bool:
+        """Admit waiting requests and run one pass; False when there was nothing to run."""
+        self._admit()
+        if not self._rows:
+            return False
+        try:
+            self._step()
+        except Exception as e:  # a failed pass fails its requests, never the server
+            for row in self._rows:
+                self._finish(row, "error", error=f"{type(e).__name__}: {e}")
+            self._rows = []
+        return True
 
     def _admit(self) -> None:
         cache = self.runner.cache
