@@ -222,7 +222,7 @@ class Hive:
 
         steps = runner.passes
         if not answers:
-            self._finish(runner, blocks, pending, stream, answers, emit)
+            self._finish(runner, blocks, pending, lead, stream, answers, emit)
             finished_by = "finisher"
         elif layout == "independent":
             finished_by = "answer" if len(answers) == N else "budget"
@@ -241,9 +241,11 @@ class Hive:
             checks_yes=checks_yes, wall_s=time.perf_counter() - t0, events=events,
         )
 
-    def _finish(self, runner: Runner, blocks: Blocks, pending: list[list[int]], stream: list[list[int]],
-                answers: dict[str, str | None], emit: Callable[..., None]) -> None:
-        """Budget spent with no answer: every worker is told to answer now; a few greedy tokens."""
+    def _finish(self, runner: Runner, blocks: Blocks, pending: list[list[int]], lead: list[int],
+                stream: list[list[int]], answers: dict[str, str | None], emit: Callable[..., None]) -> None:
+        """Budget spent with no answer: every worker is told to answer now; a few greedy tokens.
+
+        The first ``lead[w]`` pending tokens were sampled (and shown) already; the rest is forced."""
         N, names = self.cfg.workers, self.names
         finisher = self.encode(prompts.FINISHER)
         feed = [[t for t in pending[w] if t not in self.model.cfg.eos_token_ids] + finisher for w in range(N)]
@@ -255,12 +257,15 @@ class Hive:
             logits = runner.extend(views, [feed[w] for w in rows])
             for w, pos in zip(rows, positions, strict=True):
                 stream[w] += feed[w]
+                # the first feed is pending (its first lead[w] tokens sampled and shown already)
+                # plus the finisher text; after it, one sampled token per pass
+                first = not tails[w]
                 for j, tid in enumerate(feed[w]):
-                    forced = not tails[w]  # the first feed is the finisher text; then sampled tokens
                     piece = self.decode([tid])
+                    forced = first and j >= lead[w]
                     emit(kind="token", worker=names[w], step=runner.passes, position=pos + j, token_id=tid,
                          text=piece, data={"forced": True} if forced else {})
-                    if self.on_token:
+                    if self.on_token and (forced or not first):
                         self.on_token(names[w], piece)
             nxt = [int(x) for x in logits.argmax(-1).tolist()]
             for w, tid in zip(rows, nxt, strict=True):
