@@ -15,15 +15,18 @@ D head dim, R = W * M * G query rows per KV head.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
 from hivethink.engine.cache import Block, KVCache
-from hivethink.engine.rope import RopeTable, apply_rotation
+from hivethink.engine.rope import RopeTable, apply_rotation, rotate, signed_sin
 
 # Masked scores: finite, so that a row with nothing visible (padding) gives no NaN.
 MASKED = -1e30
+# fp16 cannot hold MASKED; a score plus this stays finite and its exp() is still 0.
+MASKED_FP16 = -3e4
 # Below this fraction of visible (row, page) pairs, rows scan only their own pages.
 GATHER_BELOW = 0.5
 
@@ -33,12 +36,16 @@ class BlockPlan:
     """What one forward pass needs to attend; built once per pass, shared by all layers."""
 
     n_pages: int  # hw: pages scanned
-    # Shared mode (row_pages is None): every row scans pages [0, hw); rotations and mask are
-    # [hw, 1, W, M, 1, D|P]. Gathered mode: row w scans only its pages row_pages[w] (padded
+    # Shared mode (row_pages is None): every row scans pages [0, hw); rotations are
+    # [hw, 1, W, M, 1, D] and the mask [1, W, M, 1, hw, P] (laid out as the softmax reads it,
+    # heads broadcast). Gathered mode: row w scans only its pages row_pages[w] (padded
     # with the scratch page); rotations and mask are [W, maxp, 1, M, 1, D|P].
+    # Query rotations carry the 1/sqrt(D) score scale; every sin is sign-folded for rope.rotate.
     q_cos: torch.Tensor
     q_sin: torch.Tensor
-    mask: torch.Tensor  # additive, fp32: 0 where visible, MASKED elsewhere
+    # additive: 0 where visible, MASKED elsewhere; model dtype in shared mode (it is added to the
+    # scores in their own dtype), fp32 in gathered mode
+    mask: torch.Tensor
     row_pages: torch.Tensor | None  # [W, maxp] or None
     k_cos: torch.Tensor  # [W, M, 1, D] rotation of the new keys to their block-local positions
     k_sin: torch.Tensor
@@ -97,7 +104,13 @@ def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new:
     lim = torch.where(in_view[:, None, :], lim, torch.zeros_like(lim))
     local = torch.tensor(page_start)[:, None] + torch.arange(P)[None, :]  # [hw, P]
     k_cos, k_sin = rope.lookup(torch.tensor(k_pos, device=dev))  # [W, M, D]
-    common = dict(n_pages=hw, k_cos=k_cos[:, :, None, :], k_sin=k_sin[:, :, None, :],
+    scale = cache.cfg.head_dim**-0.5
+
+    def q_rotation(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cos, sin = rope.lookup(delta.to(dev))
+        return (cos.float() * scale).to(cos.dtype), (signed_sin(sin).float() * scale).to(sin.dtype)
+
+    common = dict(n_pages=hw, k_cos=k_cos[:, :, None, :], k_sin=signed_sin(k_sin)[:, :, None, :],
                   w_page=torch.tensor(w_page, device=dev), w_off=torch.tensor(w_off, device=dev))
     counts = in_view.sum(1)
     if W > 1 and int(counts.sum()) < GATHER_BELOW * W * hw:
@@ -114,17 +127,18 @@ def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new:
         lim_g = torch.where(real[:, None, :], lim.gather(2, sel), torch.zeros_like(sel))
         visible = local[row_pages][:, None] < lim_g[..., None]  # [W, M, maxp, P]
         mask = torch.zeros(visible.shape, dtype=torch.float32).masked_fill_(~visible, MASKED)
-        q_cos, q_sin = rope.lookup(d.to(dev))  # [W, M, maxp, D]
+        q_cos, q_sin = q_rotation(d)  # [W, M, maxp, D]
         return BlockPlan(q_cos=q_cos.permute(0, 2, 1, 3)[:, :, None, :, None, :],
                          q_sin=q_sin.permute(0, 2, 1, 3)[:, :, None, :, None, :],
                          mask=mask.permute(0, 2, 1, 3)[:, :, None, :, None, :].to(dev),
                          row_pages=row_pages.to(dev), **common)
     visible = local[None, None] < lim[..., None]  # [W, M, hw, P]
-    mask = torch.zeros(visible.shape, dtype=torch.float32).masked_fill_(~visible, MASKED)
-    q_cos, q_sin = rope.lookup(delta.to(dev))  # [W, M, hw, D]
-    return BlockPlan(q_cos=q_cos.permute(2, 0, 1, 3)[:, None, :, :, None, :],
-                     q_sin=q_sin.permute(2, 0, 1, 3)[:, None, :, :, None, :],
-                     mask=mask.permute(2, 0, 1, 3)[:, None, :, :, None, :].to(dev),
+    masked = MASKED_FP16 if cache.dtype == torch.float16 else MASKED
+    mask = torch.zeros(visible.shape, dtype=cache.dtype).masked_fill_(~visible, masked)
+    q_cos, q_sin = q_rotation(delta)  # [W, M, hw, D]
+    return BlockPlan(q_cos=q_cos.permute(2, 0, 1, 3).contiguous()[:, None, :, :, None, :],
+                     q_sin=q_sin.permute(2, 0, 1, 3).contiguous()[:, None, :, :, None, :],
+                     mask=mask[None, :, :, None].to(dev),
                      row_pages=None, **common)
 
 
@@ -137,24 +151,22 @@ def block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tenso
     if plan.row_pages is not None:
         return _gathered_attention(q, k_arena, v_arena, plan)
     W, M, Hq, D = q.shape
-    hw, Hkv = plan.n_pages, k_arena.shape[1]
+    hw, Hkv, P = plan.n_pages, k_arena.shape[1], k_arena.shape[2]
     G, R = Hq // Hkv, W * M * (Hq // Hkv)
-    q6 = (q * D**-0.5).view(W, M, Hkv, G, D).permute(2, 0, 1, 3, 4)[None]  # [1, Hkv, W, M, G, D]
-    qr = apply_rotation(q6, plan.q_cos, plan.q_sin)  # [hw, Hkv, W, M, G, D]
-    qr = qr.reshape(hw, Hkv, R, D)
-    keys, values = k_arena[:hw], v_arena[:hw]  # [hw, Hkv, P, D] views, no copy
-    s = torch.matmul(qr, keys.transpose(-1, -2))  # [hw, Hkv, R, P]
-    # One softmax over all pages and slots of a row: one pass adds the (fp32) mask and lays the
-    # pages out along the row, then the fused softmax kernel.
-    P = s.shape[-1]
-    rows = torch.empty((Hkv, W, M, G, hw, P), dtype=torch.float32, device=s.device)
-    torch.add(s.view(hw, Hkv, W, M, G, P).permute(1, 2, 3, 4, 0, 5), plan.mask.permute(1, 2, 3, 4, 0, 5),
-              out=rows)
+    # contiguous first (it is small), so that the rotated [hw, ...] result comes out contiguous
+    q6 = q.view(W, M, Hkv, G, D).permute(2, 0, 1, 3, 4).contiguous()[None]  # [1, Hkv, W, M, G, D]
+    qr = rotate(q6, plan.q_cos, plan.q_sin).view(hw, Hkv, R, D)  # one rotated query per page
+    s = torch.matmul(qr, k_arena[:hw].transpose(-1, -2))  # [hw, Hkv, R, P]
+    # One softmax over all pages and slots of a row: one pass adds the mask and lays the pages
+    # out along the row, then the fused softmax (fp32 inside, model dtype out).
+    rows = torch.empty((Hkv, W, M, G, hw, P), dtype=s.dtype, device=s.device)
+    torch.add(s.view(hw, Hkv, W, M, G, P).permute(1, 2, 3, 4, 0, 5), plan.mask, out=rows)
     p = torch.softmax(rows.view(Hkv, R, hw * P), dim=-1)
-    # one copy into the layout the matmul with the values wants (and their dtype)
-    p = p.view(Hkv, R, hw, -1).permute(2, 0, 1, 3).to(values.dtype, memory_format=torch.contiguous_format)
-    out = torch.matmul(p, values).sum(0, dtype=torch.float32).to(q.dtype)  # [Hkv, R, D]
-    return out.view(Hkv, W, M, G, D).permute(1, 2, 0, 3, 4).reshape(W, M, Hq * D)
+    p = p.view(Hkv, R, hw, P).permute(2, 0, 1, 3).contiguous()  # the layout the values' matmul wants
+    out = torch.matmul(p, v_arena[:hw]).sum(0, dtype=torch.float32)  # [Hkv, R, D]
+    res = torch.empty((W, M, Hkv, G, D), dtype=q.dtype, device=q.device)
+    res.copy_(out.view(Hkv, W, M, G, D).permute(1, 2, 0, 3, 4))  # cast and reorder in one pass
+    return res.view(W, M, Hq * D)
 
 
 def _gathered_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tensor,
@@ -165,9 +177,9 @@ def _gathered_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.T
     Hkv = k_arena.shape[1]
     G, maxp = Hq // Hkv, plan.row_pages.shape[1]
     q6 = q.view(W, M, Hkv, G, D).permute(0, 2, 1, 3, 4)[:, None]  # [W, 1, Hkv, M, G, D]
-    qr = apply_rotation(q6, plan.q_cos, plan.q_sin).reshape(W, maxp, Hkv, M * G, D)
+    qr = rotate(q6, plan.q_cos, plan.q_sin).reshape(W, maxp, Hkv, M * G, D)
     keys, values = k_arena[plan.row_pages], v_arena[plan.row_pages]  # [W, maxp, Hkv, P, D]
-    s = torch.matmul(qr, keys.transpose(-1, -2)).float() * (D**-0.5)  # [W, maxp, Hkv, MG, P]
+    s = torch.matmul(qr, keys.transpose(-1, -2)).float()  # [W, maxp, Hkv, MG, P]
     s = (s.view(W, maxp, Hkv, M, G, -1) + plan.mask).view(W, maxp, Hkv, M * G, -1)
     e, denom = _softmax_parts(s, dims=(1, 4))  # denom [W, Hkv, MG]
     out = torch.matmul(e.to(values.dtype), values).sum(1, dtype=torch.float32)  # [W, Hkv, MG, D]
@@ -183,10 +195,19 @@ def _softmax_parts(s: torch.Tensor, dims: tuple[int, int]) -> tuple[torch.Tensor
     return e, e.sum(dim=dims)
 
 
-def store_kv(cache: KVCache, layer: int, plan: BlockPlan, k: torch.Tensor, v: torch.Tensor) -> None:
+class KVWrites(Protocol):
+    """Where a pass writes its new keys/values (BlockPlan and attention_cuda.FlexPlan)."""
+
+    k_cos: torch.Tensor  # [W, M, 1, D]
+    k_sin: torch.Tensor  # sign-folded (rope.signed_sin)
+    w_page: torch.Tensor  # [W * M]
+    w_off: torch.Tensor  # [W * M]
+
+
+def store_kv(cache: KVCache, layer: int, plan: KVWrites, k: torch.Tensor, v: torch.Tensor) -> None:
     """Rotate the new keys to their block-local positions and write k, v [W, M, Hkv, D]."""
     Hkv, D = k.shape[-2:]
-    k = apply_rotation(k, plan.k_cos, plan.k_sin)
+    k = rotate(k, plan.k_cos, plan.k_sin)
     cache.k[layer][plan.w_page, :, plan.w_off] = k.reshape(-1, Hkv, D)
     cache.v[layer][plan.w_page, :, plan.w_off] = v.reshape(-1, Hkv, D)
 

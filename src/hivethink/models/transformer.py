@@ -69,6 +69,16 @@ class Decoder:
                 )
             )
 
+    @classmethod
+    def from_parts(cls, cfg: ModelConfig, embed: torch.Tensor, norm: torch.Tensor, lm_head: torch.Tensor,
+                   layers: list[LayerWeights]) -> Decoder:
+        """A decoder over weights already in the fused layout (no concatenation, so no second copy:
+        how the bench builds 32B-sized random models on one GPU)."""
+        d = cls.__new__(cls)
+        d.cfg, d.embed, d.norm, d.lm_head, d.layers = cfg, embed, norm, lm_head, layers
+        d._packed = {}
+        return d
+
     @property
     def dtype(self) -> torch.dtype:
         return self.embed.dtype
@@ -113,11 +123,16 @@ class Decoder:
             return F.linear(x, w, b)
         return torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")
 
+    def _linear_add(self, x: torch.Tensor, w: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """residual + x @ w.T; with packed weights the add is fused into the matmul (one rounding)."""
+        packed = self._packed.get(id(w))
+        if packed is None:
+            return residual + F.linear(x, w)
+        return torch.ops.mkldnn._linear_pointwise.binary(x, residual, packed, None, "add")
+
     def _rms(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        # Normalise in fp32 like the reference implementations, then return to the model dtype.
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.cfg.rms_eps)
-        return weight * xf.to(x.dtype)
+        # One fused kernel; it normalises in fp32 like the reference implementations.
+        return F.rms_norm(x, (x.shape[-1],), weight, self.cfg.rms_eps)
 
     @torch.inference_mode()
     def forward(self, tokens: torch.Tensor, attend: Attend) -> torch.Tensor:
@@ -134,10 +149,10 @@ class Decoder:
             v = qkv[..., nq + nkv :].view(W, M, cfg.n_kv_heads, D)
             if lw.q_norm is not None and lw.k_norm is not None:
                 q, k = self._rms(q, lw.q_norm), self._rms(k, lw.k_norm)
-            x = x + self._linear(attend(i, q, k, v), lw.wo)
+            x = self._linear_add(attend(i, q, k, v), lw.wo, x)
             h = self._rms(x, lw.mlp_norm)
             gate, up = self._linear(h, lw.w_gate_up).chunk(2, dim=-1)
-            x = x + self._linear(F.silu(gate) * up, lw.w_down)
+            x = self._linear_add(F.silu(gate) * up, lw.w_down, x)
         return self._rms(x, self.norm)
 
     @torch.inference_mode()
