@@ -119,19 +119,38 @@ def bench_engine(
     baseline: Annotated[bool, typer.Option(help="Also time transformers in the same run.")] = True,
     llamacpp: Annotated[bool, typer.Option(help="Also time llama.cpp on the same GGUF (if llama-cpp-python is installed).")] = True,
     device: Annotated[str | None, typer.Option(help="cpu | cuda (default: cuda if present).")] = None,
+    shape: Annotated[str | None, typer.Option(help="Random weights at a public model's shape instead of --model: qwen3-8b | qwq-32b | tiny (no download).")] = None,
+    attention: Annotated[str | None, typer.Option(help="blocks | flex (default: flex on cuda, blocks on cpu).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
 ) -> None:
     """Per-step latency of the engine for N workers vs transformers decoding batch N."""
+    import torch
+
     from hivethink.engine.bench import BenchRow, run_bench, write_json
-    from hivethink.models.loader import load_model
+    from hivethink.engine.forward import Runner
+    from hivethink.models.loader import load_model, parse_dtype
+    from hivethink.models.shapes import SHAPES, random_model
 
     ctxs, ns = _int_list(contexts, "contexts"), _int_list(workers, "workers")
+    if shape is not None and shape not in SHAPES:
+        raise HivethinkError(f"unknown --shape {shape!r} (choose from {', '.join(sorted(SHAPES))})")
+    if shape is not None and model is not None:
+        raise HivethinkError("--shape and --model exclude each other (--shape uses random weights)")
+    if attention is not None and attention not in Runner.ATTENTION:
+        raise HivethinkError(f"--attention must be one of {', '.join(Runner.ATTENTION)}, got {attention!r}")
+    parse_dtype(dtype)
+    dev = device or default_device()
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise HivethinkError(f"--device {dev}: this torch ({torch.__version__}) sees no CUDA GPU")
     console = Console()
     with console.status("loading model..."):
-        loaded = load_model(model, dtype=dtype, device=device or default_device())
+        if shape is not None:
+            loaded = random_model(shape, dtype=dtype, device=dev)
+        else:
+            loaded = load_model(model, dtype=dtype, device=dev)
     table = Table(title=f"engine step time ({dtype}, {loaded.decoder.device})")
     for col in ("context", "workers", "engine ms/step", "transformers ms/step", "speed-up vs transformers",
-                "step time vs N=1", "engine tokens/s"):
+                "step time vs N=1", "engine tokens/s", "of bandwidth bound"):
         table.add_column(col, justify="right")
 
     def show(r: BenchRow) -> None:
@@ -140,11 +159,14 @@ def bench_engine(
         table.add_row(str(r.context), str(r.workers), f"{r.engine_ms:.2f}",
                       "-" if r.baseline_ms is None else f"{r.baseline_ms:.2f}",
                       "-" if r.vs_baseline is None else f"{r.vs_baseline:.2f}x",
-                      f"{r.vs_one_worker:.2f}x", f"{r.engine_tok_s:.1f}")
+                      f"{r.vs_one_worker:.2f}x", f"{r.engine_tok_s:.1f}", f"{r.bandwidth_fraction or 0:.0%}")
 
     result = run_bench(loaded, contexts=ctxs, workers=ns, steps=steps, baseline=baseline,
-                       llamacpp=llamacpp, on_row=show)
+                       llamacpp=llamacpp, attention=attention, on_row=show)
     console.print(table)
+    console.print(f"weights {result['weight_bytes'] / 1e9:.2f} GB per step, measured bandwidth "
+                  f"{result['bandwidth_gb_s']:.0f} GB/s: bound {result['weight_bound_ms']:.2f} ms/step "
+                  f"({result['attention']} attention)", highlight=False)
     for ctx, tok_s in (result["llamacpp_tok_s"] or {}).items():
         best = max((r for r in result["rows"] if r["context"] == ctx), key=lambda r: r["engine_tok_s"])
         console.print(f"llama.cpp, one sequence, context {ctx}: {tok_s:.1f} tokens/s; engine N={best['workers']}: "

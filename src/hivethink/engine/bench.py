@@ -5,6 +5,10 @@ For each context C and worker count N, the engine decodes N workers that share a
 own KV cache (the per-step forward that ``generate`` runs), same model, dtype and batch size,
 measured in the same run. The prompt is prefilled once and the baseline's cache is repeated
 N times, so prefill time is not part of either figure.
+
+The memory-bandwidth bound of a step is the weight bytes it must read divided by the device's
+bandwidth, measured here by a large device-to-device copy; ``bandwidth_fraction`` is that bound
+over the measured step time (1.0: the step runs at the speed of reading the weights once).
 """
 
 from __future__ import annotations
@@ -33,21 +37,43 @@ class BenchRow:
     vs_baseline: float | None  # baseline_ms / engine_ms (> 1: engine faster)
     vs_one_worker: float  # engine_ms / engine_ms at N=1, same context
     vs_llamacpp: float | None = None  # engine tokens/s / llama.cpp single-sequence tokens/s
+    bandwidth_fraction: float | None = None  # weight bytes / bandwidth / engine_ms
 
 
-def _time(fn: Callable[[], None], steps: int, warmup: int = 3) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn: Callable[[], None], steps: int, device: torch.device, warmup: int = 3) -> float:
+    """Mean ms per call. Warm-up calls also absorb compilation (the flex kernel on CUDA); the
+    device is drained before and after the timed calls, since CUDA launches return at once."""
     for _ in range(warmup):
         fn()
+    _sync(device)
     t = time.perf_counter()
     for _ in range(steps):
         fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    _sync(device)
     return (time.perf_counter() - t) / steps * 1000
 
 
-def engine_step_ms(model: LoadedModel, context: int, workers: int, steps: int) -> float:
-    runner = Runner(model)
+def bandwidth_gb_s(device: torch.device, mb: int | None = None, reps: int = 10) -> float:
+    """Device memory bandwidth: bytes read + written per second by a large copy (1 GiB on CUDA:
+    far beyond L2; 64 MiB on CPU, enough for the caches there)."""
+    n = (mb or (1024 if device.type == "cuda" else 64)) << 20
+    src = torch.empty(n, dtype=torch.uint8, device=device).fill_(1)
+    dst = torch.empty_like(src)
+    ms = _time(lambda: dst.copy_(src), reps, device, warmup=2)
+    return 2 * n / (ms / 1000) / 1e9
+
+
+def engine_step_ms(model: LoadedModel, context: int, workers: int, steps: int,
+                   attention: str | None = None) -> float:
+    P = 64
+    # The whole run fits from the start: no arena growth (and no recompile) while timing.
+    pages = 2 + (context + P - 1) // P + workers * (1 + (steps + 8) // P)
+    runner = Runner(model, page_size=P, pages=pages, attention=attention)
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(100, model.cfg.vocab_size - 100, (context,), generator=gen).tolist()
     common = runner.cache.new_block("common")
@@ -55,14 +81,18 @@ def engine_step_ms(model: LoadedModel, context: int, workers: int, steps: int) -
     own = [runner.cache.new_block(f"w{i}") for i in range(workers)]
     views = [[common, *(b for b in own if b is not mine), mine] for mine in own]  # contiguous
     feed = [[7]] * workers
-    return _time(lambda: runner.extend(views, feed), steps)
+    return _time(lambda: runner.extend(views, feed), steps, runner.cache.device)
 
 
 def hf_model(model: LoadedModel) -> Any:
-    """The same weights as a transformers model (from the engine's own copy, no reload)."""
+    """The same weights as a transformers model (sdpa attention). Its parameters are views of the
+    engine's own tensors: built on the meta device and assigned, so there is no random init and
+    no second copy (an 8B model would take minutes to initialise on CPU; a 32B one would not fit
+    twice on one GPU)."""
     from transformers import AutoModelForCausalLM
 
-    hf = AutoModelForCausalLM.from_config(model.hf_config, dtype=model.dtype)
+    with torch.device("meta"):
+        hf = AutoModelForCausalLM.from_config(model.hf_config, dtype=model.dtype, attn_implementation="sdpa")
     d = model.decoder
     sd: dict[str, torch.Tensor] = {"model.embed_tokens.weight": d.embed, "model.norm.weight": d.norm,
                                    "lm_head.weight": d.lm_head}
@@ -82,23 +112,28 @@ def hf_model(model: LoadedModel) -> Any:
             sd |= {p + "self_attn.q_proj.bias": bq, p + "self_attn.k_proj.bias": bk, p + "self_attn.v_proj.bias": bv}
         if lw.q_norm is not None and lw.k_norm is not None:
             sd |= {p + "self_attn.q_norm.weight": lw.q_norm, p + "self_attn.k_norm.weight": lw.k_norm}
-    hf.load_state_dict(sd, strict=False)
-    return hf.to(d.device).eval()
+    hf.load_state_dict(sd, strict=False, assign=True)
+    # RoPE tables are computed buffers, never in a state dict: build them for real.
+    hf.model.rotary_emb = type(hf.model.rotary_emb)(config=hf.config).to(d.device)
+    left = [n for n, t in [*hf.named_parameters(), *hf.named_buffers()] if t.is_meta]
+    assert not left, f"weights not set: {left[:3]}"
+    return hf.eval()
 
 
 @torch.inference_mode()
 def baseline_step_ms(hf: Any, vocab: int, context: int, workers: int, steps: int) -> float:
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(100, vocab - 100, (1, context), generator=gen).to(hf.device)
-    out = hf(input_ids=ids, use_cache=True)
+    # logits of the last position only: all of them at 16k x 152k vocab would be 5 GB
+    out = hf(input_ids=ids, use_cache=True, logits_to_keep=1)
     cache = out.past_key_values
     cache.batch_repeat_interleave(workers)
     nxt = torch.full((workers, 1), 7, device=hf.device)
 
     def step() -> None:
-        hf(input_ids=nxt, past_key_values=cache, use_cache=True)
+        hf(input_ids=nxt, past_key_values=cache, use_cache=True, logits_to_keep=1)
 
-    return _time(step, steps)
+    return _time(step, steps, hf.device)
 
 
 def llamacpp_tok_s(gguf: Path, context: int, steps: int, threads: int) -> float | None:
@@ -120,21 +155,28 @@ def llamacpp_tok_s(gguf: Path, context: int, steps: int, threads: int) -> float 
 
 
 def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], steps: int,
-              baseline: bool = True, llamacpp: bool = True,
+              baseline: bool = True, llamacpp: bool = True, attention: str | None = None,
               on_row: Callable[[BenchRow], None] | None = None) -> dict[str, Any]:
+    from hivethink.models.shapes import weight_bytes
+
+    dev = model.decoder.device
     hf = hf_model(model) if baseline else None
+    w_bytes = weight_bytes(model)
+    gb_s = bandwidth_gb_s(dev)
+    bound_ms = w_bytes / (gb_s * 1e9) * 1000
     rows: list[BenchRow] = []
     for ctx in contexts:
         one: float | None = None
         for n in workers:
-            ms = engine_step_ms(model, ctx, n, steps)
+            ms = engine_step_ms(model, ctx, n, steps, attention)
             one = ms if one is None or n == 1 else one
             base = baseline_step_ms(hf, model.cfg.vocab_size, ctx, n, steps) if hf is not None else None
             row = BenchRow(context=ctx, workers=n, engine_ms=round(ms, 3),
                            baseline_ms=None if base is None else round(base, 3),
                            engine_tok_s=round(n * 1000 / ms, 2),
                            vs_baseline=None if base is None else round(base / ms, 3),
-                           vs_one_worker=round(ms / one, 3))
+                           vs_one_worker=round(ms / one, 3),
+                           bandwidth_fraction=round(bound_ms / ms, 3))
             rows.append(row)
             if on_row:
                 on_row(row)
@@ -150,11 +192,19 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
         for r in rows:
             if r.context == ctx:
                 r.vs_llamacpp = round(r.engine_tok_s / tok_s, 3)
+    by = {(r.context, r.workers): r.engine_ms for r in rows}
     return {
         "model": model.source, "dtype": str(model.dtype).removeprefix("torch."),
-        "device": str(model.decoder.device), "threads": torch.get_num_threads(),
+        "device": str(dev), "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "attention": Runner.pick_attention(dev, attention),
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-        "steps": steps, "llamacpp_tok_s": llama or None, "rows": [asdict(r) for r in rows],
+        "steps": steps, "llamacpp_tok_s": llama or None,
+        "weight_bytes": w_bytes, "bandwidth_gb_s": round(gb_s, 1), "weight_bound_ms": round(bound_ms, 3),
+        # the issue's target: N=4 step time over N=1 step time, per context
+        "step_ratio_n4_n1": {c: round(by[c, 4] / by[c, 1], 3) for c in contexts
+                             if (c, 1) in by and (c, 4) in by} or None,
+        "rows": [asdict(r) for r in rows],
     }
 
 

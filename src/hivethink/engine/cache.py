@@ -6,6 +6,8 @@ block can grow without moving and a worker's attention can rotate its query once
 Page 0 is a scratch page: padded rows of a batch write there and nothing ever reads it.
 
 Arena layout per layer: [pages, Hkv, P, D] so that one (page, head) is a contiguous [P, D] matrix.
+A *head-major* cache (the GPU path) stores the same [pages, Hkv, P, D] tensor with the heads
+outermost in memory, so that each KV head's pages read as one [pages * P, D] sequence, no copy.
 """
 
 from __future__ import annotations
@@ -30,16 +32,22 @@ class Block:
 
 class KVCache:
     def __init__(self, cfg: ModelConfig, *, dtype: torch.dtype, device: torch.device | str = "cpu",
-                 page_size: int = 64, pages: int = 64):
+                 page_size: int = 64, pages: int = 64, head_major: bool = False):
         self.cfg, self.dtype, self.device = cfg, dtype, torch.device(device)
-        self.page_size = page_size
-        shape = (pages, cfg.n_kv_heads, page_size, cfg.head_dim)
-        self.k = [torch.zeros(shape, dtype=dtype, device=self.device) for _ in range(cfg.n_layers)]
-        self.v = [torch.zeros(shape, dtype=dtype, device=self.device) for _ in range(cfg.n_layers)]
+        self.page_size, self.head_major = page_size, head_major
+        self.k = [self._arena(pages) for _ in range(cfg.n_layers)]
+        self.v = [self._arena(pages) for _ in range(cfg.n_layers)]
         self._free = list(range(1, pages))  # page 0 is scratch
         heapq.heapify(self._free)
         self.blocks: dict[int, Block] = {}
         self._next_id = 0
+
+    def _arena(self, pages: int) -> torch.Tensor:
+        """A zeroed [pages, Hkv, P, D] arena (head-major in memory if the cache is)."""
+        Hkv, P, D = self.cfg.n_kv_heads, self.page_size, self.cfg.head_dim
+        if self.head_major:
+            return torch.zeros((Hkv, pages, P, D), dtype=self.dtype, device=self.device).permute(1, 0, 2, 3)
+        return torch.zeros((pages, Hkv, P, D), dtype=self.dtype, device=self.device)
 
     @property
     def capacity(self) -> int:
@@ -65,11 +73,19 @@ class KVCache:
         new = max(2 * old, old + need)
         for store in (self.k, self.v):
             for i, t in enumerate(store):
-                bigger = torch.zeros((new, *t.shape[1:]), dtype=t.dtype, device=t.device)
+                bigger = self._arena(new)
                 bigger[:old] = t
                 store[i] = bigger
         for p in range(old, new):
             heapq.heappush(self._free, p)
+
+    def reserve(self, block: Block, end: int) -> None:
+        """Allocate pages so that the block holds positions [0, end) (host only: no device copy)."""
+        need = (end + self.page_size - 1) // self.page_size - len(block.pages)
+        if need > len(self._free):
+            self._grow(need - len(self._free))
+        for _ in range(max(need, 0)):
+            block.pages.append(heapq.heappop(self._free))
 
     def slots(self, block: Block, start: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(page, offset) [n] for the block-local positions [start, start + n), allocating pages.
@@ -77,11 +93,7 @@ class KVCache:
         Lowest free pages first, which keeps the scanned prefix (high water) short.
         """
         P = self.page_size
-        need = (start + n + P - 1) // P - len(block.pages)
-        if need > len(self._free):
-            self._grow(need - len(self._free))
-        for _ in range(max(need, 0)):
-            block.pages.append(heapq.heappop(self._free))
+        self.reserve(block, start + n)
         pos = torch.arange(start, start + n)
         pages = torch.tensor(block.pages, dtype=torch.long)[pos // P]
         return pages.to(self.device), (pos % P).to(self.device)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 
 from hivethink.engine.attention import (
-    BlockPlan,
     block_attention,
     build_plan,
     causal_prefill,
     store_kv,
 )
+from hivethink.engine.attention_cuda import build_flex_plan, flex_block_attention
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable, apply_rotation
 from hivethink.models.config import rope_frequencies
@@ -24,14 +24,28 @@ class Runner:
     # tokens, so the per-page rotated queries stay small.
     chunk = 64
 
-    def __init__(self, model: LoadedModel, *, page_size: int = 64, pages: int = 64):
+    ATTENTION = ("blocks", "flex")
+
+    def __init__(self, model: LoadedModel, *, page_size: int = 64, pages: int = 64,
+                 attention: str | None = None):
+        """``attention``: "blocks" (``block_attention``, batched matmuls: the CPU path) or "flex"
+        (``attention_cuda``, one fused kernel per layer: the GPU path); default by device."""
         self.model = model
         self.decoder = model.decoder
         dev, dt = self.decoder.device, self.decoder.dtype
+        self.attention = self.pick_attention(dev, attention)
         inv, scale = rope_frequencies(model.cfg, model.hf_config)
         self.rope = RopeTable(inv, scale, dt, dev, length=max(4096, model.cfg.max_positions))
-        self.cache = KVCache(model.cfg, dtype=dt, device=dev, page_size=page_size, pages=pages)
+        self.cache = KVCache(model.cfg, dtype=dt, device=dev, page_size=page_size, pages=pages,
+                             head_major=self.attention == "flex")
         self.passes = 0  # forward passes run (the engine's clock)
+
+    @classmethod
+    def pick_attention(cls, device: torch.device, attention: str | None = None) -> str:
+        choice = attention or ("flex" if device.type == "cuda" else "blocks")
+        if choice not in cls.ATTENTION:
+            raise ValueError(f"attention must be one of {cls.ATTENTION}, got {attention!r}")
+        return choice
 
     def prefill(self, block: Block, tokens: list[int]) -> torch.Tensor:
         """Write ``tokens`` into an empty block that begins its view(s) -> last logits [V].
@@ -78,17 +92,31 @@ class Runner:
     def _pass(self, views: list[list[Block]], tokens: list[list[int]]) -> torch.Tensor:
         n_new = [len(t) for t in tokens]
         M = max(n_new)
-        plan: BlockPlan = build_plan(self.cache, self.rope, views, n_new)
         cache = self.cache
+        if self.attention == "flex":
+            fplan = build_flex_plan(cache, self.rope, views, n_new)
 
-        def attend(layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-            store_kv(cache, layer, plan, k, v)
-            return block_attention(q, cache.k[layer], cache.v[layer], plan)
+            def attend(layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+                store_kv(cache, layer, fplan, k, v)
+                return flex_block_attention(q, cache.k[layer], cache.v[layer], fplan)
+        else:
+            plan = build_plan(cache, self.rope, views, n_new)
 
-        ids = torch.tensor([t + [t[-1]] * (M - len(t)) for t in tokens], device=cache.device)
+            def attend(layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+                store_kv(cache, layer, plan, k, v)
+                return block_attention(q, cache.k[layer], cache.v[layer], plan)
+
+        ids = _to_device([t + [t[-1]] * (M - len(t)) for t in tokens], cache.device)
         hidden = self.decoder.forward(ids, attend)  # [W, M, H]
         self.passes += 1
         for view, t in zip(views, tokens, strict=True):
             cache.commit(view[-1], t)
-        last = torch.tensor([n - 1 for n in n_new], device=cache.device)
-        return self.decoder.logits(hidden[torch.arange(len(tokens)), last])
+        last = _to_device([w * M + n - 1 for w, n in enumerate(n_new)], cache.device)
+        return self.decoder.logits(hidden.reshape(-1, hidden.shape[-1])[last])
+
+
+def _to_device(data: list[int] | list[list[int]], device: torch.device) -> torch.Tensor:
+    """Integers to the device. On CUDA through pinned memory without blocking: a plain copy
+    would wait for the GPU to finish the work already queued (the previous pass)."""
+    t = torch.tensor(data)
+    return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t

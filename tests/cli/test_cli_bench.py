@@ -1,0 +1,47 @@
+"""``bench engine --shape``: random weights at a model's shape, no download; the GPU fields."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hivethink.cli.main import main
+
+
+def test_bench_engine_on_a_random_tiny_shape_writes_the_gpu_fields(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "engine", "--shape", "tiny", "--device", "cpu", "--contexts", "64,128",
+               "--workers", "1,2", "--steps", "2", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    r = json.loads(out.read_text())
+    assert r["model"] == "random:tiny" and r["device"] == "cpu" and r["attention"] == "blocks"
+    assert r["weight_bytes"] > 0 and r["bandwidth_gb_s"] > 0 and r["weight_bound_ms"] > 0
+    assert [(x["context"], x["workers"]) for x in r["rows"]] == [(64, 1), (64, 2), (128, 1), (128, 2)]
+    for x in r["rows"]:
+        assert x["engine_ms"] > 0 and x["baseline_ms"] > 0 and x["bandwidth_fraction"] is not None
+    assert r["step_ratio_n4_n1"] is None  # no N=4 in this run
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--shape", "llama-9000b"], "unknown --shape"),
+    (["--shape", "tiny", "--model", "smollm2"], "exclude"),
+    (["--shape", "tiny", "--attention", "paged"], "--attention"),
+])
+def test_bench_engine_bad_shape_arguments_give_one_line(args, msg, capsys):
+    rc = main(["bench", "engine", "--device", "cpu", *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and msg in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_bench_engine_on_cuda_uses_the_flex_path(tmp_path):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "engine", "--shape", "tiny", "--device", "cuda", "--contexts", "256",
+               "--workers", "1,4", "--steps", "3", "--json", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert r["attention"] == "flex" and r["gpu"] and set(r["step_ratio_n4_n1"]) == {"256"}
+    assert all(x["bandwidth_fraction"] is not None for x in r["rows"])
