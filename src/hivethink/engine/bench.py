@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -45,17 +46,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(fn: Callable[[], None], steps: int, device: torch.device, warmup: int = 3) -> float:
-    """Mean ms per call. Warm-up calls also absorb compilation (the flex kernel on CUDA); the
-    device is drained before and after the timed calls, since CUDA launches return at once."""
+def _time(fn: Callable[[], None], steps: int, device: torch.device, warmup: int = 3,
+          rounds: int = 5) -> float:
+    """ms per call: the median over ``rounds`` rounds of the mean of steps / rounds calls, so one
+    disturbed round (a shared machine) does not move the figure. Warm-up calls also absorb
+    compilation (the flex kernel on CUDA); the device is drained around each round, since CUDA
+    launches return at once."""
     for _ in range(warmup):
         fn()
-    _sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - t) / steps * 1000
+    per = max(1, steps // rounds)
+    means = []
+    for _ in range(rounds):
+        _sync(device)
+        t = time.perf_counter()
+        for _ in range(per):
+            fn()
+        _sync(device)
+        means.append((time.perf_counter() - t) / per * 1000)
+    return statistics.median(means)
 
 
 def bandwidth_gb_s(device: torch.device, mb: int | None = None, reps: int = 10) -> float:
@@ -148,10 +156,8 @@ def llamacpp_tok_s(gguf: Path, context: int, steps: int, threads: int) -> float 
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(100, llm.n_vocab() - 100, (context,), generator=gen).tolist()
     llm.eval(prompt)
-    t = time.perf_counter()
-    for _ in range(steps):
-        llm.eval([7])
-    return steps / (time.perf_counter() - t)
+    ms = _time(lambda: llm.eval([7]), steps, torch.device("cpu"), warmup=0)
+    return 1000 / ms
 
 
 def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], steps: int,
