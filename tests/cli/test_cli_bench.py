@@ -24,6 +24,18 @@ def test_bench_engine_on_a_random_tiny_shape_writes_the_gpu_fields(tmp_path, cap
     assert r["step_ratio_n4_n1"] is None  # no N=4 in this run
 
 
+def test_bench_engine_profile_names_the_ops_of_a_step(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "engine", "--shape", "tiny", "--device", "cpu", "--contexts", "64", "--workers", "2",
+               "--steps", "2", "--no-baseline", "--profile", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert "where a step goes" in capsys.readouterr().out
+    ops = json.loads(out.read_text())["rows"][0]["profile"]
+    assert 0 < len(ops) <= 12 and all(o["ms_per_step"] >= 0 and o["calls_per_step"] > 0 for o in ops)
+    assert any("linear" in o["op"] or "mm" in o["op"] for o in ops)  # the weight matmuls show up
+    assert [o["ms_per_step"] for o in ops] == sorted((o["ms_per_step"] for o in ops), reverse=True)
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--shape", "llama-9000b"], "unknown --shape"),
     (["--shape", "tiny", "--model", "smollm2"], "exclude"),

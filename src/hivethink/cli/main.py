@@ -121,6 +121,7 @@ def bench_engine(
     device: Annotated[str | None, typer.Option(help="cpu | cuda (default: cuda if present).")] = None,
     shape: Annotated[str | None, typer.Option(help="Random weights at a public model's shape instead of --model: qwen3-8b | qwq-32b | tiny (no download).")] = None,
     attention: Annotated[str | None, typer.Option(help="blocks | flex (default: flex on cuda, blocks on cpu).")] = None,
+    profile: Annotated[bool, typer.Option(help="Also profile each point: the top operators of a step (torch profiler), printed for the last point and kept in the JSON.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
 ) -> None:
     """Per-step latency of the engine for N workers vs transformers decoding batch N."""
@@ -162,15 +163,24 @@ def bench_engine(
                       f"{r.vs_one_worker:.2f}x", f"{r.engine_tok_s:.1f}", f"{r.bandwidth_fraction or 0:.0%}")
 
     result = run_bench(loaded, contexts=ctxs, workers=ns, steps=steps, baseline=baseline,
-                       llamacpp=llamacpp, attention=attention, on_row=show)
+                       llamacpp=llamacpp, attention=attention, profile=profile, on_row=show)
     console.print(table)
+    last = result["rows"][-1] if result["rows"] else None
+    if last and last["profile"]:
+        ops = Table(title=f"where a step goes: context {last['context']}, N={last['workers']}")
+        for col in ("operator", "ms/step", "calls/step"):
+            ops.add_column(col, justify="left" if col == "operator" else "right")
+        for op in last["profile"]:
+            ops.add_row(Text(op["op"]), f"{op['ms_per_step']:.2f}", f"{op['calls_per_step']:g}")
+        console.print(ops)
     console.print(f"weights {result['weight_bytes'] / 1e9:.2f} GB per step, measured bandwidth "
                   f"{result['bandwidth_gb_s']:.0f} GB/s: bound {result['weight_bound_ms']:.2f} ms/step "
                   f"({result['attention']} attention)", highlight=False)
     for ctx, tok_s in (result["llamacpp_tok_s"] or {}).items():
-        best = max((r for r in result["rows"] if r["context"] == ctx), key=lambda r: r["engine_tok_s"])
-        console.print(f"llama.cpp, one sequence, context {ctx}: {tok_s:.1f} tokens/s; engine N={best['workers']}: "
-                      f"{best['engine_tok_s']:.1f} tokens/s ({best['vs_llamacpp']:.2f}x)", highlight=False)
+        at = ", ".join(f"N={r['workers']} {r['engine_tok_s']:.1f} ({r['vs_llamacpp']:.2f}x)"
+                       for r in result["rows"] if r["context"] == ctx)
+        console.print(f"llama.cpp, one sequence, context {ctx}: {tok_s:.1f} tokens/s; engine tokens/s: {at}",
+                      highlight=False)
     if json_out:
         write_json(result, json_out)
         console.print(f"wrote {json_out}")

@@ -39,6 +39,7 @@ class BenchRow:
     vs_one_worker: float  # engine_ms / engine_ms at N=1, same context
     vs_llamacpp: float | None = None  # engine tokens/s / llama.cpp single-sequence tokens/s
     bandwidth_fraction: float | None = None  # weight bytes / bandwidth / engine_ms
+    profile: list[dict[str, Any]] | None = None  # top ops of the engine's step (--profile)
 
 
 def _sync(device: torch.device) -> None:
@@ -76,8 +77,9 @@ def bandwidth_gb_s(device: torch.device, mb: int | None = None, reps: int = 10) 
     return 2 * n / (ms / 1000) / 1e9
 
 
-def engine_step_ms(model: LoadedModel, context: int, workers: int, steps: int,
-                   attention: str | None = None) -> float:
+def engine_step(model: LoadedModel, context: int, workers: int, steps: int,
+                attention: str | None = None) -> tuple[Callable[[], Any], torch.device]:
+    """A decode pass of N workers over a shared ``context``-token prompt, ready to call."""
     P = 64
     # The whole run fits from the start: no arena growth (and no recompile) while timing.
     pages = 2 + (context + P - 1) // P + workers * (1 + (steps + 8) // P)
@@ -89,7 +91,37 @@ def engine_step_ms(model: LoadedModel, context: int, workers: int, steps: int,
     own = [runner.cache.new_block(f"w{i}") for i in range(workers)]
     views = [[common, *(b for b in own if b is not mine), mine] for mine in own]  # contiguous
     feed = [[7]] * workers
-    return _time(lambda: runner.extend(views, feed), steps, runner.cache.device)
+    return (lambda: runner.extend(views, feed)), runner.cache.device
+
+
+def engine_step_ms(model: LoadedModel, context: int, workers: int, steps: int,
+                   attention: str | None = None) -> float:
+    step, device = engine_step(model, context, workers, steps, attention)
+    return _time(step, steps, device)
+
+
+def profile_step(model: LoadedModel, context: int, workers: int, steps: int = 10,
+                 attention: str | None = None, top: int = 12) -> list[dict[str, Any]]:
+    """Where a step's time goes: the ``top`` operators by own time (torch profiler; device time
+    on CUDA), per step, over ``steps`` passes after a warm-up."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step, device = engine_step(model, context, workers, steps + 3, attention)
+    for _ in range(3):
+        step()
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        _sync(device)
+
+    def own_us(e: Any) -> float:
+        return e.self_device_time_total if cuda else e.self_cpu_time_total
+
+    ops = sorted(prof.key_averages(), key=own_us, reverse=True)[:top]
+    return [{"op": e.key, "ms_per_step": round(own_us(e) / steps / 1000, 3),
+             "calls_per_step": round(e.count / steps, 1)} for e in ops]
 
 
 def hf_model(model: LoadedModel) -> Any:
@@ -162,7 +194,7 @@ def llamacpp_tok_s(gguf: Path, context: int, steps: int, threads: int) -> float 
 
 def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], steps: int,
               baseline: bool = True, llamacpp: bool = True, attention: str | None = None,
-              on_row: Callable[[BenchRow], None] | None = None) -> dict[str, Any]:
+              profile: bool = False, on_row: Callable[[BenchRow], None] | None = None) -> dict[str, Any]:
     from hivethink.models.shapes import weight_bytes
 
     dev = model.decoder.device
@@ -182,7 +214,8 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
                            engine_tok_s=round(n * 1000 / ms, 2),
                            vs_baseline=None if base is None else round(base / ms, 3),
                            vs_one_worker=round(ms / one, 3),
-                           bandwidth_fraction=round(bound_ms / ms, 3))
+                           bandwidth_fraction=round(bound_ms / ms, 3),
+                           profile=profile_step(model, ctx, n, attention=attention) if profile else None)
             rows.append(row)
             if on_row:
                 on_row(row)
