@@ -4,9 +4,10 @@ Every row (worker) of a forward pass attends to the blocks of its own *view*, in
 order, under one softmax. Keys are stored at block-local positions, so instead of re-rotating
 keys, the query of a row at view position p is rotated by (p - o) for a block that starts at
 view position o; RoPE scores depend only on the difference, so this equals plain attention
-over keys rotated to their view positions. Rotation is done per *page* (every page of a block
-gets the same rotation), which lets one batched matmul over [pages, heads] cover all blocks at
-once and all rows at once: no per-step copy or re-rotation of the cache.
+over keys rotated to their view positions. The query is rotated once per block and laid out per
+*page* (every page of a block takes its block's rotation), which lets one batched matmul over
+[pages, heads] cover all blocks and all rows at once: no per-step copy or re-rotation of the
+cache.
 
 Shapes: W rows, M queries per row, hw scanned pages, P page size, Hkv KV heads, G = Hq / Hkv,
 D head dim, R = W * M * G query rows per KV head.
@@ -36,17 +37,18 @@ class BlockPlan:
     """What one forward pass needs to attend; built once per pass, shared by all layers."""
 
     n_pages: int  # hw: pages scanned
-    # Shared mode (row_pages is None): every row scans pages [0, hw); rotations are
-    # [hw, 1, W, M, 1, D] and the mask [1, W, M, 1, hw, P] (laid out as the softmax reads it,
-    # heads broadcast). Gathered mode: row w scans only its pages row_pages[w] (padded
+    # Shared mode (row_pages is None): every row scans pages [0, hw); rotations are one per
+    # block, [nb, 1, W, M, 1, D], page_rot [hw] says which one each page takes, and the mask is
+    # [hw * Hkv, W * M * G, P] (the layout of the scores, added by their matmul). Gathered mode: row w scans only its pages row_pages[w] (padded
     # with the scratch page); rotations and mask are [W, maxp, 1, M, 1, D|P].
     # Query rotations carry the 1/sqrt(D) score scale; every sin is sign-folded for rope.rotate.
     q_cos: torch.Tensor
     q_sin: torch.Tensor
-    # additive: 0 where visible, MASKED elsewhere; model dtype in shared mode (it is added to the
-    # scores in their own dtype), fp32 in gathered mode
+    # additive: 0 where visible, MASKED elsewhere; model dtype in shared mode (the scores' matmul
+    # adds it), fp32 in gathered mode
     mask: torch.Tensor
     row_pages: torch.Tensor | None  # [W, maxp] or None
+    page_rot: torch.Tensor | None  # [hw] (shared mode) or None
     k_cos: torch.Tensor  # [W, M, 1, D] rotation of the new keys to their block-local positions
     k_sin: torch.Tensor
     w_page: torch.Tensor  # [W * M] where the new keys/values go (scratch page for padding)
@@ -61,6 +63,7 @@ def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new:
     """
     dev, P = cache.device, cache.page_size
     W, M = len(views), max(n_new)
+    G = cache.cfg.n_heads // cache.cfg.n_kv_heads
     # Reserve the slots of this pass first: new pages must be inside the scanned prefix.
     writes = [cache.slots(view[-1], view[-1].length, n) for view, n in zip(views, n_new, strict=True)]
     blocks = list(cache.blocks.values())
@@ -131,15 +134,33 @@ def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new:
         return BlockPlan(q_cos=q_cos.permute(0, 2, 1, 3)[:, :, None, :, None, :],
                          q_sin=q_sin.permute(0, 2, 1, 3)[:, :, None, :, None, :],
                          mask=mask.permute(0, 2, 1, 3)[:, :, None, :, None, :].to(dev),
-                         row_pages=row_pages.to(dev), **common)
+                         row_pages=row_pages.to(dev), page_rot=None, **common)
     visible = local[None, None] < lim[..., None]  # [W, M, hw, P]
     masked = MASKED_FP16 if cache.dtype == torch.float16 else MASKED
     mask = torch.zeros(visible.shape, dtype=cache.dtype).masked_fill_(~visible, masked)
-    q_cos, q_sin = q_rotation(delta)  # [W, M, hw, D]
+    # One query rotation per block that owns scanned pages (all its pages share it), not per page:
+    # the common history is one rotation however long it is.
+    owners = sorted({b for b in page_block if b >= 0}) or [0]
+    slot = {b: i for i, b in enumerate(owners)}
+    page_rot = torch.tensor([slot.get(b, 0) for b in page_block], device=dev)  # free pages: masked
+    own_t = torch.tensor(owners)
+    q_cos, q_sin = q_rotation(delta.gather(2, _first_page(page_bi, own_t, W, M)))  # [W, M, nb, D]
     return BlockPlan(q_cos=q_cos.permute(2, 0, 1, 3).contiguous()[:, None, :, :, None, :],
                      q_sin=q_sin.permute(2, 0, 1, 3).contiguous()[:, None, :, :, None, :],
-                     mask=mask[None, :, :, None].to(dev),
-                     row_pages=None, **common)
+                     mask=_page_major(mask, cache.cfg.n_kv_heads, G).to(dev),
+                     row_pages=None, page_rot=page_rot, **common)
+
+
+def _page_major(mask: torch.Tensor, Hkv: int, G: int) -> torch.Tensor:
+    """[W, M, hw, P] -> [hw * Hkv, W * M * G, P], the layout of the scores' batched matmul."""
+    W, M, hw, P = mask.shape
+    return mask.permute(2, 0, 1, 3)[:, None, :, :, None].expand(hw, Hkv, W, M, G, P).reshape(hw * Hkv, W * M * G, P)
+
+
+def _first_page(page_block: torch.Tensor, owners: torch.Tensor, W: int, M: int) -> torch.Tensor:
+    """[W, M, nb]: a scanned page of each owner block (any one: its pages share the rotation)."""
+    first = (page_block[None, :] == owners[:, None]).long().argmax(1)  # [nb]
+    return first[None, None, :].expand(W, M, -1)
 
 
 def block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tensor,
@@ -153,14 +174,17 @@ def block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tenso
     W, M, Hq, D = q.shape
     hw, Hkv, P = plan.n_pages, k_arena.shape[1], k_arena.shape[2]
     G, R = Hq // Hkv, W * M * (Hq // Hkv)
-    # contiguous first (it is small), so that the rotated [hw, ...] result comes out contiguous
-    q6 = q.view(W, M, Hkv, G, D).permute(2, 0, 1, 3, 4).contiguous()[None]  # [1, Hkv, W, M, G, D]
-    qr = rotate(q6, plan.q_cos, plan.q_sin).view(hw, Hkv, R, D)  # one rotated query per page
-    s = torch.matmul(qr, k_arena[:hw].transpose(-1, -2))  # [hw, Hkv, R, P]
-    # One softmax over all pages and slots of a row: one pass adds the mask and lays the pages
-    # out along the row, then the fused softmax (fp32 inside, model dtype out).
-    rows = torch.empty((Hkv, W, M, G, hw, P), dtype=s.dtype, device=s.device)
-    torch.add(s.view(hw, Hkv, W, M, G, P).permute(1, 2, 3, 4, 0, 5), plan.mask, out=rows)
+    q6 = q.view(W, M, Hkv, G, D).permute(2, 0, 1, 3, 4)[None]  # [1, Hkv, W, M, G, D]
+    assert plan.page_rot is not None
+    qr = rotate(q6, plan.q_cos, plan.q_sin)  # [nb, Hkv, W, M, G, D]: one rotated query per block
+    qr = qr.index_select(0, plan.page_rot).view(hw, Hkv, R, D)  # ... laid out per page
+    # scores + mask in one batched matmul over [pages x heads] -> [hw * Hkv, R, P]
+    keys = k_arena[:hw].view(hw * Hkv, P, D).transpose(-1, -2)
+    s = torch.baddbmm(plan.mask, qr.view(hw * Hkv, R, D), keys)
+    # One softmax over all pages and slots of a row: lay the pages out along the row (one
+    # transposing copy), then the fused softmax (fp32 inside, model dtype out).
+    rows = torch.empty((Hkv * R, hw, P), dtype=s.dtype, device=s.device)
+    rows.copy_(s.view(hw, Hkv * R, P).transpose(0, 1))
     p = torch.softmax(rows.view(Hkv, R, hw * P), dim=-1)
     p = p.view(Hkv, R, hw, P).permute(2, 0, 1, 3).contiguous()  # the layout the values' matmul wants
     out = torch.matmul(p, v_arena[:hw]).sum(0, dtype=torch.float32)  # [Hkv, R, D]
