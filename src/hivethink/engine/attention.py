@@ -36,11 +36,12 @@ GATHER_BELOW = 0.5
 class BlockPlan:
     """What one forward pass needs to attend; built once per pass, shared by all layers."""
 
-    n_pages: int  # hw: pages scanned
-    # Shared mode (row_pages is None): every row scans pages [0, hw); rotations are one per
-    # block, [nb, 1, W, M, 1, D], page_rot [hw] says which one each page takes, and the mask is
-    # [hw * Hkv, W * M * G, P] (the layout of the scores, added by their matmul). Gathered mode: row w scans only its pages row_pages[w] (padded
-    # with the scratch page); rotations and mask are [W, maxp, 1, M, 1, D|P].
+    n_pages: int  # pages each row scans: hw (shared mode) or maxp (gathered)
+    # Shared mode (row_pages is None): every row scans pages [1, 1 + hw) (page 0 is scratch,
+    # never visible); rotations are one per block, [nb, 1, W, M, 1, D], page_rot [hw] says
+    # which one each page takes, and the mask is [hw * Hkv, W * M * G, P] (the layout of the
+    # scores, added by their matmul). Gathered mode: row w scans only its pages row_pages[w]
+    # (padded with the scratch page); rotations and mask are [W, maxp, 1, M, 1, D|P].
     # Query rotations carry the 1/sqrt(D) score scale; every sin is sign-folded for rope.rotate.
     q_cos: torch.Tensor
     q_sin: torch.Tensor
@@ -113,7 +114,7 @@ def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new:
         cos, sin = rope.lookup(delta.to(dev))
         return (cos.float() * scale).to(cos.dtype), (signed_sin(sin).float() * scale).to(sin.dtype)
 
-    common = dict(n_pages=hw, k_cos=k_cos[:, :, None, :], k_sin=signed_sin(k_sin)[:, :, None, :],
+    common = dict(k_cos=k_cos[:, :, None, :], k_sin=signed_sin(k_sin)[:, :, None, :],
                   w_page=torch.tensor(w_page, device=dev), w_off=torch.tensor(w_off, device=dev))
     counts = in_view.sum(1)
     if W > 1 and int(counts.sum()) < GATHER_BELOW * W * hw:
@@ -134,7 +135,7 @@ def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new:
         return BlockPlan(q_cos=q_cos.permute(0, 2, 1, 3)[:, :, None, :, None, :],
                          q_sin=q_sin.permute(0, 2, 1, 3)[:, :, None, :, None, :],
                          mask=mask.permute(0, 2, 1, 3)[:, :, None, :, None, :].to(dev),
-                         row_pages=row_pages.to(dev), page_rot=None, **common)
+                         row_pages=row_pages.to(dev), page_rot=None, n_pages=maxp, **common)
     visible = local[None, None] < lim[..., None]  # [W, M, hw, P]
     masked = MASKED_FP16 if cache.dtype == torch.float16 else MASKED
     mask = torch.zeros(visible.shape, dtype=cache.dtype).masked_fill_(~visible, masked)
@@ -142,13 +143,13 @@ def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new:
     # the common history is one rotation however long it is.
     owners = sorted({b for b in page_block if b >= 0}) or [0]
     slot = {b: i for i, b in enumerate(owners)}
-    page_rot = torch.tensor([slot.get(b, 0) for b in page_block], device=dev)  # free pages: masked
+    page_rot = torch.tensor([slot.get(b, 0) for b in page_block[1:]], device=dev)  # free pages: masked
     own_t = torch.tensor(owners)
     q_cos, q_sin = q_rotation(delta.gather(2, _first_page(page_bi, own_t, W, M)))  # [W, M, nb, D]
     return BlockPlan(q_cos=q_cos.permute(2, 0, 1, 3).contiguous()[:, None, :, :, None, :],
                      q_sin=q_sin.permute(2, 0, 1, 3).contiguous()[:, None, :, :, None, :],
-                     mask=_page_major(mask, cache.cfg.n_kv_heads, G).to(dev),
-                     row_pages=None, page_rot=page_rot, **common)
+                     mask=_page_major(mask[:, :, 1:], cache.cfg.n_kv_heads, G).to(dev),
+                     row_pages=None, page_rot=page_rot, n_pages=hw - 1, **common)
 
 
 def _page_major(mask: torch.Tensor, Hkv: int, G: int) -> torch.Tensor:
@@ -179,7 +180,7 @@ def block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tenso
     qr = rotate(q6, plan.q_cos, plan.q_sin)  # [nb, Hkv, W, M, G, D]: one rotated query per block
     qr = qr.index_select(0, plan.page_rot).view(hw, Hkv, R, D)  # ... laid out per page
     # scores + mask in one batched matmul over [pages x heads] -> [hw * Hkv, R, P]
-    keys = k_arena[:hw].view(hw * Hkv, P, D).transpose(-1, -2)
+    keys = k_arena[1 : 1 + hw].view(hw * Hkv, P, D).transpose(-1, -2)
     s = torch.baddbmm(plan.mask, qr.view(hw * Hkv, R, D), keys)
     # One softmax over all pages and slots of a row: lay the pages out along the row (one
     # transposing copy), then the fused softmax (fp32 inside, model dtype out).
@@ -187,7 +188,7 @@ def block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tenso
     rows.copy_(s.view(hw, Hkv * R, P).transpose(0, 1))
     p = torch.softmax(rows.view(Hkv, R, hw * P), dim=-1)
     p = p.view(Hkv, R, hw, P).permute(2, 0, 1, 3).contiguous()  # the layout the values' matmul wants
-    out = torch.matmul(p, v_arena[:hw]).sum(0, dtype=torch.float32)  # [Hkv, R, D]
+    out = torch.matmul(p, v_arena[1 : 1 + hw]).sum(0, dtype=torch.float32)  # [Hkv, R, D]
     res = torch.empty((W, M, Hkv, G, D), dtype=q.dtype, device=q.device)
     res.copy_(out.view(Hkv, W, M, G, D).permute(1, 2, 0, 3, 4))  # cast and reorder in one pass
     return res.view(W, M, Hq * D)
