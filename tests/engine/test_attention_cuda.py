@@ -14,6 +14,7 @@ from hivethink.engine.attention_cuda import build_flex_plan, flex_block_attentio
 from hivethink.engine.cache import KVCache
 from hivethink.engine.forward import Runner
 from hivethink.engine.rope import RopeTable
+from hivethink.errors import HivethinkError
 from tests.engine.test_attention import cfg, fill
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -154,9 +155,28 @@ def test_runner_flex_path_decodes_like_the_cpu_path():
     assert (got - want).abs().max().item() < 1e-4
 
 
-def test_runner_rejects_an_unknown_attention():
-    with pytest.raises(ValueError, match="attention"):
+def test_runner_rejects_an_unknown_attention(monkeypatch):
+    with pytest.raises(HivethinkError, match="attention"):
         Runner(_tiny(0), attention="paged")
+    monkeypatch.setenv("HIVETHINK_ATTENTION", "paged")
+    with pytest.raises(HivethinkError, match="HIVETHINK_ATTENTION"):
+        Runner(_tiny(0))
+
+
+def test_hivethink_attention_switches_every_runner(monkeypatch):
+    monkeypatch.setenv("HIVETHINK_ATTENTION", "flex")
+    assert Runner(_tiny(0)).attention == "flex" and Runner(_tiny(0)).cache.head_major
+    assert Runner(_tiny(0), attention="blocks").attention == "blocks"  # the argument wins
+
+
+def test_cli_reports_a_bad_hivethink_attention_in_one_line(monkeypatch, capsys):
+    from hivethink.cli.main import main
+
+    monkeypatch.setenv("HIVETHINK_ATTENTION", "paged")
+    rc = main(["bench", "engine", "--shape", "tiny", "--device", "cpu", "--contexts", "32", "--workers", "1",
+               "--steps", "1", "--no-baseline"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "HIVETHINK_ATTENTION" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.cuda

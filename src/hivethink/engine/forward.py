@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from hivethink.engine.attention import (
@@ -13,6 +15,7 @@ from hivethink.engine.attention import (
 from hivethink.engine.attention_cuda import build_flex_plan, flex_block_attention
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable, apply_rotation
+from hivethink.errors import HivethinkError
 from hivethink.models.config import rope_frequencies
 from hivethink.models.loader import LoadedModel
 
@@ -42,9 +45,12 @@ class Runner:
 
     @classmethod
     def pick_attention(cls, device: torch.device, attention: str | None = None) -> str:
-        choice = attention or ("flex" if device.type == "cuda" else "blocks")
+        """The argument, else ``HIVETHINK_ATTENTION`` (a switch for every command, e.g. to fall back
+        to "blocks" on a GPU), else flex on CUDA and blocks elsewhere."""
+        choice = attention or os.environ.get("HIVETHINK_ATTENTION") or ("flex" if device.type == "cuda" else "blocks")
         if choice not in cls.ATTENTION:
-            raise ValueError(f"attention must be one of {cls.ATTENTION}, got {attention!r}")
+            raise HivethinkError(f"attention must be one of {', '.join(cls.ATTENTION)}, got {choice!r}"
+                                 + ("" if attention else " (from HIVETHINK_ATTENTION)"))
         return choice
 
     def prefill(self, block: Block, tokens: list[int]) -> torch.Tensor:
