@@ -32,22 +32,28 @@ def fill(cache: KVCache, rope: RopeTable, block, raw_k, raw_v) -> None:
     cache.commit(block, [0] * n)
 
 
+# fp32 is the exactness check; bf16 and fp16 (fp16 masks with a smaller value) within rounding.
+DTYPES = {"fp32": (torch.float32, 1e-4), "bf16": (torch.bfloat16, 2e-2), "fp16": (torch.float16, 5e-3)}
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES))
 @pytest.mark.parametrize("gather", [0.0, 1.01], ids=["shared-scan", "per-row-pages"])
-def test_block_attention_equals_plain_attention(gather, monkeypatch):
+def test_block_attention_equals_plain_attention(gather, dtype, monkeypatch):
     """Both scans: every row over all pages, and each row over only its own pages."""
     monkeypatch.setattr(attention, "GATHER_BELOW", gather)
     torch.manual_seed(0)
+    dt, tol = DTYPES[dtype]
     c = cfg()
     Hq, Hkv, D = c.n_heads, c.n_kv_heads, c.head_dim
-    rope = RopeTable(1.0 / (10000.0 ** (torch.arange(0, D, 2).double() / D)), 1.0, torch.float32,
-                     torch.device("cpu"))
-    cache = KVCache(c, dtype=torch.float32, page_size=8, pages=4)  # grows while filling
+    inv_freq = 1.0 / (10000.0 ** (torch.arange(0, D, 2).double() / D))
+    rope = RopeTable(inv_freq, 1.0, dt, torch.device("cpu"))
+    cache = KVCache(c, dtype=dt, page_size=8, pages=4)  # grows while filling
     lengths = {"common": 37, "h1": 5, "a": 13, "b": 1, "c": 22, "h2": 3, "d": 0}
     raw = {}
     blocks = {}
     for name, n in lengths.items():
         blocks[name] = cache.new_block(name)
-        raw[name] = (torch.randn(n, Hkv, D), torch.randn(n, Hkv, D))
+        raw[name] = (torch.randn(n, Hkv, D).to(dt), torch.randn(n, Hkv, D).to(dt))
         if n:
             fill(cache, rope, blocks[name], *raw[name])
     b = blocks
@@ -57,8 +63,8 @@ def test_block_attention_equals_plain_attention(gather, monkeypatch):
              [b["common"], b["c"]],
              [b["common"], b["a"], b["b"], b["d"]]]
     W = len(views)
-    q = torch.randn(W, 1, Hq, D)
-    k_new, v_new = torch.randn(W, 1, Hkv, D), torch.randn(W, 1, Hkv, D)
+    q = torch.randn(W, 1, Hq, D).to(dt)
+    k_new, v_new = torch.randn(W, 1, Hkv, D).to(dt), torch.randn(W, 1, Hkv, D).to(dt)
     plan = build_plan(cache, rope, views, [1] * W)
     assert (plan.row_pages is not None) == (gather > 1)
     store_kv(cache, 0, plan, k_new, v_new)
@@ -76,8 +82,9 @@ def test_block_attention_equals_plain_attention(gather, monkeypatch):
         n = kk.shape[0]
         keys[w, :n], vals[w, :n], k_pos[w, :n] = kk, vv, torch.arange(n)
         q_pos[w] = n - 1
-    want = reference_attention(q[:, 0], q_pos, keys, vals, k_pos, rope)
-    assert (got - want).abs().max().item() < 1e-4
+    ref_rope = RopeTable(inv_freq, 1.0, torch.float32, torch.device("cpu"))
+    want = reference_attention(q[:, 0].float(), q_pos, keys, vals, k_pos, ref_rope)
+    assert got.dtype == dt and (got.float() - want).abs().max().item() < tol
 
 
 def test_append_block_re_rotates_keys_exactly():
