@@ -118,89 +118,50 @@ def overview(records: Sequence[Record]) -> Table:
     )
 
 
+# A column of a per-group metric table: header, metric name, how the group's values combine.
+Column = tuple[str, str, Callable[[Iterable[Any]], Any]]
+
+
+def metric_table(title: str, records: Sequence[Record], by: dict[str, str], columns: list[Column]) -> Table:
+    """Finished samples grouped by record fields (``by``: header -> field): those fields, the
+    sample count, then one aggregate per column."""
+    rows = [
+        [*key, len(recs), *(agg(metric(r, name) for r in recs) for _, name, agg in columns)]
+        for key, recs in group(ok(records), lambda r: tuple(r[f] for f in by.values())).items()
+    ]
+    return Table(title, [*by, "samples", *(h for h, _, _ in columns)], rows)
+
+
 def coordination(records: Sequence[Record]) -> Table:
     """Per substrate and worker count: redundancy, division of labour, references, checks, roles."""
-    rows = []
-    for (substrate, workers), recs in group(
-        ok(records), lambda r: (r["substrate"], r["workers"])
-    ).items():
-        rows.append(
-            [
-                substrate,
-                workers,
-                len(recs),
-                mean(metric(r, "redundancy") for r in recs),
-                mean(metric(r, "division_of_labour") for r in recs),
-                mean(metric(r, "references_per_agent") for r in recs),
-                total(metric(r, "checks") for r in recs),
-                mean(metric(r, "pivot_rate_after_yes") for r in recs),
-                total(metric(r, "roles_declared") for r in recs),
-                total(metric(r, "abstentions") for r in recs),
-            ]
-        )
-    return Table(
-        "Coordination",
-        [
-            "substrate",
-            "N",
-            "samples",
-            "redundancy",
-            "division of labour",
-            "references / agent",
-            "checks",
-            "pivot rate after yes",
-            "roles",
-            "abstentions",
-        ],
-        rows,
-    )
+    return metric_table("Coordination", records, {"substrate": "substrate", "N": "workers"}, [
+        ("redundancy", "redundancy", mean),
+        ("division of labour", "division_of_labour", mean),
+        ("references / agent", "references_per_agent", mean),
+        ("checks", "checks", total),
+        ("pivot rate after yes", "pivot_rate_after_yes", mean),
+        ("roles", "roles_declared", total),
+        ("abstentions", "abstentions", total),
+    ])
 
 
 def agreement(records: Sequence[Record]) -> Table:
     """Per substrate: agreement, agreed-but-wrong, consensus, rounds, timeouts, flips."""
-    rows = []
-    for substrate, recs in group(ok(records), lambda r: r["substrate"]).items():
-        rows.append(
-            [
-                substrate,
-                len(recs),
-                mean(metric(r, "agreement") for r in recs),
-                mean(metric(r, "agreed_but_wrong") for r in recs),
-                mean(metric(r, "agreed_and_correct") for r in recs),
-                mean(metric(r, "consensus") for r in recs),
-                mean(metric(r, "rounds_to_consensus") for r in recs),
-                mean(metric(r, "timeout") for r in recs),
-                mean(metric(r, "flipped") for r in recs),
-            ]
-        )
-    return Table(
-        "Agreement and consensus",
-        [
-            "substrate",
-            "samples",
-            "agreement",
-            "agreed but wrong",
-            "agreed and correct",
-            "consensus",
-            "rounds to consensus",
-            "timeout rate",
-            "flip rate",
-        ],
-        rows,
-    )
+    return metric_table("Agreement and consensus", records, {"substrate": "substrate"}, [
+        ("agreement", "agreement", mean),
+        ("agreed but wrong", "agreed_but_wrong", mean),
+        ("agreed and correct", "agreed_and_correct", mean),
+        ("consensus", "consensus", mean),
+        ("rounds to consensus", "rounds_to_consensus", mean),
+        ("timeout rate", "timeout", mean),
+        ("flip rate", "flipped", mean),
+    ])
 
 
 def pathologies(records: Sequence[Record]) -> Table:
     """Per substrate: total count of each rule-based pathology."""
-    rows = [
-        [substrate, len(recs), *(total(metric(r, p) for r in recs) for p in PATHOLOGIES)]
-        for substrate, recs in group(ok(records), lambda r: r["substrate"]).items()
-    ]
-    return Table(
-        "Pathologies (counts)",
-        ["substrate", "samples", *(p.removeprefix("patho_") for p in PATHOLOGIES)],
-        rows,
-    )
+    return metric_table("Pathologies (counts)", records, {"substrate": "substrate"},
+                        [(p.removeprefix("patho_"), p, total) for p in PATHOLOGIES])
 
 
 def clip(value: Any, limit: int = 200) -> Any:
