@@ -292,8 +292,19 @@ def load_jsonl(path: str) -> list[tuple[str, str]]:
     return rows
 
 
+class MathAnswers:
+    r"""Extraction and scoring of a final maths answer (``\boxed{}``), shared by the tasks whose
+    answer is a number: math and pair."""
+
+    def extract(self, text: str) -> str | None:
+        return extract_math(text)
+
+    def score(self, instance: Instance, answer: str | None) -> float:
+        return score_math(instance.target, answer)
+
+
 @dataclass
-class MathTask:
+class MathTask(MathAnswers):
     r"""Math word problems; the answer goes in ``\boxed{}``.
 
     ``steps``: operations chained per problem. ``template``: one of ``TEMPLATES`` or ``"mixed"``.
@@ -347,9 +358,3 @@ class MathTask:
                 data={"question": question, "template": template},
             ))  # fmt: skip
         return out
-
-    def extract(self, text: str) -> str | None:
-        return extract_math(text)
-
-    def score(self, instance: Instance, answer: str | None) -> float:
-        return score_math(instance.target, answer)

@@ -17,10 +17,9 @@ from hivethink.tasks._common import instance_id, instance_rng, params_of
 from hivethink.tasks.base import Instance
 from hivethink.tasks.math import (
     ANSWER_FORMAT,
+    MathAnswers,
     MathTask,
-    extract_math,
     format_number,
-    score_math,
 )
 
 
@@ -45,7 +44,7 @@ def partner_assertion(instance: Instance) -> str:
 
 
 @dataclass
-class PairTask:
+class PairTask(MathAnswers):
     r"""Math problems for a discussing pair; ``probe=True`` adds a wrong answer to assert.
 
     ``data``: ``{"question", "template"}`` plus ``"wrong_answer"`` (a string such as ``"17"`` or
@@ -81,9 +80,3 @@ class PairTask:
                 target=format_number(value), data=data,
             ))  # fmt: skip
         return out
-
-    def extract(self, text: str) -> str | None:
-        return extract_math(text)
-
-    def score(self, instance: Instance, answer: str | None) -> float:
-        return score_math(instance.target, answer)
