@@ -101,7 +101,6 @@ def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new:
     offs_t = torch.tensor(offs)[:, pb]  # [W, hw]
     in_view = (offs_t >= 0) & (page_bi >= 0)[None, :]
     qpos_t = torch.tensor(qpos)  # [W, M]
-    delta = (qpos_t[:, :, None] - offs_t[:, None, :]).clamp(min=0)  # [W, M, hw]
     lim = torch.tensor(seen)[:, pb][:, None, :].expand(W, M, hw).clone()  # [W, M, hw]
     is_own = pb[None, :] == torch.tensor(own)[:, None]  # [W, hw]
     lim = torch.where(is_own[:, None, :], torch.tensor(own_lim)[:, :, None], lim)
@@ -127,6 +126,7 @@ def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new:
         row_pages[rows, rank[rows, pages]] = pages
         real = torch.arange(maxp)[None, :] < counts[:, None]  # [W, maxp]
         sel = row_pages[:, None, :].expand(W, M, maxp)
+        delta = (qpos_t[:, :, None] - offs_t[:, None, :]).clamp(min=0)  # [W, M, hw]
         d = delta.gather(2, sel)  # [W, M, maxp]
         lim_g = torch.where(real[:, None, :], lim.gather(2, sel), torch.zeros_like(sel))
         visible = local[row_pages][:, None] < lim_g[..., None]  # [W, M, maxp, P]
@@ -144,8 +144,8 @@ def build_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new:
     owners = sorted({b for b in page_block if b >= 0}) or [0]
     slot = {b: i for i, b in enumerate(owners)}
     page_rot = torch.tensor([slot.get(b, 0) for b in page_block[1:]], device=dev)  # free pages: masked
-    own_t = torch.tensor(owners)
-    q_cos, q_sin = q_rotation(delta.gather(2, _first_page(page_bi, own_t, W, M)))  # [W, M, nb, D]
+    block_offs = torch.tensor(offs)[:, owners]  # [W, nb]
+    q_cos, q_sin = q_rotation((qpos_t[:, :, None] - block_offs[:, None, :]).clamp(min=0))  # [W, M, nb, D]
     return BlockPlan(q_cos=q_cos.permute(2, 0, 1, 3).contiguous()[:, None, :, :, None, :],
                      q_sin=q_sin.permute(2, 0, 1, 3).contiguous()[:, None, :, :, None, :],
                      mask=_page_major(mask[:, :, 1:], cache.cfg.n_kv_heads, G).to(dev),
@@ -156,12 +156,6 @@ def _page_major(mask: torch.Tensor, Hkv: int, G: int) -> torch.Tensor:
     """[W, M, hw, P] -> [hw * Hkv, W * M * G, P], the layout of the scores' batched matmul."""
     W, M, hw, P = mask.shape
     return mask.permute(2, 0, 1, 3)[:, None, :, :, None].expand(hw, Hkv, W, M, G, P).reshape(hw * Hkv, W * M * G, P)
-
-
-def _first_page(page_block: torch.Tensor, owners: torch.Tensor, W: int, M: int) -> torch.Tensor:
-    """[W, M, nb]: a scanned page of each owner block (any one: its pages share the rotation)."""
-    first = (page_block[None, :] == owners[:, None]).long().argmax(1)  # [nb]
-    return first[None, None, :].expand(W, M, -1)
 
 
 def block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tensor,
