@@ -26,7 +26,7 @@ def test_valid_config_parses_with_shorthands() -> None:
     assert cfg.models[0].params == {"model": "smollm2", "dtype": "bfloat16"}
     assert cfg.models[0].label == "smollm2"
     assert [s.display for s in cfg.substrates] == ["fake", "other"]
-    assert cfg.budget.max_tokens == 16 and cfg.budget.total_tokens is None
+    assert cfg.budget.max_tokens == 16 and cfg.budget.tokens is None and cfg.budget.passes is None
     assert cfg.tasks[0].label == "add"
 
 

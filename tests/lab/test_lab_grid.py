@@ -39,7 +39,7 @@ def test_task_substrate_restriction_and_worker_override() -> None:
 def test_single_collapses_only_with_a_fixed_total_budget() -> None:
     per_n = _plan(substrates=["single"])
     assert sorted({s.workers for s in per_n.samples}) == [2, 3]  # N x max_tokens baselines
-    fixed = _plan(substrates=["single"], budget={"max_tokens": 16, "total_tokens": 64})
+    fixed = _plan(substrates=["single"], budget={"max_tokens": 16, "tokens": 64})
     assert {s.workers for s in fixed.samples} == {1}
     assert len(fixed.samples) == 2 * 2  # instances x seeds
 

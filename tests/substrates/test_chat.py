@@ -135,7 +135,7 @@ def test_topologies():
 def test_budget_cap_stops_rounds(task, instance):
     backend = ScriptedBackend(lambda r, i: '{"Bob": "one two three four"}')
     res = get_substrate("chat").run(
-        instance, task, backend, workers=2, budget=Budget(rounds=5, total_tokens=15), seed=0
+        instance, task, backend, workers=2, budget=Budget(rounds=5, tokens=15), seed=0
     )
     assert res.info["rounds"] == 2 and res.info["budget_exhausted"]  # 5 words x 2 agents a round
     assert len(backend.calls) == 3  # two rounds, then the final question

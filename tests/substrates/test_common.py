@@ -38,7 +38,7 @@ def test_worker_names():
 
 def test_recorder_batches_a_round_and_sums_costs():
     backend = ScriptedBackend(["a b c", "a b c d e", "x y"])
-    rec = Recorder(backend, Budget(max_tokens=9, total_tokens=10), seed=1, temperature=0.5)
+    rec = Recorder(backend, Budget(max_tokens=9, tokens=10), seed=1, temperature=0.5)
     calls = [Call(n, conversation("sys", f"hello {n}")) for n in ("Alice", "Bob")]
     assert rec.round(calls, step=0) == ["a b c", "a b c d e"]
     assert not rec.exhausted
@@ -48,7 +48,8 @@ def test_recorder_batches_a_round_and_sums_costs():
     assert rec.sequential_passes == 5 + 2  # longest of each round
     assert rec.tokens == 10 and rec.exhausted
     assert rec.prompt_tokens == 3 + 3 + 2
-    assert {r.max_tokens for r in backend.requests} == {9}
+    # each call gets an equal share of the tokens left: 10 // 2, then 10 - 8
+    assert [r.max_tokens for r in backend.requests] == [5, 5, 2]
     assert {r.temperature for r in backend.requests} == {0.5}
     assert len({r.seed for r in backend.requests}) == 3
     kinds = [(e.kind, e.worker) for e in rec.events]

@@ -35,6 +35,8 @@ def test_single_gets_the_team_budget(task, instance):
     res = single.run(instance, task, backend, workers=4, budget=Budget(max_tokens=100), seed=0)
     assert res.answer == "4" and res.agent_answers == {"Alice": "4"}
     assert backend.requests[0].max_tokens == 400
-    single.run(instance, task, backend, workers=4, budget=Budget(total_tokens=333), seed=0)
+    single.run(instance, task, backend, workers=4, budget=Budget(tokens=333), seed=0)
     assert backend.requests[1].max_tokens == 333
-    assert len(backend.calls) == 2 and res.sequential_calls == 1 and res.sequential_passes == 2
+    single.run(instance, task, backend, workers=4, budget=Budget(passes=50, tokens=333), seed=0)
+    assert backend.requests[2].max_tokens == 50  # one worker: passes are tokens; the tighter wins
+    assert len(backend.calls) == 3 and res.sequential_calls == 1 and res.sequential_passes == 2

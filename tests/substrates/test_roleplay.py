@@ -88,6 +88,6 @@ def test_max_idle_is_configurable_and_budget_stops(task, instance):
         instance,
         lambda k: "Instruction: one two three",
         lambda k: "Solution: ok",
-        budget=Budget(total_tokens=7),
+        budget=Budget(tokens=7),
     )
     assert res.info == {"stop_reason": "budget", "messages": 3}  # 4 + 2 + 4 >= 7

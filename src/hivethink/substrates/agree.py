@@ -8,7 +8,7 @@ shows the agent's current value and the previous round's proposals (bounded cont
 rounds). An unreadable proposal keeps the agent's value (``error`` event); an unreadable vote
 counts as continue. Byzantine agents are scripted: a uniform random value in [0, 50] and a
 random vote each round, from a generator seeded by ``seed`` and the instance id; they never
-call the backend. A spent ``budget.total_tokens`` also ends the game (as a timeout).
+call the backend. A spent ``budget.tokens`` or ``budget.passes`` also ends the game (as a timeout).
 The team answer is ``tasks.agree.team_answer`` of the honest agents' values.
 """
 

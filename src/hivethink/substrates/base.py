@@ -16,11 +16,27 @@ from hivethink.trace import Event
 
 @dataclass
 class Budget:
-    """Limits shared by every substrate so comparisons are fair."""
+    """What one sample may spend, the same contract for every substrate.
+
+    ``passes`` is latency: sequential forward passes on the critical path (calls that run side by
+    side in one round count once, by their longest completion; a hive counts its lockstep passes).
+    ``tokens`` is compute: generated tokens of all agents together. Either, both or neither may
+    be set (None: no limit of that kind); every substrate reports what it spent of both
+    (``SampleResult.sequential_passes`` and ``.tokens``), so a grid can match either.
+    ``max_tokens`` caps one backend call and ``rounds`` is a multi-round protocol's round count;
+    presets of published protocols bring their own values for both where the paper fixes them.
+    """
 
     max_tokens: int = 256  # per backend call (per generated message)
     rounds: int = 3  # rounds / turns for multi-round protocols
-    total_tokens: int | None = None  # team-wide cap; `single` gets workers * max_tokens by default
+    passes: int | None = None  # sequential forward passes, the whole sample
+    tokens: int | None = None  # generated tokens, all agents, the whole sample
+
+    def __post_init__(self) -> None:
+        for name in ("passes", "tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"budget {name} must be at least 1, got {value}")
 
 
 @dataclass

@@ -102,10 +102,11 @@ class Recorder:
         """Run ``calls`` as ONE batched backend call; return the texts in call order."""
         if not calls:
             return []
+        cap = self.call_cap(len(calls), max_tokens)
         requests = [
             GenRequest(
                 messages=call.messages,
-                max_tokens=max_tokens or self.budget.max_tokens,
+                max_tokens=cap,
                 temperature=self.temperature,
                 seed=derive_seed(self.seed, self.sequential_calls, i),
             )
@@ -145,11 +146,25 @@ class Recorder:
                 )
         return [c.text for c in completions]
 
+    def call_cap(self, n_calls: int, max_tokens: int | None = None) -> int:
+        """The most tokens each of ``n_calls`` parallel calls may generate now: the call's own cap
+        (else ``budget.max_tokens``), no more than the passes left (the round's longest call is on
+        the critical path) nor an equal share of the tokens left. At least 1: a round that starts
+        inside the budget may overrun the token budget by less than one token per call."""
+        cap = max_tokens or self.budget.max_tokens
+        if self.budget.passes is not None:
+            cap = min(cap, self.budget.passes - self.sequential_passes)
+        if self.budget.tokens is not None:
+            cap = min(cap, (self.budget.tokens - self.tokens) // n_calls)
+        return max(1, cap)
+
     @property
     def exhausted(self) -> bool:
-        """True once the team-wide token cap (``budget.total_tokens``) is spent."""
-        cap = self.budget.total_tokens
-        return cap is not None and self.tokens >= cap
+        """True once either budget (``budget.passes`` or ``budget.tokens``) is spent."""
+        b = self.budget
+        return (b.passes is not None and self.sequential_passes >= b.passes) or (
+            b.tokens is not None and self.tokens >= b.tokens
+        )
 
     def answers(self, agent_answers: dict[str, str | None], *, step: int | None = None) -> None:
         """Record one ``answer`` event per agent (``data["none"]`` when it gave no answer)."""

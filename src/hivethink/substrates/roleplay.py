@@ -8,7 +8,7 @@ checked after every message (``info["stop_reason"]``):
 - ``role_flip``: the assistant writes an instruction line;
 - ``no_instruction``: ``max_idle`` instructor messages in a row carry no instruction;
 - ``max_messages``: the conversation holds ``max_messages`` messages;
-- ``budget``: the team token cap (``budget.total_tokens``) is spent.
+- ``budget``: the team token cap (``budget.tokens`` or ``budget.passes``) is spent.
 
 The team answer is the latest extractable answer in the conversation, newest message first.
 """

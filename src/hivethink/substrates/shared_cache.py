@@ -1,7 +1,8 @@
 """``shared-cache``: the Hogwild!-style hive: N workers decode over one shared KV cache.
 
 Only the local backend can run it (it needs the model itself, not a text API). The budget of
-sequential forward passes is ``budget.total_tokens`` or ``budget.max_tokens * budget.rounds``.
+sequential forward passes is ``budget.passes`` (and at most ``budget.tokens / workers``: each
+pass writes one token per worker), else ``budget.max_tokens * budget.rounds``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class SharedCache:
         model = getattr(backend, "model", None)
         if model is None or not hasattr(model, "decoder"):
             raise HivethinkError("the shared-cache substrate needs the local backend (kind: local)")
-        max_steps = budget.total_tokens or budget.max_tokens * max(1, budget.rounds)
+        limits = [b for b in (budget.passes, budget.tokens and max(1, budget.tokens // workers)) if b]
+        max_steps = min(limits) if limits else budget.max_tokens * max(1, budget.rounds)
         cfg = HiveConfig(workers=workers, layout=self.layout, max_steps=max_steps,
                          temperature=self.temperature, seed=seed,
                          check_interval=self.check_interval or None)

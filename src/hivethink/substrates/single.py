@@ -15,7 +15,9 @@ SYSTEM = "You are {name}. Solve the problem carefully and state your final answe
 
 @dataclass
 class Single(SubstrateBase):
-    """One call of ``budget.total_tokens`` tokens, or ``workers * budget.max_tokens`` if unset."""
+    """One call. With ``budget.passes`` or ``budget.tokens`` set it may use all of them (one
+    worker: its passes are its tokens); with neither, ``workers * budget.max_tokens`` tokens, the
+    compute of an N-worker team that writes one message each."""
 
     name = "single"
 
@@ -31,7 +33,10 @@ class Single(SubstrateBase):
     ) -> SampleResult:
         rec = Recorder(backend, budget, seed=seed, temperature=self.temperature)
         [name] = worker_names(1)
-        max_tokens = budget.total_tokens or workers * budget.max_tokens
+        if budget.passes is None and budget.tokens is None:
+            max_tokens = workers * budget.max_tokens
+        else:
+            max_tokens = rec.call_cap(1, max(budget.passes or 0, budget.tokens or 0))
         [text] = rec.round(
             [Call(name, conversation(SYSTEM.format(name=name), instance.prompt))],
             step=0,
