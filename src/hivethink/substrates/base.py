@@ -7,7 +7,7 @@ it records everything it did as trace events and returns one :class:`SampleResul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from hivethink.backends.base import Backend
 from hivethink.tasks.base import Instance, Task
@@ -31,12 +31,21 @@ class Budget:
     rounds: int = 3  # rounds / turns for multi-round protocols
     passes: int | None = None  # sequential forward passes, the whole sample
     tokens: int | None = None  # generated tokens, all agents, the whole sample
+    # Smaller budgets, in the unit of ``match`` ("passes" or "tokens"), at which a substrate that
+    # can (``Substrate.snapshots``) also records the result it would have given, from the same
+    # run (``SampleResult.at_budget``): one decode gives the whole accuracy-vs-budget curve.
+    snapshots: tuple[int, ...] = ()
+    match: str = "passes"
 
     def __post_init__(self) -> None:
         for name in ("passes", "tokens"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"budget {name} must be at least 1, got {value}")
+        if self.match not in ("passes", "tokens"):
+            raise ValueError(f"budget match must be 'passes' or 'tokens', got {self.match!r}")
+        if any(b < 1 for b in self.snapshots) or list(self.snapshots) != sorted(set(self.snapshots)):
+            raise ValueError(f"budget snapshots must be increasing and positive, got {self.snapshots}")
 
 
 @dataclass
@@ -50,11 +59,16 @@ class SampleResult:
     prompt_tokens: int = 0
     wall_s: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)  # protocol-specific (timeout, rounds used...)
+    # budget -> the result this run would have given had that been its budget (``Budget.snapshots``)
+    at_budget: dict[int, SampleResult] = field(default_factory=dict)
 
 
 @runtime_checkable
 class Substrate(Protocol):
     name: str
+    # True when ``run`` honours ``budget.snapshots`` (fills ``SampleResult.at_budget``); the lab
+    # runs other substrates once per budget instead.
+    snapshots: ClassVar[bool]
 
     def run(
         self, instance: Instance, task: Task, backend: Backend, *, workers: int, budget: Budget,

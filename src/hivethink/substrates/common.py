@@ -33,6 +33,7 @@ class SubstrateBase:
     """Parameters every substrate has; subclasses set ``name`` and implement ``run``."""
 
     name: ClassVar[str]
+    snapshots: ClassVar[bool] = False  # see Substrate.snapshots
     temperature: float = 0.7  # sampling temperature of every agent call
 
 

@@ -8,6 +8,7 @@ pass writes one token per worker), else ``budget.max_tokens * budget.rounds``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from hivethink.backends.base import Backend
 from hivethink.engine.hive import Hive, HiveConfig
@@ -19,6 +20,7 @@ from hivethink.tasks.base import Instance, Task
 @dataclass
 class SharedCache:
     name = "shared-cache"
+    snapshots: ClassVar[bool] = False  # becomes True with the engine's budget snapshots
     layout: str = "combined"
     temperature: float = 0.0
     check_interval: int = 1024  # 0 = off
