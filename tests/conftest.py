@@ -42,3 +42,24 @@ def as_loaded(hf) -> LoadedModel:
     weights = {k: v.detach().clone() for k, v in hf.state_dict().items()}
     return LoadedModel(decoder=Decoder(cfg, weights), tokenizer=None, cfg=cfg, hf_config=hf.config,
                        source=f"tiny-{cfg.family}")
+
+
+def tiny_with_tokenizer(tokenizer, seed: int = 0, vocab: int | None = None) -> LoadedModel:
+    """A small random Llama that speaks through a real tokenizer (the embedded model's): the
+    hive's policy runs on real text at a tiny cost per pass."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab or len(tokenizer), hidden_size=64, intermediate_size=128,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=8192, rope_theta=10000.0, tie_word_embeddings=True,
+                      eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    hf = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
+    loaded = as_loaded(hf)
+    loaded.tokenizer = tokenizer
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def tiny_smol(smol32) -> LoadedModel:
+    return tiny_with_tokenizer(smol32.tokenizer)

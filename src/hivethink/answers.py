@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+
 
 def boxed(text: str) -> str | None:
     r"""Content of the last ``\boxed{...}`` with balanced braces (``\boxed {x}`` too); None if none.
@@ -24,3 +27,13 @@ def boxed(text: str) -> str | None:
                         return text[i + 1 : j].strip()
         start = text.rfind("\\boxed", 0, start)
     return None
+
+
+def majority(answers: Iterable[str | None]) -> str | None:
+    """The most frequent answer (None and empty answers do not vote); a tie goes to the answer
+    given first. The one vote every layer uses."""
+    counts = Counter(a for a in answers if a)  # keeps first-appearance order
+    if not counts:
+        return None
+    best = max(counts.values())
+    return next(a for a, c in counts.items() if c == best)

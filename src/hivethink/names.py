@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Heidi", "Ivan", "Judy",
          "Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil")
 
@@ -10,3 +12,27 @@ def worker_names(n: int) -> list[str]:
     """The first ``n`` names; past 16 the list repeats with a number suffix (``Alice2``, ...)."""
     return [NAMES[i % len(NAMES)] + (str(i // len(NAMES) + 1) if i >= len(NAMES) else "")
             for i in range(n)]
+
+
+def _names_pattern(names: list[str]) -> re.Pattern[str]:
+    # longest first, so that "Alice2" is one name and not "Alice" followed by "2"
+    alts = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?<![A-Za-z0-9_])(?:{alts})(?![A-Za-z0-9_])")
+
+
+def references(text: str, speaker: str, names: list[str]) -> int:
+    """How many times ``text`` by ``speaker`` names another worker, by whole names only ("Everyone"
+    does not name Eve). The one count the engine and the metrics share."""
+    others = [n for n in names if n != speaker]
+    if not others:
+        return 0
+    return len(_names_pattern(others).findall(text))
+
+
+def header_mentions(text: str, names: list[str]) -> list[str]:
+    """The names of the step headers written inside ``text`` (``**Name [k]:**``, ``**Name:**``,
+    and ``Name [k]:**`` without the leading stars, as small models write it): a worker that writes
+    one imitates a worker's turn (impersonation when it is another's)."""
+    alts = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    pattern = rf"\*\*({alts})(?: \[\d+\])?:\*\*|(?<![A-Za-z0-9_*])({alts}) \[\d+\]:\*\*"
+    return [m.group(1) or m.group(2) for m in re.finditer(pattern, text)]

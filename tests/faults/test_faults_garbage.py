@@ -18,9 +18,9 @@ from hivethink.backends import get_backend
 from hivethink.backends.base import GenRequest
 from hivethink.backends.fake import ScriptedBackend
 from hivethink.backends.local import LocalBackend
-from hivethink.engine.generate import generate_batch
 from hivethink.engine.hive import chat_ids
 from hivethink.engine.sampling import SamplingParams
+from hivethink.engine.scheduler import Engine, run_generations
 from hivethink.metrics import compute_metrics
 from hivethink.substrates import get_substrate
 from hivethink.substrates.base import Budget
@@ -131,11 +131,11 @@ def one_thread() -> Iterator[None]:
 def test_local_engine_never_exceeds_max_tokens(smol16, one_thread) -> None:
     limits = [0, 1, 3, 8, 13]
     prompts = [chat_ids(smol16.tokenizer, [{"role": "user", "content": p}]) for p in PROMPTS]
-    outs = generate_batch(
-        smol16,
+    outs = run_generations(
+        Engine(smol16),
         prompts,
         max_tokens=limits,
-        sampling=[SamplingParams(1.5, 1.0, seed) for seed in range(len(PROMPTS))],
+        sampling=[SamplingParams(1.5, 1.0, seed=seed) for seed in range(len(PROMPTS))],
         stop=[[], [], ["\n\n"], [], []],
     )
     for out, limit in zip(outs, limits, strict=True):

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from hivethink.engine.scheduler import Scheduler
+from hivethink.engine.scheduler import Engine
 from hivethink.serve import BackgroundServer, ServeLimits, create_app
 
 MODEL = "smollm2"
@@ -21,7 +21,7 @@ MODEL = "smollm2"
 @dataclass
 class Running:
     url: str  # http://127.0.0.1:PORT
-    scheduler: Scheduler
+    engine: Engine
 
     @property
     def base_url(self) -> str:
@@ -31,13 +31,13 @@ class Running:
 @contextmanager
 def running_server(model: Any, *, api_key: str | None = None, limits: ServeLimits | None = None,
                    max_batch: int = 8, max_waiting: int = 256) -> Iterator[Running]:
-    scheduler = Scheduler(model, max_batch=max_batch, max_waiting=max_waiting).start()
+    engine = Engine(model, max_rows=max_batch, max_waiting=max_waiting).start()
     try:
-        app = create_app(scheduler, MODEL, api_key=api_key, limits=limits)
+        app = create_app(engine, MODEL, api_key=api_key, limits=limits)
         with BackgroundServer(app) as url:
-            yield Running(url, scheduler)
+            yield Running(url, engine)
     finally:
-        scheduler.close()
+        engine.close()
 
 
 def request(url: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
@@ -81,10 +81,10 @@ class OpenStream:
 
 
 def wait_idle(server: Running, timeout_s: float = 20) -> bool:
-    """True once the scheduler runs and queues nothing and every KV block is freed."""
+    """True once the engine runs and queues nothing and every KV block is freed."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if server.scheduler.load == (0, 0) and not server.scheduler.runner.cache.blocks:
+        if server.engine.load == (0, 0) and not server.engine.cache.blocks:
             return True
         time.sleep(0.05)
     return False

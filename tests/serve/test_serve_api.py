@@ -183,23 +183,23 @@ def test_malformed_oversized_and_unknown(server):
 
 
 def test_client_hanging_up_cancels_its_request(server):
-    before = server.scheduler.passes
+    before = server.engine.passes
     stream = OpenStream(server.url, {**BASE, "max_tokens": 64, "temperature": 0, "stream": True, "messages": [
         {"role": "user", "content": "Count from one to a hundred in words."}]})
     seen = stream.read_events(4)  # the role chunk and a few pieces, then hang up
     assert seen.startswith(b"HTTP/1.1 200")
     stream.close()
-    assert wait_idle(server), server.scheduler.load
-    assert server.scheduler.passes - before < 48  # it stopped well before its 64 tokens
-    before = server.scheduler.passes  # the same without streaming: the server polls for a hang-up
+    assert wait_idle(server), server.engine.load
+    assert server.engine.passes - before < 48  # it stopped well before its 64 tokens
+    before = server.engine.passes  # the same without streaming: the server polls for a hang-up
     plain = OpenStream(server.url, {**BASE, "max_tokens": 64, "temperature": 0, "messages": [
         {"role": "user", "content": "Count from one to a hundred in words."}]})
     deadline = time.monotonic() + 10
-    while server.scheduler.load == (0, 0) and time.monotonic() < deadline:
+    while server.engine.load == (0, 0) and time.monotonic() < deadline:
         time.sleep(0.01)
     plain.close()
-    assert wait_idle(server), server.scheduler.load
-    assert server.scheduler.passes - before < 48
+    assert wait_idle(server), server.engine.load
+    assert server.engine.passes - before < 48
 
 
 def test_busy_server_answers_429_and_hung_up_hive_jobs_stop(smol16):
@@ -210,7 +210,7 @@ def test_busy_server_answers_429_and_hung_up_hive_jobs_stop(smol16):
         first.read_events(3)  # running
         second = OpenStream(s.url, long)  # waits for the only row
         deadline = time.monotonic() + 10
-        while s.scheduler.load != (1, 1) and time.monotonic() < deadline:
+        while s.engine.load != (1, 1) and time.monotonic() < deadline:
             time.sleep(0.02)
         status, reply = post_json(s.url, BASE)
         assert status == 429 and reply["error"]["code"] == "server_busy"

@@ -9,6 +9,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from hivethink.engine.hive import HiveConfig, HiveResult
 from hivethink.report.text import clean_text as neutralize
 
 COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta"]
@@ -49,3 +50,53 @@ class SideBySide:
             cells.append(Text("\n").join(wrapped[-self.lines :]))
         table.add_row(*cells)
         return table
+
+
+def summary(console: Console, result: HiveResult, cfg: HiveConfig, *, expected: str | None = None,
+            next_steps: bool = False) -> None:
+    """What happened in a hive run, in plain words: per worker its steps, tokens, whom it named,
+    its checks, impersonations and loops; then the answer, how it was reached and (with
+    ``expected``) whether it is right; then what to try next."""
+    from hivethink.metrics.pathology import is_repetitive
+
+    table = Table(title=f"{cfg.workers} workers, {cfg.layout} layout, {result.visibility} visibility",
+                  show_header=True)
+    for col in ("worker", "steps", "tokens", "named others", "checks (yes)", "impersonations", "looping",
+                "own answer"):
+        table.add_column(col)
+    steps = {n: 0 for n in result.texts}
+    checks = {n: [0, 0] for n in result.texts}
+    for e in result.events:
+        if e.kind == "step" and e.worker in steps and not e.data.get("finisher"):
+            steps[e.worker] += 1
+        if e.kind == "check" and e.worker in checks:
+            checks[e.worker][0] += 1
+            checks[e.worker][1] += e.data.get("answer") == "yes"
+    for name, text in result.texts.items():
+        table.add_row(name, str(steps[name]), str(result.tokens[name]), str(result.references[name]),
+                      f"{checks[name][0]} ({checks[name][1]})", str(result.impersonations.get(name, 0)),
+                      "yes" if is_repetitive(text) else "no",
+                      # model text: neutralised, and a Text so that "[...]" is never rich markup
+                      Text(neutralize(result.answers.get(name) or "-")))
+    console.print(table)
+    how = {"answer": "a worker finished a step holding it",
+           "transcript": "found in an unfinished step when the budget ran out",
+           "finisher": "the budget ran out; the finisher asked the team for it"}[result.finished_by]
+    verdict = ""
+    if expected is not None:
+        verdict = "  -> right" if result.answer is not None and result.answer.strip() == expected.strip() else \
+            f"  -> wrong (expected {expected})"
+    console.print(Text.assemble(("answer: ", "bold"), neutralize(result.answer or "(none)"), f"  ({how})",
+                                (verdict, "bold")), highlight=False)
+    console.print(f"{result.steps} sequential passes | {sum(result.tokens.values())} tokens generated, "
+                  f"{result.forced_tokens} forced (headers, checks) | {result.tokens_per_s:.1f} tokens/s | "
+                  f"wall {result.wall_s:.1f}s", highlight=False)
+    for b, r in sorted(result.at_budget.items()):
+        if b != result.steps or len(result.at_budget) > 1:
+            console.print(f"  at {b} passes: {neutralize(r.answer or '(none)')} ({r.finished_by})",
+                          highlight=False, markup=False)
+    if next_steps:
+        console.print(Text.assemble(("next: ", "bold"),
+                                    "hivethink lab run examples/quick.yaml   (every substrate, same tasks)\n"
+                                    "      hivethink lab report runs/quick      (tables and plots)\n"
+                                    "      hivethink lab view runs/quick        (each trace as the workers saw it)"))

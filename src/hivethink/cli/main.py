@@ -19,7 +19,7 @@ bench_app = typer.Typer(no_args_is_help=True, help="Speed measurements, as ratio
 app.add_typer(bench_app, name="bench")
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="HF directory, hub id or .gguf file (default: embedded SmolLM2-135M-Instruct).")]
-DtypeOpt = Annotated[str, typer.Option(help="float32 | bfloat16 | float16")]
+DtypeOpt = Annotated[str, typer.Option(help="auto (bf16 where the hardware has it, else fp32) | float32 | bfloat16 | float16")]
 
 
 def read_problem(problem: str) -> str:
@@ -42,33 +42,56 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def use_prompts(directory: Path | None) -> None:
+    """``--prompts DIR``: replace the built-in prompt books it holds (validated now: bad files
+    fail before any model loads)."""
+    from hivethink import prompts
+    from hivethink.engine import hive  # noqa: F401  (declares the hogwild book)
+
+    if directory is not None:
+        prompts.use_directory(directory)
+
+
 @app.command()
 def solve(
     problem: Annotated[str, typer.Argument(help="The problem text, or @FILE to read it from a file.")],
-    workers: Annotated[int, typer.Option("--workers", "-n", help="Number of workers (1-16).")] = 3,
+    workers: Annotated[int, typer.Option("--workers", "-n", help="Number of workers (1-16).")] = 2,
     layout: Annotated[str, typer.Option(help="combined | interleaved | contiguous | independent")] = "combined",
     max_steps: Annotated[int, typer.Option(help="Budget in sequential forward passes.")] = 512,
+    visibility: Annotated[str, typer.Option(help="instant (the others' tokens of the same pass, as published) | lagged (one pass late)")] = "instant",
+    snapshots: Annotated[str | None, typer.Option(help="Smaller budgets (passes, comma-separated) that also get their answer, from the same run.")] = None,
     model: ModelOpt = None,
-    dtype: DtypeOpt = "bfloat16",
-    temperature: float = 0.0,
-    top_p: float = 1.0,
+    dtype: DtypeOpt = "auto",
+    sampling: Annotated[str, typer.Option(help="model (the model's generation config; greedy if none) | greedy")] = "model",
+    temperature: Annotated[float | None, typer.Option(help="Sample at this temperature (overrides --sampling).")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling threshold.")] = None,
     seed: int = 0,
-    check_interval: Annotated[int, typer.Option(help="Tokens between redundancy checks; 0 = off.")] = 1024,
+    check_every: Annotated[int, typer.Option(help="Fed tokens between redundancy checks (the reference: 256); 0 = off.")] = 256,
+    expect: Annotated[str | None, typer.Option(help="The right answer, if known: the summary says whether the team got it.")] = None,
+    examples: Annotated[bool, typer.Option(help="Worked examples in the collaboration instruction (as published).")] = True,
+    guard: Annotated[bool, typer.Option(help="Keep workers from writing step headers inside a step (hivethink's addition).")] = True,
+    step_end: Annotated[str, typer.Option(help="fenced (not inside open code/math, protocols.md) | reference-code")] = "fenced",
+    prompts_dir: Annotated[Path | None, typer.Option("--prompts", help="A directory of prompt books replacing the built-in texts.")] = None,
     trace: Annotated[Path | None, typer.Option(help="Write every token and event as JSONL here.")] = None,
     live: Annotated[bool, typer.Option(help="Show the workers writing, side by side.")] = True,
 ) -> None:
-    """Solve one problem with N workers over one shared KV cache."""
-    from hivethink.cli.live import SideBySide
+    """Solve one problem with N workers over one shared KV cache (Hogwild! Inference)."""
+    from hivethink.cli.live import SideBySide, summary
     from hivethink.engine.hive import Hive, HiveConfig
-    from hivethink.engine.prompts import worker_names
-    from hivethink.models.loader import load_model
+    from hivethink.models.loader import load_model, parse_dtype
+    from hivethink.names import worker_names
     from hivethink.report.text import clean_text as neutralize
     from hivethink.trace import write_jsonl
 
     text = read_problem(problem)
-    cfg = HiveConfig(workers=workers, layout=layout, max_steps=max_steps, temperature=temperature,
-                     top_p=top_p, seed=seed, check_interval=check_interval or None)
+    budgets = tuple(_int_list(snapshots, "--snapshots")) if snapshots else ()
+    cfg = HiveConfig(workers=workers, layout=layout, max_steps=max_steps, visibility=visibility,
+                     sampling=sampling, temperature=temperature, top_p=top_p, seed=seed,
+                     check_every=check_every or None, snapshots=budgets, examples=examples,
+                     guard_headers=guard, step_end=step_end)
     cfg.validate()  # before the model loads: bad arguments fail fast
+    use_prompts(prompts_dir)
+    parse_dtype(dtype)
     if trace is not None and trace.is_dir():
         raise HivethinkError(f"--trace {trace}: is a directory, not a file")
     console = Console(stderr=False)
@@ -84,19 +107,7 @@ def solve(
             console.print(neutralize(t), markup=False, highlight=False)
     if trace is not None:
         write_jsonl(trace, result.events)
-    table = Table(title="result", show_header=True)
-    for col in ("worker", "tokens", "answer", "refs to others"):
-        table.add_column(col)
-    for name in result.texts:
-        # model text: neutralised, and a Text so that "[...]" in it is never read as rich markup
-        table.add_row(name, str(result.tokens[name]), Text(neutralize(result.answers[name] or "-")),
-                      str(result.references[name]))
-    console.print(table)
-    console.print(Text.assemble(("final answer:", "bold"), f" {neutralize(result.answer or '(none)')}  "
-                                f"(by {result.finished_by})"), highlight=False)
-    console.print(f"steps {result.steps} | tokens {sum(result.tokens.values())} | "
-                  f"{result.tokens_per_s:.1f} tokens/s | wall {result.wall_s:.1f}s | redundancy checks "
-                  f"{result.checks} (yes: {result.checks_yes})")
+    summary(console, result, cfg, expected=expect, next_steps=True)
 
 
 def _int_list(s: str, what: str) -> list[int]:
@@ -112,7 +123,7 @@ def _int_list(s: str, what: str) -> list[int]:
 @bench_app.command("engine")
 def bench_engine(
     model: ModelOpt = None,
-    dtype: DtypeOpt = "bfloat16",
+    dtype: DtypeOpt = "auto",
     contexts: Annotated[str, typer.Option(help="Context lengths, comma-separated.")] = "512,2048",
     workers: Annotated[str, typer.Option(help="Worker counts, comma-separated.")] = "1,2,4,8",
     steps: Annotated[int, typer.Option(help="Timed passes per point.")] = 20,
@@ -127,8 +138,8 @@ def bench_engine(
     """Per-step latency of the engine for N workers vs transformers decoding batch N."""
     import torch
 
+    from hivethink.engine.attention import attention_names
     from hivethink.engine.bench import BenchRow, run_bench, write_json
-    from hivethink.engine.forward import Runner
     from hivethink.models.loader import load_model, parse_dtype
     from hivethink.models.shapes import SHAPES, random_model
 
@@ -137,10 +148,10 @@ def bench_engine(
         raise HivethinkError(f"unknown --shape {shape!r} (choose from {', '.join(sorted(SHAPES))})")
     if shape is not None and model is not None:
         raise HivethinkError("--shape and --model exclude each other (--shape uses random weights)")
-    if attention is not None and attention not in Runner.ATTENTION:
-        raise HivethinkError(f"--attention must be one of {', '.join(Runner.ATTENTION)}, got {attention!r}")
-    parse_dtype(dtype)
+    if attention is not None and attention not in attention_names():
+        raise HivethinkError(f"--attention must be one of {', '.join(attention_names())}, got {attention!r}")
     dev = device or default_device()
+    dtype = str(parse_dtype(dtype, dev)).removeprefix("torch.")
     if dev.startswith("cuda") and not torch.cuda.is_available():
         raise HivethinkError(f"--device {dev}: this torch ({torch.__version__}) sees no CUDA GPU")
     console = Console()
@@ -209,12 +220,12 @@ def _check_batching(max_batch: int, max_waiting: int) -> None:
 @app.command()
 def serve(
     model: ModelOpt = None,
-    dtype: DtypeOpt = "bfloat16",
+    dtype: DtypeOpt = "auto",
     host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     api_key: Annotated[str | None, typer.Option(envvar="HIVETHINK_API_KEY", help="Require 'Authorization: Bearer KEY' on every request.")] = None,
     served_model_name: Annotated[str | None, typer.Option(help="The model name clients send (default: smollm2, or the model's directory or file name).")] = None,
-    max_batch: Annotated[int, typer.Option(help="Requests decoded together in one pass.")] = 32,
+    max_batch: Annotated[int, typer.Option(help="Rows decoded together in one pass (a multi-worker request takes one per worker).")] = 32,
     max_waiting: Annotated[int, typer.Option(help="Requests queued beyond the batch; more get 429.")] = 256,
     max_tokens_limit: Annotated[int, typer.Option(help="Most tokens per choice (and passes per multi-worker job).")] = 2048,
     max_workers: Annotated[int, typer.Option(help="Most workers of a multi-worker request.")] = 8,
@@ -222,6 +233,7 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body; larger: 413.")] = 1_000_000,
     device: Annotated[str | None, typer.Option(help="cpu | cuda (default: cuda if present).")] = None,
     log_level: Annotated[str, typer.Option(help="critical | error | warning | info | debug")] = "info",
+    prompts_dir: Annotated[Path | None, typer.Option("--prompts", help="A directory of prompt books replacing the built-in texts.")] = None,
 ) -> None:
     """Serve the model over an OpenAI-compatible HTTP API (chat completions, streaming, multi-worker)."""
     if not 1 <= port <= 65535:
@@ -232,7 +244,8 @@ def serve(
         raise HivethinkError("--api-key must not be empty")
     _check_batching(max_batch, max_waiting)
     limits = _serve_limits(max_tokens_limit, max_workers, max_n, max_body_bytes)
-    from hivethink.engine.scheduler import Scheduler
+    use_prompts(prompts_dir)
+    from hivethink.engine.scheduler import Engine
     from hivethink.models.loader import load_model
     from hivethink.serve import create_app, serve_forever
     from hivethink.serve.server import bind, default_served_name
@@ -246,15 +259,15 @@ def serve(
     try:
         with console.status("loading model..."):
             loaded = load_model(model, dtype=dtype, device=device or default_device())
-        scheduler = Scheduler(loaded, max_batch=max_batch, max_waiting=max_waiting).start()
+        engine = Engine(loaded, max_rows=max_batch, max_waiting=max_waiting).start()
         try:
-            application = create_app(scheduler, name, api_key=api_key, limits=limits)
+            application = create_app(engine, name, api_key=api_key, limits=limits)
             shown = f"[{host}]" if ":" in host else host
             console.print(f"serving {name!r} on http://{shown}:{port}/v1 (Ctrl-C stops)", markup=False,
                           highlight=False)
             serve_forever(application, sock, log_level=log_level, max_connections=max_batch + max_waiting + 64)
         finally:
-            scheduler.close()
+            engine.close()
     finally:
         sock.close()
 
@@ -263,7 +276,7 @@ def serve(
 def bench_serve(
     url: Annotated[str | None, typer.Option(help="A running server (http://HOST:PORT); default: start one in-process on loopback.")] = None,
     model: ModelOpt = None,
-    dtype: DtypeOpt = "bfloat16",
+    dtype: DtypeOpt = "auto",
     requests: Annotated[int, typer.Option(help="Concurrent streaming requests per round.")] = 50,
     concurrency: Annotated[int | None, typer.Option(help="Most in flight at once (default: all).")] = None,
     max_tokens: Annotated[int, typer.Option(help="Tokens per request.")] = 32,
@@ -313,7 +326,7 @@ def bench_serve(
     if url is not None:
         report = load(url, model, api_key)
     else:
-        from hivethink.engine.scheduler import Scheduler
+        from hivethink.engine.scheduler import Engine
         from hivethink.models.loader import load_model
         from hivethink.serve import BackgroundServer, ServeLimits, create_app
         from hivethink.serve.server import default_served_name
@@ -321,13 +334,13 @@ def bench_serve(
         with console.status("loading model..."):
             loaded = load_model(model, dtype=dtype, device=device or default_device())
         name = default_served_name(model)
-        scheduler = Scheduler(loaded, max_batch=max_batch).start()
+        engine = Engine(loaded, max_rows=max_batch).start()
         try:
             limits = ServeLimits(max_tokens=max(max_tokens, ServeLimits.max_tokens))
-            with BackgroundServer(create_app(scheduler, name, limits=limits)) as target:
+            with BackgroundServer(create_app(engine, name, limits=limits)) as target:
                 report = load(target, name, None)
         finally:
-            scheduler.close()
+            engine.close()
         report.in_process = True
         report.extra = {"dtype": dtype, "device": str(loaded.decoder.device), "max_batch": max_batch}
     report.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

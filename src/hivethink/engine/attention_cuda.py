@@ -1,6 +1,6 @@
 """Block attention for GPUs: one fused flex_attention call per layer, merged by log-sum-exp.
 
-Same result as ``attention.block_attention`` (one softmax over every block of a row's view), laid
+Same result as ``attention.BlocksAttention`` (one softmax over every block of a row's view), laid
 out for a fused kernel instead of one matmul per page:
 
 - Each block a pass reads is cut into *segments* of at most ``SEGMENT_TOKENS`` tokens; segment s
@@ -9,8 +9,8 @@ out for a fused kernel instead of one matmul per page:
   A shared prompt is therefore read once per pass for all rows, and a long one is split over
   many batch elements, so the kernel fills the GPU.
 - The BlockMask lists each segment's pages (page = one KV block of the kernel); the mask_mod cuts
-  partly visible pages: a row sees its own block causally, other blocks up to their length before
-  this pass's write (lockstep, as in ``build_plan``).
+  partly visible pages: a row sees its own block causally, other blocks up to the length its
+  visibility gives (``attention.row_geometry``: instant or lagged, as on the CPU path).
 - Each (row, segment) part returns its output and log-sum-exp; the parts of a row are merged
   into one softmax: out = sum_s exp(lse_s - max) out_s / sum_s exp(lse_s - max).
 
@@ -20,21 +20,29 @@ values are the cache arena itself seen as [1, Hkv, pages * P, D] (no copy when t
 head-major, ``KVCache(head_major=True)``). Shapes are padded to powers of two so that the
 compiled kernel is reused from step to step.
 
-Shapes: W rows, M new tokens per row, B segments (batch), Lq query slots per segment, Hq / Hkv
+Shapes: T flat tokens of the pass, B segments (batch), Lq query slots per segment, Hq / Hkv
 query / KV heads, G = Hq / Hkv, D head dim, C pages in the arena, P page size, S = C * P.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch.nn.attention.flex_attention import AuxRequest, BlockMask, flex_attention
 
-from hivethink.engine.attention import MASKED
+from hivethink.engine.attention import (
+    MASKED,
+    RowSpec,
+    Writes,
+    plan_writes,
+    register_backend,
+    row_geometry,
+    store_kv,
+)
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable, rotate, signed_sin
 
@@ -48,127 +56,118 @@ Q_TILE = 128
 class FlexPlan:
     """What one forward pass needs on the flex path; built once per pass, shared by all layers."""
 
+    writes: Writes  # where the new keys/values go (as on the CPU path)
     batches: int  # B (a power of two; segments past the real ones see nothing)
     q_len: int  # Lq query slots per segment (a power of two)
-    src: torch.Tensor  # [B * Lq] which query (w * M + m) fills each slot (padding: 0)
+    src: torch.Tensor  # [B * Lq] which flat query fills each slot (padding: 0)
     q_cos: torch.Tensor  # [B * Lq, 1, D] rotation of the slot's query for its block
     q_sin: torch.Tensor  # sign-folded (rope.rotate)
     block_mask: BlockMask  # over [B, 1, G * Lq, S]
-    merge: torch.Tensor  # [W, M, J] the slots of each (row, token); B * Lq = none
-    # New keys/values, as in BlockPlan (``store_kv`` takes either plan)
-    k_cos: torch.Tensor  # [W, M, 1, D]
-    k_sin: torch.Tensor  # sign-folded
-    w_page: torch.Tensor  # [W * M]
-    w_off: torch.Tensor  # [W * M]
+    merge: torch.Tensor  # [T, J] the slots of each flat token; B * Lq = none
 
 
 def _pow2(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
-def build_flex_plan(cache: KVCache, rope: RopeTable, views: list[list[Block]], n_new: list[int], *,
-                    segment_pages: int | None = None) -> FlexPlan:
-    """Plan a pass where row w appends ``n_new[w]`` tokens to the last block of ``views[w]``
-    (the same contract as ``build_plan``: lengths are taken before the write).
+@register_backend
+class FlexAttention:
+    """flex_attention over segments of blocks, merged per token by log-sum-exp (the GPU path)."""
 
-    Everything is computed on the host and sent in one copy, without reading anything back from
-    the device: the GPU can still be running the previous pass meanwhile.
-    """
-    P = cache.page_size
-    W, M = len(views), max(n_new)
-    G = cache.cfg.n_heads // cache.cfg.n_kv_heads
-    sp = segment_pages or max(1, SEGMENT_TOKENS // P)
-    # Reserve the slots of this pass first (may grow the arena: C is read after).
-    for view, n in zip(views, n_new, strict=True):
-        cache.reserve(view[-1], view[-1].length + n)
-    C = cache.capacity
+    name: ClassVar[str] = "flex"
+    head_major: ClassVar[bool] = True
 
-    # Who sees each block, at which view offset, and how many of its tokens per new token.
-    seen: dict[int, list[tuple[int, int, list[int]]]] = {}  # block id -> [(w, offset, lim [M])]
-    blocks: dict[int, Block] = {}
-    qpos: list[int] = []  # view position of each row's first new token
-    for w, view in enumerate(views):
-        o, n, tail = 0, n_new[w], view[-1]
-        for b in view:
-            lim = [b.length if m < n else 0 for m in range(M)]
-            if b is tail:
-                lim = [b.length + m + 1 if m < n else 0 for m in range(M)]  # own tokens: causal
-            seen.setdefault(b.id, []).append((w, o, lim))
-            blocks[b.id] = b
-            o += b.length
-        qpos.append(o)
+    def plan(self, cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], n_tokens: int, *,
+             segment_pages: int | None = None) -> FlexPlan:
+        """Everything is computed on the host and sent in one copy, without reading anything back
+        from the device: the GPU can still be running the previous pass meanwhile."""
+        P = cache.page_size
+        G = cache.cfg.n_heads // cache.cfg.n_kv_heads
+        sp = segment_pages or max(1, SEGMENT_TOKENS // P)
+        geo = row_geometry(rows)
+        writes = plan_writes(cache, rope, rows, geo, n_tokens)  # may grow the arena: C is read after
+        C = cache.capacity
 
-    # Segments: runs of at most sp pages of one block, up to the furthest token anyone sees.
-    segs: list[tuple[int, int, list[int]]] = []  # (block id, index of its first page, pages)
-    for bid, vs in seen.items():
-        top = max(max(lim) for _, _, lim in vs)
-        pages = blocks[bid].pages[: (top + P - 1) // P]
-        segs += [(bid, j, pages[j : j + sp]) for j in range(0, len(pages), sp)]
-    B = _pow2(len(segs))
-    Lq = _pow2(max(len(seen[bid]) for bid, _, _ in segs) * M)
+        # Who sees each block, at which view offset, and how many of its tokens per new token.
+        seen: dict[int, list[tuple[int, int, list[int]]]] = {}  # block id -> [(row, offset, lim)]
+        blocks: dict[int, Block] = {}
+        first = [0] * len(rows)  # flat index of each row's first token
+        t = 0
+        for i, (r, g) in enumerate(zip(rows, geo, strict=True)):
+            first[i], t = t, t + r.n_new
+            for k, b in enumerate(r.view):
+                own = k == len(r.view) - 1
+                lim = [g.start + m + 1 if own else g.visible[k] for m in range(r.n_new)]
+                seen.setdefault(b.id, []).append((i, g.offsets[k], lim))
+                blocks[b.id] = b
 
-    page_seg = [-1] * C  # segment of each arena page (-1: read by nobody)
-    page_local = [0] * C  # block-local position of the page's first slot
-    kv_num = [0] * B
-    kv_idx = [0] * (B * sp)  # [B, sp]
-    lim_t = [0] * (B * Lq)  # [B, Lq]
-    src, delta = [0] * (B * Lq), [0] * (B * Lq)
-    parts: list[list[list[int]]] = [[[] for _ in range(M)] for _ in range(W)]
-    for s, (bid, first, pages) in enumerate(segs):
-        for j, p in enumerate(pages):
-            page_seg[p], page_local[p] = s, (first + j) * P
-        kv_num[s] = len(pages)
-        kv_idx[s * sp : s * sp + len(pages)] = pages
-        for i, (w, o, lim) in enumerate(seen[bid]):
-            for m in range(n_new[w]):
-                slot = s * Lq + i * M + m
-                lim_t[slot], src[slot], delta[slot] = lim[m], w * M + m, qpos[w] + m - o
-                parts[w][m].append(slot)
-    J = max(len(p) for row in parts for p in row)
-    merge = [x for row in parts for p in row for x in p + [B * Lq] * (J - len(p))]  # [W, M, J]
-    # New keys: block-local positions and slots; padding tokens write to the scratch page.
-    k_pos, w_page, w_off = [], [], []
-    for view, n in zip(views, n_new, strict=True):
-        tail = view[-1]
-        for m in range(M):
-            pos = tail.length + m
-            k_pos.append(pos if m < n else 0)
-            w_page.append(tail.pages[pos // P] if m < n else 0)
-            w_off.append(pos % P if m < n else 0)
+        # Segments: runs of at most sp pages of one block, up to the furthest token anyone sees.
+        segs: list[tuple[int, int, list[int]]] = []  # (block id, index of its first page, pages)
+        for bid, vs in seen.items():
+            top = max((max(lim) for _, _, lim in vs if lim), default=0)
+            pages = blocks[bid].pages[: (top + P - 1) // P]
+            segs += [(bid, j, pages[j : j + sp]) for j in range(0, len(pages), sp)]
+        B = _pow2(max(1, len(segs)))
+        Lq = _pow2(max([sum(rows[i].n_new for i, _, _ in seen[bid]) for bid, _, _ in segs] or [1]))
 
-    # One host-to-device copy for all of it (pinned + non_blocking on CUDA: no wait).
-    fields = dict(page_seg=page_seg, page_local=page_local, kv_num=kv_num, kv_idx=kv_idx, lim=lim_t,
-                  src=src, delta=delta, merge=merge, k_pos=k_pos, w_page=w_page, w_off=w_off)
-    flat = torch.tensor([x for f in fields.values() for x in f], dtype=torch.long)
-    if cache.device.type == "cuda":
-        flat = flat.pin_memory().to(cache.device, non_blocking=True)
-    t: dict[str, torch.Tensor] = {}
-    at = 0
-    for name, f in fields.items():
-        t[name], at = flat[at : at + len(f)], at + len(f)
-    page_seg_t, page_local_t = t["page_seg"].int(), t["page_local"].int()
-    lim_dev = t["lim"].int().view(B, Lq)
+        page_seg = [-1] * C  # segment of each arena page (-1: read by nobody)
+        page_local = [0] * C  # block-local position of the page's first slot
+        kv_num = [0] * B
+        kv_idx = [0] * (B * sp)  # [B, sp]
+        lim_t = [0] * (B * Lq)  # [B, Lq]
+        src, delta = [0] * (B * Lq), [0] * (B * Lq)
+        parts: list[list[int]] = [[] for _ in range(n_tokens)]
+        for s, (bid, first_page, pages) in enumerate(segs):
+            for j, p in enumerate(pages):
+                page_seg[p], page_local[p] = s, (first_page + j) * P
+            kv_num[s] = len(pages)
+            kv_idx[s * sp : s * sp + len(pages)] = pages
+            slot = s * Lq
+            for i, o, lim in seen[bid]:
+                for m in range(rows[i].n_new):
+                    flat = first[i] + m
+                    lim_t[slot], src[slot], delta[slot] = lim[m], flat, geo[i].qpos + m - o
+                    parts[flat].append(slot)
+                    slot += 1
+        J = max(1, max(len(p) for p in parts))
+        merge = [x for p in parts for x in p + [B * Lq] * (J - len(p))]  # [T, J]
 
-    def mask_mod(b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
-        # q_idx = g * Lq + slot (heads folded in); kv_idx = page * P + offset in the page
-        page = kv_idx // P
-        visible = page_local_t[page] + kv_idx % P < lim_dev[b, q_idx % Lq]
-        return (page_seg_t[page] == b) & visible
+        # One host-to-device copy for all of it (pinned + non_blocking on CUDA: no wait).
+        fields = dict(page_seg=page_seg, page_local=page_local, kv_num=kv_num, kv_idx=kv_idx,
+                      lim=lim_t, src=src, delta=delta, merge=merge)
+        flat_t = torch.tensor([x for f in fields.values() for x in f], dtype=torch.long)
+        if cache.device.type == "cuda":
+            flat_t = flat_t.pin_memory().to(cache.device, non_blocking=True)
+        tt: dict[str, torch.Tensor] = {}
+        at = 0
+        for name, f in fields.items():
+            tt[name], at = flat_t[at : at + len(f)], at + len(f)
+        page_seg_t, page_local_t = tt["page_seg"].int(), tt["page_local"].int()
+        lim_dev = tt["lim"].int().view(B, Lq)
 
-    n_tiles = (G * Lq + Q_TILE - 1) // Q_TILE  # one kv list per query tile, the same for all
-    block_mask = BlockMask.from_kv_blocks(
-        t["kv_num"].int().view(B, 1, 1).expand(B, 1, n_tiles).contiguous(),
-        t["kv_idx"].int().view(B, 1, 1, sp).expand(B, 1, n_tiles, sp).contiguous(),
-        BLOCK_SIZE=(Q_TILE, P), mask_mod=mask_mod, seq_lengths=(G * Lq, C * P), compute_q_blocks=False)
-    # rope.lookup would read the largest position back from the device: grow the table here.
-    rope.ensure(max(delta + k_pos))
-    q_cos, q_sin = rope.qk_cos[t["delta"]], rope.qk_sin[t["delta"]]  # [B * Lq, D]
-    k_cos, k_sin = rope.qk_cos[t["k_pos"]], rope.qk_sin[t["k_pos"]]  # [W * M, D]
-    D = q_cos.shape[-1]
-    return FlexPlan(batches=B, q_len=Lq, src=t["src"], q_cos=q_cos[:, None], q_sin=signed_sin(q_sin)[:, None],
-                    block_mask=block_mask, merge=t["merge"].view(W, M, J),
-                    k_cos=k_cos.view(W, M, 1, D), k_sin=signed_sin(k_sin).view(W, M, 1, D),
-                    w_page=t["w_page"], w_off=t["w_off"])
+        def mask_mod(b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
+            # q_idx = g * Lq + slot (heads folded in); kv_idx = page * P + offset in the page
+            page = kv_idx // P
+            visible = page_local_t[page] + kv_idx % P < lim_dev[b, q_idx % Lq]
+            return (page_seg_t[page] == b) & visible
+
+        n_tiles = (G * Lq + Q_TILE - 1) // Q_TILE  # one kv list per query tile, the same for all
+        block_mask = BlockMask.from_kv_blocks(
+            tt["kv_num"].int().view(B, 1, 1).expand(B, 1, n_tiles).contiguous(),
+            tt["kv_idx"].int().view(B, 1, 1, sp).expand(B, 1, n_tiles, sp).contiguous(),
+            BLOCK_SIZE=(Q_TILE, P), mask_mod=mask_mod, seq_lengths=(G * Lq, C * P), compute_q_blocks=False)
+        # rope.lookup would read the largest position back from the device: grow the table here.
+        rope.ensure(max(delta))
+        q_cos, q_sin = rope.qk_cos[tt["delta"]], rope.qk_sin[tt["delta"]]  # [B * Lq, D]
+        return FlexPlan(writes=writes, batches=B, q_len=Lq, src=tt["src"], q_cos=q_cos[:, None],
+                        q_sin=signed_sin(q_sin)[:, None], block_mask=block_mask,
+                        merge=tt["merge"].view(n_tokens, J))
+
+    def attend(self, cache: KVCache, layer: int, plan: FlexPlan, q: torch.Tensor, k: torch.Tensor,
+               v: torch.Tensor) -> torch.Tensor:
+        """q [T, Hq, D], k/v [T, Hkv, D] -> [T, Hq * D]."""
+        store_kv(cache, layer, plan.writes, k, v)
+        return flex_block_attention(q, cache.k[layer], cache.v[layer], plan)
 
 
 def seq_view(arena: torch.Tensor) -> torch.Tensor:
@@ -200,11 +199,11 @@ def _eager_flex(*args: Any, **kwargs: Any) -> Any:
 
 def flex_block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tensor,
                          plan: FlexPlan) -> torch.Tensor:
-    """q [W, M, Hq, D] against the blocks of each row's view -> [W, M, Hq * D]."""
-    W, M, Hq, D = q.shape
+    """q [T, Hq, D] against the blocks of each token's view -> [T, Hq * D]."""
+    T, Hq, D = q.shape
     Hkv = k_arena.shape[1]
     G, B, Lq = Hq // Hkv, plan.batches, plan.q_len
-    qs = rotate(q.reshape(W * M, Hq, D)[plan.src], plan.q_cos, plan.q_sin)  # [B * Lq, Hq, D]
+    qs = rotate(q[plan.src], plan.q_cos, plan.q_sin)  # [B * Lq, Hq, D]
     qf = qs.view(B, Lq, Hkv, G, D).permute(0, 2, 3, 1, 4).reshape(B, Hkv, G * Lq, D)
     out, aux = _flex(q.device)(qf, seq_view(k_arena), seq_view(v_arena), block_mask=plan.block_mask,
                                scale=D**-0.5, return_aux=AuxRequest(lse=True))
@@ -213,9 +212,9 @@ def flex_block_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.
     lse = aux.lse.view(B, Hkv, G, Lq).permute(0, 3, 1, 2).reshape(B * Lq, Hkv, G)
     o = torch.cat([o, o.new_zeros(1, Hkv, G, D)])  # slot B * Lq: "no part"
     lse = torch.cat([lse, lse.new_full((1, Hkv, G), float("-inf"))])
-    parts, part_lse = o[plan.merge], lse[plan.merge]  # [W, M, J, Hkv, G, D], [W, M, J, Hkv, G]
-    peak = part_lse.amax(2, keepdim=True).clamp(min=MASKED)  # finite even for padding tokens
+    parts, part_lse = o[plan.merge], lse[plan.merge]  # [T, J, Hkv, G, D], [T, J, Hkv, G]
+    peak = part_lse.amax(1, keepdim=True).clamp(min=MASKED)  # finite even for padding tokens
     wgt = torch.exp(part_lse - peak)
     # the largest part weighs exactly 1, so the sum is >= 1 unless the token sees nothing (then 0)
-    merged = (wgt[..., None] * parts).sum(2) / wgt.sum(2).clamp(min=1.0)[..., None]
-    return merged.to(q.dtype).reshape(W, M, Hq * D)
+    merged = (wgt[..., None] * parts).sum(1) / wgt.sum(1).clamp(min=1.0)[..., None]
+    return merged.to(q.dtype).reshape(T, Hq * D)

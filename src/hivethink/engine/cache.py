@@ -1,18 +1,30 @@
-"""The shared KV cache: paged physical storage plus blocks.
+"""The KV cache: paged physical storage, blocks, reference counts and a prefix cache.
 
 A *block* holds the KV of one contiguous token span, for all layers, with keys rotated as if the
 block started at position 0. Its tokens live in fixed-size *pages* of one arena per layer, so a
-block can grow without moving and a worker's attention can rotate its query once per page.
-Page 0 is a scratch page: padded rows of a batch write there and nothing ever reads it.
+block grows without moving. Page 0 is a scratch page: padding writes there and nothing reads it.
 
-Arena layout per layer: [pages, Hkv, P, D] so that one (page, head) is a contiguous [P, D] matrix.
-A *head-major* cache (the GPU path) stores the same [pages, Hkv, P, D] tensor with the heads
-outermost in memory, so that each KV head's pages read as one [pages * P, D] sequence, no copy.
+Pages are reference-counted. A block whose tokens were all computed with the block alone as the
+view (a prompt, a plain generation, a header) is *self-contained*: the KV of its first k full
+pages depends only on their tokens, so those pages are registered under a hash of the token
+chain and any later block that starts with the same tokens takes them instead of recomputing
+(a conversation that grows by a turn, agents with one system prompt, hives with one
+instruction). A page nobody holds any more but that is registered stays in the cache, least
+recently used first out, until its room is needed.
+
+The arena may have a fixed number of pages (a *page budget*): allocation then evicts cached
+pages, and when none is left raises :class:`PagesExhausted` (the scheduler preempts a job). Without
+a budget the arena doubles when it runs out.
+
+Arena layout per layer: [pages, Hkv, P, D], one (page, head) a contiguous [P, D] matrix. A
+*head-major* cache (the flex path) stores the same tensor with the heads outermost in memory, so
+that each KV head's pages read as one [pages * P, D] sequence without a copy.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import torch
@@ -21,26 +33,51 @@ from hivethink.engine.rope import RopeTable, apply_rotation
 from hivethink.models.config import ModelConfig
 
 
-@dataclass
+class PagesExhausted(RuntimeError):
+    """The page budget is spent: no free page and no cached page left to evict."""
+
+
+@dataclass(eq=False)  # identity semantics: a block is a place, two empty blocks are not equal
 class Block:
     id: int
     name: str
     pages: list[int] = field(default_factory=list)
     length: int = 0
     tokens: list[int] = field(default_factory=list)  # token ids held, for views, traces and tests
+    # Self-contained (see the module docstring): full pages may be shared by content.
+    cacheable: bool = False
+    # chain hash after each full page (hashes[i] covers tokens[: (i + 1) * P])
+    hashes: list[int] = field(default_factory=list)
+
+
+def chain_hash(prev: int, tokens: list[int] | tuple[int, ...]) -> int:
+    """Hash of a page's tokens after everything before it (the prefix cache's key)."""
+    return hash((prev, tuple(tokens)))
 
 
 class KVCache:
     def __init__(self, cfg: ModelConfig, *, dtype: torch.dtype, device: torch.device | str = "cpu",
-                 page_size: int = 64, pages: int = 64, head_major: bool = False):
+                 page_size: int = 64, pages: int = 64, max_pages: int | None = None,
+                 head_major: bool = False, prefix_cache: bool = True):
+        """``pages``: arena size at start; ``max_pages``: the page budget (None: grow as needed)."""
+        if max_pages is not None:
+            pages = max_pages
+        if pages < 2:
+            raise ValueError("a cache needs at least 2 pages (page 0 is scratch)")
         self.cfg, self.dtype, self.device = cfg, dtype, torch.device(device)
         self.page_size, self.head_major = page_size, head_major
+        self.max_pages, self.prefix_cache = max_pages, prefix_cache
         self.k = [self._arena(pages) for _ in range(cfg.n_layers)]
         self.v = [self._arena(pages) for _ in range(cfg.n_layers)]
         self._free = list(range(1, pages))  # page 0 is scratch
         heapq.heapify(self._free)
+        self.refs = [0] * pages
+        self._page_hash: dict[int, int] = {}  # page -> its chain hash (registered pages)
+        self._by_hash: dict[int, int] = {}  # chain hash -> page
+        self._idle: OrderedDict[int, None] = OrderedDict()  # registered pages nobody holds (LRU)
         self.blocks: dict[int, Block] = {}
         self._next_id = 0
+        self.hits = 0  # prompt tokens taken from the prefix cache (for benchmarks and tests)
 
     def _arena(self, pages: int) -> torch.Tensor:
         """A zeroed [pages, Hkv, P, D] arena (head-major in memory if the cache is)."""
@@ -53,20 +90,72 @@ class KVCache:
     def capacity(self) -> int:
         return self.k[0].shape[0]
 
-    def new_block(self, name: str) -> Block:
-        b = Block(id=self._next_id, name=name)
+    def available(self) -> int:
+        """Pages that can be handed out now without growing: free plus evictable."""
+        return len(self._free) + len(self._idle)
+
+    # -- blocks -----------------------------------------------------------------------------
+    def new_block(self, name: str, *, cacheable: bool = False) -> Block:
+        b = Block(id=self._next_id, name=name, cacheable=cacheable and self.prefix_cache)
         self._next_id += 1
         self.blocks[b.id] = b
         return b
 
-    def free_block(self, block: Block) -> None:
-        for p in block.pages:
-            heapq.heappush(self._free, p)
-        del self.blocks[block.id]
+    def block_with_prefix(self, name: str, tokens: list[int]) -> Block:
+        """A new self-contained block already holding the longest cached prefix of ``tokens``
+        (whole pages only, and never all of them: the last token is always computed, so that
+        its logits exist). The caller writes ``tokens[block.length:]``."""
+        b = self.new_block(name, cacheable=True)
+        if not b.cacheable:
+            return b
+        P, h = self.page_size, 0
+        for i in range((len(tokens) - 1) // P):
+            h = chain_hash(h, tokens[i * P : (i + 1) * P])
+            page = self._by_hash.get(h)
+            if page is None:
+                break
+            self._hold(page)
+            b.pages.append(page)
+            b.hashes.append(h)
+        b.length = len(b.pages) * P
+        b.tokens = list(tokens[: b.length])
+        self.hits += b.length
+        return b
 
-    def high_water(self) -> int:
-        """Pages [0, high_water) hold every live page; attention scans exactly this prefix."""
-        return 1 + max((max(b.pages) for b in self.blocks.values() if b.pages), default=0)
+    def free_block(self, block: Block) -> None:
+        """Drop the block: its pages lose one holder (pages nobody holds are free or idle)."""
+        for p in block.pages:
+            self._release(p)
+        block.pages = []
+        self.blocks.pop(block.id, None)
+
+    # -- pages ------------------------------------------------------------------------------
+    def _hold(self, page: int) -> None:
+        if self.refs[page] == 0:
+            self._idle.pop(page, None)
+        self.refs[page] += 1
+
+    def _release(self, page: int) -> None:
+        self.refs[page] -= 1
+        if self.refs[page] == 0:
+            if page in self._page_hash:
+                self._idle[page] = None  # most recently used last
+            else:
+                heapq.heappush(self._free, page)
+
+    def _take(self) -> int:
+        """One page for writing (free first, then the least recently used idle cached page)."""
+        if not self._free and not self._idle:
+            if self.max_pages is not None:
+                raise PagesExhausted(f"all {self.max_pages} pages of the KV cache are in use")
+            self._grow(self.capacity)
+        if self._free:
+            page = heapq.heappop(self._free)
+        else:
+            page, _ = self._idle.popitem(last=False)
+            del self._by_hash[self._page_hash.pop(page)]
+        self.refs[page] = 1
+        return page
 
     def _grow(self, need: int) -> None:
         old = self.capacity
@@ -76,39 +165,56 @@ class KVCache:
                 bigger = self._arena(new)
                 bigger[:old] = t
                 store[i] = bigger
+        self.refs += [0] * (new - old)
         for p in range(old, new):
             heapq.heappush(self._free, p)
 
+    def pages_for(self, block: Block, end: int) -> int:
+        """New pages the block needs to hold positions [0, end)."""
+        return max(0, -(-end // self.page_size) - len(block.pages))
+
     def reserve(self, block: Block, end: int) -> None:
         """Allocate pages so that the block holds positions [0, end) (host only: no device copy)."""
-        need = (end + self.page_size - 1) // self.page_size - len(block.pages)
-        if need > len(self._free):
-            self._grow(need - len(self._free))
-        for _ in range(max(need, 0)):
-            block.pages.append(heapq.heappop(self._free))
+        for _ in range(self.pages_for(block, end)):
+            block.pages.append(self._take())
+
+    def high_water(self) -> int:
+        """Pages [0, high_water) hold every live page."""
+        return 1 + max((max(b.pages) for b in self.blocks.values() if b.pages), default=0)
 
     def slots(self, block: Block, start: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(page, offset) [n] for the block-local positions [start, start + n), allocating pages.
-
-        Lowest free pages first, which keeps the scanned prefix (high water) short.
-        """
+        """(page, offset) [n] for the block-local positions [start, start + n), allocating pages."""
         P = self.page_size
         self.reserve(block, start + n)
         pos = torch.arange(start, start + n)
         pages = torch.tensor(block.pages, dtype=torch.long)[pos // P]
         return pages.to(self.device), (pos % P).to(self.device)
 
-    def commit(self, block: Block, tokens: list[int]) -> None:
-        """Record that ``tokens`` were written at the block's end (their KV is already stored)."""
+    def commit(self, block: Block, tokens: list[int], *, self_contained: bool = True) -> None:
+        """Record that ``tokens`` were written at the block's end (their KV is already stored).
+
+        ``self_contained``: they were computed with this block alone as the view; otherwise the
+        block stops being cacheable from here on. Pages a cacheable block fills are registered."""
         block.tokens.extend(tokens)
         block.length += len(tokens)
+        if not self_contained:
+            block.cacheable = False
+        if not block.cacheable:
+            return
+        P = self.page_size
+        while len(block.hashes) < block.length // P:
+            i = len(block.hashes)
+            h = chain_hash(block.hashes[-1] if block.hashes else 0, block.tokens[i * P : (i + 1) * P])
+            block.hashes.append(h)
+            page = block.pages[i]
+            if h not in self._by_hash and page not in self._page_hash:
+                self._by_hash[h], self._page_hash[page] = page, h
 
     def append_block(self, dst: Block, src: Block, rope: RopeTable) -> None:
         """Move ``src``'s tokens to the end of ``dst``: one re-rotation of its keys by dst's length.
 
         Keys at src-local position j become keys at dst-local position dst.length + j; values are
-        copied as they are. ``src`` is freed.
-        """
+        copied as they are. ``src`` is freed; ``dst`` is no longer self-contained."""
         if src.length:
             sp, so = self.slots(src, 0, src.length)
             dp, do = self.slots(dst, dst.length, src.length)
@@ -116,7 +222,7 @@ class KVCache:
             for k, v in zip(self.k, self.v, strict=True):
                 k[dp, :, do] = apply_rotation(k[sp, :, so], cos, sin)  # [L, Hkv, D]
                 v[dp, :, do] = v[sp, :, so]
-            self.commit(dst, src.tokens)
+            self.commit(dst, src.tokens, self_contained=False)
         self.free_block(src)
 
     def read(self, block: Block, layer: int) -> tuple[torch.Tensor, torch.Tensor]:

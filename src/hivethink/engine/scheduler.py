@@ -1,11 +1,20 @@
-"""Continuous batching: one thread owns a runner; requests join between passes and leave when done.
+"""The engine: one scheduler loop over jobs (schedule, run, update), continuous batching.
 
-Every pass decodes one token for every running request in one batched forward. A new request is
-prefilled into its own prompt block as soon as there is room in the batch (at most ``max_batch``
-rows); a finished or cancelled request frees its blocks (pages return to the cache). Callers get
-a :class:`Stream` that yields text pieces as they are sampled.
+A *job* is a unit of decoding work with its own rows and its own per-pass policy: a plain
+generation (:class:`GenJob`, one row) or a hive (``engine.hive.HiveJob``, N rows in lockstep plus
+forced tokens, step moves, checks, stop and finisher). Every pass gathers the rows of every
+running job into one forward pass (up to ``max_rows`` rows and ``max_pass_tokens`` tokens), then
+hands each job the logits of its rows. Jobs join and leave between passes; a job's rows are taken
+all or none (a hive's workers stay in lockstep).
 
-Multi-worker (hive) jobs run on their own cache in the caller's thread, one at a time.
+Pages: prompts are shared by content (the cache's prefix cache). Under a page budget
+(``max_pages``), a pass that needs more pages than are free or evictable preempts the youngest
+job: its blocks are released and it restarts later from its beginning. Results do not change: a
+job is seeded per row and what a row computes does not depend on the rest of the batch. A job
+that cannot fit even alone fails with a clear error; the others run on.
+
+The loop runs in a background thread (:meth:`Engine.start`; callers :meth:`submit` and wait) or
+in the caller's thread (:meth:`Engine.run_jobs`, :meth:`drain`).
 """
 
 from __future__ import annotations
@@ -14,15 +23,16 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-from hivethink.engine.cache import Block
+from hivethink.engine.attention import RowSpec
+from hivethink.engine.cache import Block, KVCache, PagesExhausted
 from hivethink.engine.forward import Runner
-from hivethink.engine.hive import Hive, HiveConfig, HiveResult
-from hivethink.engine.sampling import SamplingParams, sample_one
+from hivethink.engine.sampling import SamplingParams, new_generator, sample
 from hivethink.errors import HivethinkError
 from hivethink.models.loader import LoadedModel
 
@@ -30,24 +40,195 @@ _DONE = object()
 
 
 @dataclass
-class Stream:
-    """One request's output: iterate for text pieces; then ``text``, ``finish_reason``, counts."""
+class PassRow:
+    """What one row of a job feeds in a pass."""
 
-    id: int
-    prompt_tokens: int
-    max_tokens: int
-    sampling: SamplingParams
-    stop: list[str]
-    prompt: list[int]
-    tokens: list[int] = field(default_factory=list)
-    text: str = ""
-    finish_reason: str | None = None  # "stop" | "length" | "cancelled" | "error"
-    error: str | None = None
-    started: float = field(default_factory=time.perf_counter)
-    _pieces: queue.Queue = field(default_factory=queue.Queue)
-    _cancel: threading.Event = field(default_factory=threading.Event)
-    _generator: torch.Generator = field(default_factory=torch.Generator)
+    view: list[Block]
+    tokens: list[int]
+    want_logits: bool = True
+    visibility: str = "instant"
+    self_contained: bool = False  # computed with view == [its block]: its pages become cacheable
 
+
+class Job:
+    """Base of every job. Subclasses implement ``admit``, ``rows``, ``update``, ``blocks`` and
+    ``restart``; the engine calls them from its loop thread only."""
+
+    def __init__(self) -> None:
+        self.id = 0  # set by the engine (also the attention group of its rows)
+        self.finish_reason: str | None = None  # "stop" | "length" | "cancelled" | "error" | ...
+        self.error: str | None = None
+        self.started = time.perf_counter()
+        self.passes = 0  # forward passes this job took part in (prefill included)
+        self._done = threading.Event()
+        self._cancel = threading.Event()
+
+    # -- the engine's side ------------------------------------------------------------------
+    def admit(self, engine: Engine) -> None:
+        """Create the job's blocks (prefix-cache lookups). May raise PagesExhausted."""
+        raise NotImplementedError
+
+    def rows(self) -> list[PassRow]:
+        """The rows to feed in the next pass ([] = none this pass). Must not change state: the
+        engine may defer the job and ask again."""
+        raise NotImplementedError
+
+    def update(self, logits: list[torch.Tensor | None]) -> None:
+        """The pass ran: the logits after each row's last token (None where not wanted)."""
+        raise NotImplementedError
+
+    def blocks(self) -> list[Block]:
+        """Every block the job holds (released when it ends or is preempted)."""
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        """Back to the beginning (after preemption: the engine has released the blocks)."""
+        raise NotImplementedError
+
+    def on_finish(self) -> None:
+        """Called once when the job ends (in the loop thread), before waiters wake up."""
+
+    # -- everyone's side ------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def finish(self, reason: str, error: str | None = None) -> None:
+        if self.done:
+            return
+        self.finish_reason, self.error = reason, error
+        try:
+            self.on_finish()
+        finally:
+            self._done.set()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    @property
+    def width(self) -> int:
+        """The most rows the job feeds in one pass (for the engine's row budget)."""
+        return 1
+
+    def pages_needed(self, cache: KVCache, rows: Sequence[PassRow]) -> int:
+        return sum(cache.pages_for(r.view[-1], r.view[-1].length + len(r.tokens)) for r in rows)
+
+
+class GenJob(Job):
+    """A plain generation: a prompt, then sampled tokens until an end token, a stop string, the
+    token cap or the end of a JSON schema. Iterate it for text pieces as they are sampled."""
+
+    def __init__(self, prompt: list[int], *, max_tokens: int, sampling: SamplingParams,
+                 stop: Sequence[str] = (), end_ids: Sequence[int] = (), tokenizer: Any = None,
+                 json_schema: dict[str, Any] | None = None, chunk: int = 128, stream: bool = False):
+        super().__init__()
+        if not prompt:
+            raise HivethinkError("empty prompt")
+        self.prompt, self.max_tokens, self.sampling = list(prompt), max_tokens, sampling
+        self.stop, self.end_ids, self.tok = list(stop), set(end_ids), tokenizer
+        self.json_schema, self.chunk, self.streaming = json_schema, chunk, stream
+        self.tokens: list[int] = []
+        self.text = ""
+        self.cached_tokens = 0  # prompt tokens taken from the prefix cache
+        self._pieces: queue.Queue[Any] = queue.Queue()
+        self._emitted = 0  # characters already streamed (a restart does not stream them again)
+        self._block: Block | None = None
+        self._fed = 0  # prompt tokens written
+        self._next: int | None = None  # sampled, not yet written
+        self._gen = new_generator(sampling.seed)
+        self._grammar: Any = None
+        self._cut = False  # a stop string ended the text
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt)
+
+    def admit(self, engine: Engine) -> None:
+        self._block = engine.cache.block_with_prefix(f"gen{self.id}", self.prompt)
+        self._fed = self._block.length
+        self.cached_tokens = self._block.length
+        self._gen = new_generator(self.sampling.seed, engine.device)
+        if self.json_schema is not None and self._grammar is None:
+            self._grammar = engine.grammar(self.json_schema)
+        if self.max_tokens <= 0:
+            self.finish("length")
+
+    def blocks(self) -> list[Block]:
+        return [self._block] if self._block is not None else []
+
+    def restart(self) -> None:
+        self._block, self._fed, self._next, self._cut = None, 0, None, False
+        self.tokens, self.text = [], ""
+        if self._grammar is not None:
+            self._grammar.reset()
+
+    def rows(self) -> list[PassRow]:
+        assert self._block is not None
+        if self._fed < len(self.prompt):
+            piece = self.prompt[self._fed : self._fed + self.chunk]
+            last = self._fed + len(piece) == len(self.prompt)
+            return [PassRow([self._block], piece, want_logits=last, self_contained=True)]
+        assert self._next is not None
+        return [PassRow([self._block], [self._next], self_contained=True)]
+
+    def update(self, logits: list[torch.Tensor | None]) -> None:
+        if self._fed < len(self.prompt):
+            self._fed = min(len(self.prompt), self._fed + self.chunk)
+            if self._fed < len(self.prompt):
+                return
+        else:
+            assert self._next is not None
+            self.tokens.append(self._next)
+        [lg] = logits
+        assert lg is not None
+        banned = [self._grammar.banned()] if self._grammar is not None else None
+        token = int(sample(lg[None], [self.sampling], [self._gen], banned)[0])
+        if self._grammar is not None:
+            self._grammar.consume(token)
+        self._accept(token)
+
+    def _accept(self, token: int) -> None:
+        if token in self.end_ids:
+            self.finish("stop")
+            return
+        self._next = token
+        if self.stop or self.streaming:
+            text = self.tok.decode(self.tokens + [token], skip_special_tokens=True)
+            cut = min((text.find(x) for x in self.stop if x in text), default=-1)
+            if cut >= 0:
+                self.tokens.append(token)
+                self._cut = True
+                self._stream(text[:cut])
+                self.finish("stop")
+                return
+            self._stream(text)
+        if len(self.tokens) + 1 >= self.max_tokens:
+            self.tokens.append(token)
+            self.finish("length")
+
+    def _stream(self, text: str) -> None:
+        """Send the new part of the text (never again what a restart regenerates)."""
+        if self.streaming and len(text) > self._emitted and text.startswith(self.text[: self._emitted]):
+            self._pieces.put(text[self._emitted :])
+            self._emitted = len(text)
+        self.text = text
+
+    def on_finish(self) -> None:
+        if not self._cut and self.tok is not None:
+            self.text = self.tok.decode(self.tokens, skip_special_tokens=True)
+        if self.streaming:
+            if len(self.text) > self._emitted:
+                self._pieces.put(self.text[self._emitted :])
+            self._pieces.put(_DONE)
+
+    # -- a stream of text pieces (the server) ------------------------------------------------
     def __iter__(self) -> Iterator[str]:
         while True:
             piece = self._pieces.get()
@@ -56,188 +237,323 @@ class Stream:
             yield piece
 
     def result(self) -> str:
-        """Block until done; the whole text."""
-        for _ in self:
-            pass
+        self.wait()
         return self.text
-
-    def cancel(self) -> None:
-        self._cancel.set()
 
 
 @dataclass
-class _Row:
-    stream: Stream
-    prompt_block: Block
-    gen_block: Block
-    next_token: int
+class EngineStats:
+    passes: int = 0
+    rows: int = 0  # rows summed over passes
+    tokens: int = 0  # tokens fed, summed over passes
+    preemptions: int = 0
+    started: float = field(default_factory=time.perf_counter)
 
 
-class Scheduler:
-    def __init__(self, model: LoadedModel, *, max_batch: int = 32, max_waiting: int = 256):
+class Engine:
+    """One model, one cache, one loop. Thread-safe ``submit``; the loop runs in one thread."""
+
+    def __init__(self, model: LoadedModel, *, max_rows: int = 64, max_pass_tokens: int = 1024,
+                 max_pages: int | None = None, page_size: int = 64, attention: str | None = None,
+                 prefix_cache: bool = True, max_waiting: int = 4096):
+        if max_rows < 1 or max_pass_tokens < 1:
+            raise HivethinkError("max_rows and max_pass_tokens must be positive")
+        if max_pages is not None and max_pages < 2:
+            raise HivethinkError(f"a page budget of {max_pages} pages cannot hold any job (need at least 2)")
         self.model = model
-        self.max_batch, self.max_waiting = max_batch, max_waiting
-        self.runner = Runner(model)
         self.tok = model.tokenizer
-        self.eos = {t for t in (*model.cfg.eos_token_ids, getattr(self.tok, "eos_token_id", None))
-                    if t is not None}
-        self._waiting: queue.Queue[Stream] = queue.Queue()
-        self._rows: list[_Row] = []
+        self.runner = Runner(model, page_size=page_size, max_pages=max_pages, attention=attention,
+                             prefix_cache=prefix_cache)
+        self.cache = self.runner.cache
+        self.device = model.decoder.device
+        self.max_rows, self.max_pass_tokens, self.max_waiting = max_rows, max_pass_tokens, max_waiting
+        self.end_ids = {t for t in (*model.cfg.eos_token_ids, getattr(self.tok, "eos_token_id", None))
+                        if t is not None}
+        self.stats = EngineStats()
         self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._waiting: list[Job] = []
+        self._running: list[Job] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._hive_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._loop, name="hivethink-scheduler", daemon=True)
-        self.passes = 0
+        self._thread: threading.Thread | None = None
+        self._step_lock = threading.Lock()  # one driver of the loop at a time
+        self._grammar_tok: Any = None
 
-    # -- public -------------------------------------------------------------------------
-    def start(self) -> Scheduler:
-        self._thread.start()
+    # -- public -------------------------------------------------------------------------------
+    def start(self) -> Engine:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="hivethink-engine", daemon=True)
+            self._thread.start()
         return self
+
+    @property
+    def threaded(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=10)
-        else:  # never started: nobody else will finish the waiting requests
-            self._drain_waiting()
+        with self._lock:
+            jobs, self._waiting, self._running = self._waiting + self._running, [], []
+        for job in jobs:
+            self._release(job)
+            job.finish("cancelled")
 
     @property
     def load(self) -> tuple[int, int]:
-        """(running, waiting) requests."""
-        return len(self._rows), self._waiting.qsize()
+        """(running, waiting) jobs."""
+        return len(self._running), len(self._waiting)
 
-    def submit(self, prompt: list[int], *, max_tokens: int, sampling: SamplingParams,
-               stop: list[str] | None = None) -> Stream:
+    @property
+    def passes(self) -> int:
+        return self.stats.passes
+
+    def submit(self, job: Job) -> Job:
         if self._stop.is_set():
-            raise HivethinkError("server shutting down")
-        if self._waiting.qsize() >= self.max_waiting:
-            raise HivethinkError("server busy: too many waiting requests")
-        if not prompt:
-            raise HivethinkError("empty prompt")
-        s = Stream(id=next(self._ids), prompt_tokens=len(prompt), max_tokens=max_tokens,
-                   sampling=sampling, stop=list(stop or []), prompt=list(prompt))
-        s._generator.manual_seed(sampling.seed)
-        if max_tokens <= 0:  # nothing wanted: finished before it starts
-            s.finish_reason = "length"
-            s._pieces.put(_DONE)
-            return s
-        self._waiting.put(s)
+            raise HivethinkError("the engine is shutting down")
+        with self._lock:
+            if len(self._waiting) >= self.max_waiting:
+                raise HivethinkError("server busy: too many waiting requests")
+            job.id = next(self._ids)
+            self._waiting.append(job)
         self._wake.set()
-        return s
+        return job
 
-    def run_hive(self, problem: str, config: HiveConfig,
-                 on_token: Callable[[str, str], None] | None = None) -> HiveResult:
-        """A multi-worker job on its own shared cache; jobs run one at a time."""
-        with self._hive_lock:
-            return Hive(self.model, config, on_token=on_token).solve(problem)
+    def run_jobs(self, jobs: Sequence[Job]) -> None:
+        """Submit ``jobs`` and return when all are done: waits on the loop thread if it runs,
+        else runs the loop in this thread."""
+        for job in jobs:
+            self.submit(job)
+        if self.threaded:
+            for job in jobs:
+                job.wait()
+        else:
+            while not all(j.done for j in jobs):
+                if not self.step():
+                    break
 
-    # -- the loop -------------------------------------------------------------------------
     def drain(self) -> None:
-        """Run passes in the calling thread until every submitted request is finished.
-
-        For batch use without the background thread (``start`` not called)."""
-        assert not self._thread.is_alive(), "drain() is for a scheduler whose thread is not running"
-        while self._cycle():
+        """Run passes in the calling thread until every submitted job is done."""
+        assert not self.threaded, "drain() is for an engine whose thread is not running"
+        while self.step():
             pass
 
+    def generate(self, prompt: list[int], *, max_tokens: int, sampling: SamplingParams,
+                 stop: Sequence[str] = (), json_schema: dict[str, Any] | None = None,
+                 stream: bool = False) -> GenJob:
+        """A plain generation job, submitted (not waited for)."""
+        job = GenJob(prompt, max_tokens=max_tokens, sampling=sampling, stop=stop, end_ids=self.end_ids,
+                     tokenizer=self.tok, json_schema=json_schema, stream=stream)
+        self.submit(job)
+        return job
+
+    def grammar(self, schema: dict[str, Any]) -> Grammar:
+        if self._grammar_tok is None:
+            import llguidance.hf
+
+            self._grammar_tok = llguidance.hf.from_tokenizer(self.tok, n_vocab=self.model.cfg.vocab_size)
+        return Grammar(self._grammar_tok, schema, self.model.cfg.vocab_size, self.device)
+
+    # -- the loop -----------------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stop.is_set():
-            if not self._cycle():
+            if not self.step():
                 self._wake.wait(timeout=0.5)
                 self._wake.clear()
-        for row in self._rows:
-            self._finish(row, "cancelled")
-        self._rows = []
-        self._drain_waiting()
 
-    def _drain_waiting(self) -> None:
-        """Finish every request still waiting (the loop has stopped): none is left hanging."""
-        while True:
-            try:
-                s = self._waiting.get_nowait()
-            except queue.Empty:
-                return
-            s.finish_reason = "cancelled"
-            s._pieces.put(_DONE)
+    def step(self) -> bool:
+        """Admit, run one pass, update. False when there was nothing to do."""
+        with self._step_lock:
+            return self._step()
 
-    def _cycle(self) -> bool:
-        """Admit waiting requests and run one pass; False when there was nothing to run."""
+    def _step(self) -> bool:
         self._admit()
-        if not self._rows:
+        with self._lock:
+            running = list(self._running)
+        for job in running:
+            if job.cancelled:
+                self._end(job, "cancelled")
+        running = [j for j in running if not j.done]
+        if not running:
+            with self._lock:
+                return bool(self._waiting)
+        chosen: list[tuple[Job, list[PassRow]]] = []
+        n_rows = n_tokens = 0
+        for job in running:
+            rows = job.rows()
+            if not rows:
+                continue
+            t = sum(len(r.tokens) for r in rows)
+            if chosen and (n_rows + len(rows) > self.max_rows or n_tokens + t > self.max_pass_tokens):
+                continue  # next pass: the oldest jobs go first
+            chosen.append((job, rows))
+            n_rows, n_tokens = n_rows + len(rows), n_tokens + t
+        if not chosen:
             return False
+        chosen = self._fit_pages(chosen)
+        if not chosen:
+            return True
+        specs: list[RowSpec] = []
+        feed: list[list[int]] = []
+        want: list[bool] = []
+        for job, rows in chosen:
+            for r in rows:
+                specs.append(RowSpec(r.view, len(r.tokens), job.id, r.visibility))
+                feed.append(r.tokens)
+                want.append(r.want_logits)
         try:
-            self._step()
-        except Exception as e:  # a failed pass fails its requests, never the server
-            for row in self._rows:
-                self._finish(row, "error", error=f"{type(e).__name__}: {e}")
-            self._rows = []
+            logits = self.runner.forward(specs, feed, logits_for=want)
+        except Exception as e:  # a failed pass fails its jobs, never the loop
+            for job, _ in chosen:
+                self._end(job, "error", f"{type(e).__name__}: {e}")
+            return True
+        self.stats.passes += 1
+        self.stats.rows += len(specs)
+        self.stats.tokens += sum(len(t) for t in feed)
+        at = 0
+        for job, rows in chosen:
+            for r in rows:
+                self.cache.commit(r.view[-1], r.tokens, self_contained=r.self_contained)
+            part = logits[at : at + len(rows)]
+            at += len(rows)
+            job.passes += 1
+            try:
+                job.update(part)
+            except Exception as e:  # a failing policy fails its own job only
+                self._end(job, "error", f"{type(e).__name__}: {e}")
+                continue
+            if job.done:
+                self._end(job, job.finish_reason or "stop")
         return True
 
     def _admit(self) -> None:
-        cache = self.runner.cache
-        while len(self._rows) < self.max_batch:
-            try:
-                s = self._waiting.get_nowait()
-            except queue.Empty:
-                return
-            if s._cancel.is_set():
-                s.finish_reason = "cancelled"
-                s._pieces.put(_DONE)
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        keep: list[Job] = []
+        rows_used = sum(j.width for j in self._running if not j.done)
+        for job in waiting:
+            if job.cancelled:
+                job.finish("cancelled")
                 continue
-            pb = cache.new_block(f"prompt{s.id}")
-            try:
-                logits = self.runner.prefill(pb, s.prompt)
-                first = sample_one(logits, s.sampling, s._generator)
-            except Exception as e:  # this request fails; the loop (and the others) go on
-                cache.free_block(pb)
-                s.finish_reason, s.error = "error", f"{type(e).__name__}: {e}"
-                s._pieces.put(_DONE)
+            if keep:  # first come, first admitted
+                keep.append(job)
                 continue
-            row = _Row(s, pb, cache.new_block(f"gen{s.id}"), first)
-            if not self._accept(row):
-                self._rows.append(row)
+            try:
+                job.admit(self)
+            except PagesExhausted:
+                self._release(job)
+                job.restart()
+                if not self._running:
+                    job.finish("error", f"the job needs more than the page budget "
+                                        f"({self.cache.max_pages} pages of {self.cache.page_size} tokens)")
+                else:
+                    keep.append(job)
+                continue
+            except Exception as e:
+                self._release(job)
+                job.finish("error", f"{type(e).__name__}: {e}")
+                continue
+            if job.done:  # nothing to do (e.g. no tokens wanted)
+                self._release(job)
+                continue
+            n = job.width
+            if n > self.max_rows:
+                self._release(job)
+                job.finish("error", f"the job has {n} rows, more than the engine's {self.max_rows}")
+                continue
+            if self._running and rows_used + n > self.max_rows:
+                self._release(job)
+                job.restart()
+                keep.append(job)
+                continue
+            rows_used += n
+            with self._lock:
+                self._running.append(job)
+        if keep:
+            with self._lock:
+                self._waiting = keep + self._waiting
 
-    def _accept(self, row: _Row) -> bool:
-        """Take the row's sampled token; True when the request is finished."""
-        s = row.stream
-        if s._cancel.is_set():
-            return self._finish(row, "cancelled")
-        if row.next_token in self.eos:
-            return self._finish(row, "stop")
-        s.tokens.append(row.next_token)
-        text = self.tok.decode(s.tokens, skip_special_tokens=True)
-        cut = min((text.find(x) for x in s.stop if x in text), default=-1)
-        if cut >= 0:
-            text = text[:cut]
-        if len(text) > len(s.text) and text.startswith(s.text):
-            s._pieces.put(text[len(s.text):])
-        s.text = text
-        if cut >= 0:
-            return self._finish(row, "stop")
-        if len(s.tokens) >= s.max_tokens:
-            return self._finish(row, "length")
-        return False
+    def _fit_pages(self, chosen: list[tuple[Job, list[PassRow]]]) -> list[tuple[Job, list[PassRow]]]:
+        """Make room for the pass's new pages: preempt the youngest running jobs if needed; a job
+        that does not fit even alone fails."""
+        cache = self.cache
+        if cache.max_pages is None:
+            return chosen
+        while chosen and sum(job.pages_needed(cache, rows) for job, rows in chosen) > cache.available():
+            with self._lock:
+                alone = len(self._running) == 1
+                victim = self._running[-1]
+            if alone:
+                self._end(victim, "error", f"the job needs more than the page budget "
+                                           f"({cache.max_pages} pages of {cache.page_size} tokens)")
+            else:
+                self._preempt(victim)
+            chosen = [(j, r) for j, r in chosen if j is not victim]
+        return chosen
 
-    def _finish(self, row: _Row, reason: str, error: str | None = None) -> bool:
-        s = row.stream
-        s.finish_reason, s.error = reason, error
-        cache = self.runner.cache
-        for b in (row.prompt_block, row.gen_block):
-            if b.id in cache.blocks:
-                cache.free_block(b)
-        s._pieces.put(_DONE)
-        return True
+    def _preempt(self, job: Job) -> None:
+        with self._lock:
+            self._running.remove(job)
+            self._waiting.insert(0, job)
+        self._release(job)
+        job.restart()
+        self.stats.preemptions += 1
 
-    def _step(self) -> None:
-        rows = self._rows
-        logits = self.runner.extend([[r.prompt_block, r.gen_block] for r in rows],
-                                    [[r.next_token] for r in rows])
-        self.passes += 1
-        keep = []
-        for i, r in enumerate(rows):
-            r.next_token = sample_one(logits[i], r.stream.sampling, r.stream._generator)
-            if not self._accept(r):
-                keep.append(r)
-        self._rows = keep
+    def _release(self, job: Job) -> None:
+        for b in job.blocks():
+            if b.id in self.cache.blocks:
+                self.cache.free_block(b)
+
+    def _end(self, job: Job, reason: str, error: str | None = None) -> None:
+        with self._lock:
+            if job in self._running:
+                self._running.remove(job)
+        self._release(job)
+        job.finish(reason, error)
+
+
+class Grammar:
+    """A JSON Schema as a token mask (llguidance, as vLLM and SGLang use it)."""
+
+    def __init__(self, tokenizer: Any, schema: dict[str, Any], vocab: int, device: torch.device):
+        import json
+
+        import llguidance
+        import llguidance.torch as lt
+
+        grammar = llguidance.LLMatcher.grammar_from_json_schema(json.dumps(schema))
+        self._matcher = llguidance.LLMatcher(tokenizer, grammar)
+        if self._matcher.is_error():
+            raise HivethinkError(f"bad JSON schema: {self._matcher.get_error()}")
+        self._lt, self.vocab, self.device = lt, vocab, device
+        self._bits = lt.allocate_token_bitmask(1, tokenizer.vocab_size)
+        self._shift = torch.arange(32, dtype=torch.int32)
+
+    def banned(self) -> torch.Tensor:
+        """bool [V]: the tokens the schema does not allow next."""
+        self._lt.fill_next_token_bitmask(self._matcher, self._bits, 0)
+        allowed = ((self._bits[0][:, None] >> self._shift) & 1).view(-1)[: self.vocab].bool()
+        return (~allowed).to(self.device)
+
+    def consume(self, token: int) -> None:
+        self._matcher.consume_token(token)
+
+    def reset(self) -> None:
+        self._matcher.reset()
+
+
+def run_generations(engine: Engine, prompts: Sequence[list[int]], *, max_tokens: Sequence[int],
+                    sampling: Sequence[SamplingParams], stop: Sequence[Sequence[str]] | None = None,
+                    json_schema: Sequence[dict[str, Any] | None] | None = None) -> list[GenJob]:
+    """Plain generations decoded together (with whatever else the engine runs); waits for all."""
+    n = len(prompts)
+    stops = stop or [()] * n
+    schemas = json_schema or [None] * n
+    jobs = [GenJob(p, max_tokens=m, sampling=sp, stop=st, end_ids=engine.end_ids, tokenizer=engine.tok,
+                   json_schema=js)
+            for p, m, sp, st, js in zip(prompts, max_tokens, sampling, stops, schemas, strict=True)]
+    engine.run_jobs(jobs)
+    return jobs

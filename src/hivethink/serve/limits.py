@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hivethink.engine.prompts import MAX_WORKERS
+from hivethink.engine.hive import MAX_WORKERS
 from hivethink.errors import HivethinkError
 
 

@@ -90,12 +90,24 @@ class HivethinkOptions(_Strict):
     workers: int = Field(default=2, ge=1)
     layout: str = "combined"
     max_steps: int | None = Field(default=None, ge=1)  # default: max_tokens
-    check_interval: int | None = Field(default=None, ge=0)  # None: engine default; 0: off
-    system_prompt: str | None = None  # None: the built-in collaboration prompt
+    check_interval: int | None = Field(default=None, ge=0)  # fed tokens; None: the default; 0: off
+    visibility: str | None = None  # "instant" (default) or "lagged"
+
+
+class JsonSchemaFormat(_Lenient):
+    name: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
 
 
 class ResponseFormat(_Lenient):
+    """``{"type": "text"}`` or ``{"type": "json_schema", "json_schema": {"schema": {...}}}``."""
+
     type: str
+    json_schema: JsonSchemaFormat | None = None
+
+    def constraint(self) -> dict[str, Any] | None:
+        return self.json_schema.schema_ if self.type == "json_schema" and self.json_schema else None
 
 
 class ChatCompletionRequest(_Lenient):
@@ -132,6 +144,8 @@ class ChatCompletionRequest(_Lenient):
             return "logit_bias", "logit_bias is not supported"
         if self.tools or self.functions:
             return "tools", "tools and functions are not supported"
-        if self.response_format is not None and self.response_format.type != "text":
-            return "response_format", "only response_format {\"type\": \"text\"} is supported"
+        fmt = self.response_format
+        if fmt is not None and not (fmt.type == "text" or (fmt.type == "json_schema" and fmt.json_schema)):
+            return "response_format", ('only response_format {"type": "text"} or {"type": "json_schema", '
+                                       '"json_schema": {"schema": ...}} is supported')
         return None

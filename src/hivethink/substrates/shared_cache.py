@@ -1,8 +1,10 @@
-"""``shared-cache``: the Hogwild!-style hive: N workers decode over one shared KV cache.
+"""``shared-cache``: the Hogwild! hive: N workers decode in lockstep over one shared KV cache.
 
-Only the local backend can run it (it needs the model itself, not a text API). The budget of
-sequential forward passes is ``budget.passes`` (and at most ``budget.tokens / workers``: each
-pass writes one token per worker), else ``budget.max_tokens * budget.rounds``.
+Only the local backend can run it (it needs the model itself, not a text API); the hive joins the
+backend's engine, so concurrent samples share its forward passes. Budget: ``budget.passes``
+sequential forward passes (and at most ``budget.tokens / workers``: each pass writes one token per
+worker), else ``budget.max_tokens * budget.rounds``. ``budget.snapshots`` are honoured from the
+same decode (``SampleResult.at_budget``); in tokens they are converted to passes the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from hivethink.backends.base import Backend
-from hivethink.engine.hive import Hive, HiveConfig
+from hivethink.engine.hive import Hive, HiveConfig, HiveResult
 from hivethink.errors import HivethinkError
 from hivethink.substrates.base import Budget, SampleResult
 from hivethink.tasks.base import Instance, Task
@@ -19,29 +21,51 @@ from hivethink.tasks.base import Instance, Task
 
 @dataclass
 class SharedCache:
-    name = "shared-cache"
-    snapshots: ClassVar[bool] = False  # becomes True with the engine's budget snapshots
+    name: ClassVar[str] = "shared-cache"
+    snapshots: ClassVar[bool] = True
+    prompt_books: ClassVar[tuple[str, ...]] = ("hogwild",)
     layout: str = "combined"
-    temperature: float = 0.0
-    check_interval: int = 1024  # 0 = off
+    visibility: str = "instant"
+    sampling: str = "model"  # the model's generation config; "greedy"
+    temperature: float | None = None  # set: overrides ``sampling``
+    check_every: int = 256  # fed tokens between redundancy checks; 0 = off
+    examples: bool = True
+    guard_headers: bool = True
+    step_end: str = "fenced"
+
+    def passes(self, budget: Budget, workers: int) -> tuple[int, tuple[int, ...]]:
+        """The pass budget and the snapshot budgets in passes."""
+        limits = [b for b in (budget.passes, budget.tokens and max(1, budget.tokens // workers)) if b]
+        max_steps = min(limits) if limits else budget.max_tokens * max(1, budget.rounds)
+        per = workers if budget.match == "tokens" else 1
+        snaps = sorted({max(1, b // per) for b in budget.snapshots} - {max_steps})
+        return max_steps, tuple(b for b in snaps if b < max_steps)
 
     def run(self, instance: Instance, task: Task, backend: Backend, *, workers: int, budget: Budget,
             seed: int) -> SampleResult:
         model = getattr(backend, "model", None)
         if model is None or not hasattr(model, "decoder"):
             raise HivethinkError("the shared-cache substrate needs the local backend (kind: local)")
-        limits = [b for b in (budget.passes, budget.tokens and max(1, budget.tokens // workers)) if b]
-        max_steps = min(limits) if limits else budget.max_tokens * max(1, budget.rounds)
-        cfg = HiveConfig(workers=workers, layout=self.layout, max_steps=max_steps,
-                         temperature=self.temperature, seed=seed,
-                         check_interval=self.check_interval or None)
-        hive = Hive(model, cfg, extractor=task.extract)
+        max_steps, snaps = self.passes(budget, workers)
+        cfg = HiveConfig(workers=workers, layout=self.layout, max_steps=max_steps, visibility=self.visibility,
+                         sampling=self.sampling, temperature=self.temperature, seed=seed,
+                         check_every=self.check_every or None, snapshots=snaps, examples=self.examples,
+                         guard_headers=self.guard_headers, step_end=self.step_end)
+        hive = Hive(model, cfg, extractor=task.extract, engine=getattr(backend, "engine", None))
         res = hive.solve(instance.prompt)
+        out = self._sample(res)
+        per = workers if budget.match == "tokens" else 1
+        for b in budget.snapshots:
+            out.at_budget[b] = self._sample(res.at_budget[min(max_steps, max(1, b // per))])
+        return out
+
+    def _sample(self, res: HiveResult) -> SampleResult:
         prompt_tokens = next((e.data.get("tokens", 0) for e in res.events if e.kind == "prompt"), 0)
         return SampleResult(
             events=res.events, answer=res.answer, agent_answers=res.answers,
             sequential_passes=res.steps, sequential_calls=1, tokens=sum(res.tokens.values()),
             prompt_tokens=prompt_tokens, wall_s=res.wall_s,
             info={"finished_by": res.finished_by, "checks": res.checks, "checks_yes": res.checks_yes,
-                  "references": res.references, "layout": self.layout},
+                  "references": res.references, "impersonations": res.impersonations,
+                  "forced_tokens": res.forced_tokens, "layout": self.layout, "visibility": res.visibility},
         )
