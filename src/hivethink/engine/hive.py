@@ -529,9 +529,7 @@ class HiveJob(Job):
                 worker.tail = (worker.tail + self.vocab.texts[tid])[-24:]
                 if forced:
                     self._say(worker.name, self.vocab.texts[tid])
-        stacked = torch.stack([lg for lg in logits if lg is not None])
-        banned = [self.guard.mask(self.workers[w].tail) for w in live]
-        sampled = sample(stacked, [self.sampling] * len(live), [self._gens[w] for w in live], banned).tolist()
+        sampled = self.choose(torch.stack([lg for lg in logits if lg is not None]), live)
         self.decode_passes += 1
         for w, tid in zip(live, sampled, strict=True):
             worker = self.workers[w]
@@ -554,10 +552,18 @@ class HiveJob(Job):
                     self._snapshot(b)
             self._start_finish()
 
+    def choose(self, logits: torch.Tensor, live: list[int]) -> list[int]:
+        """The next token of each live worker (logits [len(live), V]): the model's sampling, the
+        suppressed tokens and the header guard applied. Tests replace it to script a run."""
+        banned = [self.guard.mask(self.workers[w].tail) for w in live]
+        out: list[int] = sample(logits, [self.sampling] * len(live), [self._gens[w] for w in live], banned).tolist()
+        return out
+
     def _read_check(self, worker: Worker, tid: int) -> None:
         assert worker.check_from is not None
         ans = yes_no(self.decode(worker.stream[worker.check_from :] + [tid]))
-        if (ans is not None and ans != "?") or len(worker.stream) - worker.check_from >= 8:
+        # the first word is the answer ("?" if it is neither); no word after 8 tokens: "?"
+        if ans is not None or len(worker.stream) - worker.check_from >= 8:
             self.checks += 1
             self.checks_yes += ans == "yes"
             self._emit(kind="check", worker=worker.name, step=self.decode_passes - 1, data={"answer": ans or "?"})
@@ -637,7 +643,8 @@ class HiveJob(Job):
                 key = (state.passes, w)
                 job = by_state.get(key)
                 if job is None:
-                    text = self.decode(self.prompt + body) + finisher
+                    # decoded whole (special tokens kept) and encoded again, as the reference does
+                    text = self.tok.decode(self.prompt + body) + finisher
                     job = GenJob(self.encode(text), max_tokens=self.cfg.finisher_tokens,
                                  sampling=SamplingParams(seed=0), end_ids=self.engine.end_ids, tokenizer=self.tok)
                     job.id = self.id
