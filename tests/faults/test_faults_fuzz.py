@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hivethink.answers import boxed
-from hivethink.engine.text import step_ended, yes_no
+from hivethink.engine.text import step_ends, yes_no
 from hivethink.errors import HivethinkError
 from hivethink.lab.store import read_results, repair_results
 from hivethink.metrics.mast import parse_mast_reply
@@ -181,7 +181,7 @@ def test_results_reader_on_arbitrary_bytes(data) -> None:
 def test_text_rules_never_raise(text) -> None:
     got = boxed(text)
     assert got is None or (isinstance(got, str) and got in text)
-    assert step_ended(text) in (True, False)
+    assert step_ends(text) in (True, False) and step_ends(text, fenced=False) in (True, False)
     assert yes_no(text) in ("yes", "no", "?", None)
     assert find_json(text, dict) is None or isinstance(find_json(text, dict), dict)
     assert find_json(text, list) is None or isinstance(find_json(text, list), list)
