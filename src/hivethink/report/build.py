@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from hivethink.errors import HivethinkError
-from hivethink.lab.store import CONFIG, read_results, read_trace
+from hivethink.lab.store import CONFIG, read_trace
 from hivethink.report.data import (
     Record,
     Table,
     agreement,
     coordination,
+    load,
     merge_tokens,
     overview,
     pathologies,
@@ -188,7 +189,7 @@ def _run_name(run_dir: Path) -> str:
 def build_report(run_dir: str | Path) -> Path:
     """Write ``report.html`` and ``summary.md`` into ``run_dir``; return the HTML path."""
     run_dir = Path(run_dir)
-    records = read_results(run_dir)
+    records = load(run_dir)
     name = _run_name(run_dir)
     errors = sum(1 for r in records if r.get("error"))
     tables = [overview(records), coordination(records), agreement(records), pathologies(records)]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from hivethink.lab.store import read_records
 from hivethink.trace import Event
 
 Record = dict[str, Any]
@@ -30,6 +32,11 @@ class Table:
     headers: list[str]
     rows: list[list[Any]]
     note: str = ""
+
+
+def load(run_dir: str | Path) -> list[Record]:
+    """A run's results records, validated (every schema this code reads), as plain mappings."""
+    return [r.model_dump(mode="json") for r in read_records(run_dir)]
 
 
 def metric(record: Record, name: str) -> Any:
