@@ -18,6 +18,7 @@ of that run (:func:`job_budget`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -187,17 +188,17 @@ def _build(kind: str, name: str, make: Callable[[], Any]) -> Any:
 def expand_grid(config: LabConfig, factories: Factories) -> Plan:
     """Build every task and substrate once, generate the instances, and list every sample."""
     tasks = [
-        _build("task", t.name, lambda t=t: factories.get_task(t.name, **t.params))
+        _build("task", t.name, functools.partial(factories.get_task, t.name, **t.params))
         for t in config.tasks
     ]
     substrates = [
-        _build("substrate", s.name, lambda s=s: factories.get_substrate(s.name, **s.params))
+        _build("substrate", s.name, functools.partial(factories.get_substrate, s.name, **s.params))
         for s in config.substrates
     ]
     instances: list[list[Instance]] = []
     for spec, task in zip(config.tasks, tasks, strict=True):
         generated = _build(
-            "task", spec.name, lambda s=spec, t=task: t.generate(s.n, s.instance_seed)
+            "task", spec.name, functools.partial(task.generate, spec.n, spec.instance_seed)
         )
         instances.append(list(generated))
     budgets: list[int | None] = list(config.budgets) if config.budgets else [None]

@@ -23,7 +23,9 @@ from hivethink.report.data import (
     pathologies,
     samples,
 )
+from hivethink.report.pareto import pareto_table
 from hivethink.report.plots import Plot, all_plots
+from hivethink.report.stats import Estimate
 from hivethink.report.text import clean_text
 from hivethink.trace import Event
 
@@ -50,7 +52,8 @@ _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#
 
 
 def fmt(value: Any) -> str:
-    """A table cell as plain text: floats to 3 decimals, None as a dash."""
+    """A table cell as plain text: floats to 3 decimals (an estimate with its interval), None as
+    a dash."""
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -68,7 +71,7 @@ def table_html(table: Table) -> str:
         "<tr>"
         + "".join(
             f'<td class="num">{_esc(c)}</td>'
-            if isinstance(c, (int, float))
+            if isinstance(c, (int, float, Estimate))
             else f"<td>{_esc(c)}</td>"
             for c in row
         )
@@ -192,7 +195,13 @@ def build_report(run_dir: str | Path) -> Path:
     records = load(run_dir)
     name = _run_name(run_dir)
     errors = sum(1 for r in records if r.get("error"))
-    tables = [overview(records), coordination(records), agreement(records), pathologies(records)]
+    tables = [
+        overview(records),
+        pareto_table(records),
+        coordination(records),
+        agreement(records),
+        pathologies(records),
+    ]
     plots = all_plots(records)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = (
