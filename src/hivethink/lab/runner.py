@@ -252,7 +252,7 @@ def _describe(config: LabConfig, job: Job, concurrency: int) -> str:
     budgets = ", ".join(str(s.budget) for s in job.samples if s.budget is not None)
     at = f" / budget {budgets}" if budgets else ""
     line = f"{substrate} / {task} / N={sample.workers}{at} / seed {sample.seed}"
-    return escape(f"{concurrency} at a time, last: {line}" if concurrency > 1 else line)
+    return escape(f"[{concurrency} in flight] {line}" if concurrency > 1 else line)
 
 
 @contextmanager
