@@ -39,6 +39,7 @@ from typing import Any
 
 from rich.console import Console
 
+from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
 from hivethink.lab.config import RaySpec
 from hivethink.lab.grid import Factories, Job, Plan
@@ -99,9 +100,10 @@ def ray_session(spec: RaySpec) -> Iterator[ModuleType]:
     if ray.is_initialized():
         yield ray
         return
-    local = spec.address in (None, LOCAL)
+    address = spec.address
+    local = address is None or address == LOCAL
     try:
-        if local:
+        if address is None or address == LOCAL:
             ray.init(
                 address=LOCAL,
                 num_cpus=LOCAL_NUM_CPUS,
@@ -110,8 +112,8 @@ def ray_session(spec: RaySpec) -> Iterator[ModuleType]:
                 logging_level=logging.WARNING,
             )
         else:
-            check_reachable(spec.address)
-            ray.init(address=spec.address, logging_level=logging.WARNING)
+            check_reachable(address)
+            ray.init(address=address, logging_level=logging.WARNING)
     except HivethinkError:
         raise
     except Exception as err:
@@ -133,12 +135,13 @@ class SampleWorker:
 
     def __init__(self, plan: Plan, model: int, factories: Factories) -> None:
         self.plan = plan
+        self.backend: Backend | None = None
         self.error: str | None = None
         try:
             activate_prompts(plan.config.prompts)
             self.backend = build_backend(plan.config.models[model], factories)
         except HivethinkError as err:
-            self.backend, self.error = None, str(err)
+            self.error = str(err)
 
     def ready(self) -> str | None:
         """``None`` once the backend is built, else the reason it could not be."""
@@ -147,6 +150,7 @@ class SampleWorker:
     def run(self, indices: list[int], snapshot: bool) -> list[Outcome]:
         """Compute the job of the samples at grid positions ``indices`` (never raises for a
         failing sample)."""
+        assert self.backend is not None  # the driver sends no job to a worker that is not ready
         job = Job([self.plan.samples[i] for i in indices], snapshot)
         return execute_job(self.plan, job, self.backend)
 

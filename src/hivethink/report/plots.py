@@ -29,6 +29,8 @@ from hivethink.report.data import (  # noqa: E402
 from hivethink.report.pareto import budget_points  # noqa: E402
 from hivethink.report.text import clean_text  # noqa: E402
 
+TAB20 = [plt.get_cmap("tab20")(i) for i in range(20)]  # 20 distinct colours for series
+
 
 def _plain(label: object) -> str:
     """A label from the run (config names, labels) as plain text: no control characters, and no
@@ -58,7 +60,7 @@ def _png(fig: Figure, right: float = 1.0) -> str:
 def _line_axes() -> tuple[Figure, Axes]:
     """Axes for one line per series: 20 distinct colours, room for a legend on the right."""
     fig, ax = plt.subplots(figsize=(8.5, 4))
-    ax.set_prop_cycle(color=list(plt.get_cmap("tab20").colors))
+    ax.set_prop_cycle(color=TAB20)
     return fig, ax
 
 
@@ -121,12 +123,11 @@ def accuracy_vs_cost(records: Sequence[Record], cost: str) -> Plot:
     legend_in = 2.4  # inches on the right for the shared legend
     width = 4.6 * columns + legend_in
     fig, axes = plt.subplots(rows, columns, figsize=(width, 3.4 * rows), squeeze=False)
-    palette = list(plt.get_cmap("tab20").colors)  # type: ignore[attr-defined]
     colours: dict[str, Any] = {}  # one colour per substrate and N across the panels
     for ax, ((model, task), members) in zip(axes.flat, shown, strict=False):
         for series, pts in group(members, lambda px: px[0].series).items():
             pts = sorted(pts, key=lambda px: px[1].value)
-            colour = colours.setdefault(str(series), palette[len(colours) % len(palette)])
+            colour = colours.setdefault(str(series), TAB20[len(colours) % len(TAB20)])
             ax.errorbar(
                 [x.value for _, x in pts],
                 [p.score.value for p, _ in pts],
@@ -213,7 +214,7 @@ def pathology_counts(records: Sequence[Record]) -> Plot:
     """Per substrate: total count of each pathology."""
     title = "Pathology counts"
     by_substrate = group(ok(records), lambda r: r["substrate"])
-    series = {
+    series: dict[str, list[float | None]] = {
         p.removeprefix("patho_"): [
             float(sum(metric(r, p) or 0 for r in rs)) for rs in by_substrate.values()
         ]
