@@ -120,3 +120,30 @@ def test_bad_concurrency_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(HivethinkError, match="at least 1"):
         run_lab(parse_config(config_dict()), tmp_path / "o", factories=fake_factories(),
                 console=QUIET, concurrency=0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_local_model_results_do_not_depend_on_concurrency(tmp_path: Path, smol16: Any) -> None:
+    """The embedded model through the real substrates: the same records at K = 1 and K = 3
+    (the local backend is called from three threads at once; sampling is seeded per row)."""
+    from hivethink.backends.local import LocalBackend
+    from hivethink.lab import default_factories
+
+    registry = default_factories()
+    factories = Factories(lambda kind, **p: LocalBackend(loaded=smol16), registry.get_task,
+                          registry.get_substrate)
+    cfg = parse_config({
+        "models": [{"kind": "local"}],
+        "substrates": ["independent", {"name": "debate", "params": {"temperature": 0.7}}],
+        "workers": [2],
+        "tasks": [{"name": "math", "params": {"steps": 1}, "n": 2}],
+        "budget": {"max_tokens": 8, "rounds": 1},
+    })
+    runs = {}
+    for k in (1, 3):
+        summary = run_lab(cfg, tmp_path / f"k{k}", factories=factories, console=QUIET,
+                          progress=False, concurrency=k)
+        assert summary.ran == 4 and summary.failed == 0
+        runs[k] = {r["key"]: comparable(r) for r in read_results(tmp_path / f"k{k}")}
+    assert runs[1] == runs[3]
