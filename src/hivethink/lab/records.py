@@ -2,8 +2,8 @@
 
 Every record says which code made it: ``schema_version`` (this module's :data:`SCHEMA_VERSION`;
 records written before it existed have none and read as version 0), the ``hivethink`` version
-and, when the package runs from a git checkout, the ``commit`` (``-dirty`` appended when tracked
-files of the package differ from it), and ``prompts_digest``, the hash of the prompt books its
+and, when the package runs from a git checkout, the ``commit`` (``-dirty`` appended when the
+package's files differ from it: edited, or new and not committed), and ``prompts_digest``, the hash of the prompt books its
 substrate used (:func:`hivethink.prompts.digest` over the substrate's ``prompt_books``).
 
 Records are validated when written and when read back (:class:`ResultRecord`). A record of a
@@ -130,7 +130,8 @@ def code_version() -> tuple[str, str | None]:
     head = _git(package, "rev-parse", "HEAD")
     if tracked is None or not tracked.stdout.strip() or head is None or head.returncode:
         return version, None
-    status = _git(package, "status", "--porcelain", "--untracked-files=no", "--", str(package))
+    # a new module not yet committed changes the code as much as an edited one
+    status = _git(package, "status", "--porcelain", "--", str(package))
     dirty = status is None or bool(status.stdout.strip())
     return version, head.stdout.strip() + ("-dirty" if dirty else "")
 
