@@ -87,6 +87,10 @@ FILES: dict[str, bytes | str | None] = {  # inputs; None makes a directory
         substrates=[{"name": "roleplay", "params": {"max_messages": "x"}}]
     ),
     "c/ok.yaml": _config(),
+    "c/budgets-down.yaml": _config(budgets=[128, 64]),
+    "c/budgets-and-passes.yaml": _config(budgets=[64], budget={"max_tokens": 8, "passes": 32}),
+    "c/prompts-missing.yaml": _config(prompts="no-such-books"),
+    "newer-run/results.jsonl": json.dumps({"schema_version": 99, "key": "k"}) + "\n",
 }
 
 MODEL_MISSING = "/no/such/model.gguf"
@@ -159,6 +163,24 @@ CASES: dict[str, Case] = {
     "lab out is a file": Case(["lab", "run", "{d}/c/ok.yaml", "--out", "{d}/a-file.txt"],
                               "a-file.txt"),
     "lab negative limit": Case(["lab", "run", "{d}/c/ok.yaml", "--limit", "-1"], "--limit"),
+    "lab concurrency 0": Case(["lab", "run", "{d}/c/ok.yaml", "--concurrency", "0"],
+                              "--concurrency must be at least 1, got 0", fresh=True),
+    "lab concurrency a word": Case(["lab", "run", "{d}/c/ok.yaml", "--concurrency", "many"],
+                                   "--concurrency"),
+    "lab budgets not increasing": Case(["lab", "run", "{d}/c/budgets-down.yaml"],
+                                       "budgets: must be a non-empty, strictly increasing"),
+    "lab budgets and budget.passes": Case(["lab", "run", "{d}/c/budgets-and-passes.yaml"],
+                                          "budget.passes and budgets both set"),
+    "lab prompts directory missing": Case(
+        ["lab", "run", "{d}/c/ok.yaml", "--prompts", "{d}/no-such-books"],
+        "no such prompts directory"),
+    "lab prompts directory is a file": Case(
+        ["lab", "run", "{d}/c/ok.yaml", "--prompts", "{d}/a-file.txt"], "no such prompts directory"),
+    "lab prompts key missing": Case(["lab", "run", "{d}/c/prompts-missing.yaml"],
+                                    "c/no-such-books: no such prompts directory"),
+    "lab report of a newer schema": Case(["lab", "report", "{d}/newer-run"],
+                                         "written by a newer hivethink (record schema 99",
+                                         fresh=True),
     # lab report / show
     "lab report on a file": Case(["lab", "report", "{d}/a-file.txt"], "a-file.txt"),
     "lab show, results is a directory": Case(["lab", "show", "{d}/results-dir", "--sample", "0"],

@@ -1,4 +1,5 @@
-"""kill -9 during ``hivethink lab run``, then the same command again: every sample exactly once.
+"""kill -9 during ``hivethink lab run``, then the same command again: every sample exactly once,
+with one sample at a time and with four in flight (``--concurrency 4``).
 
 The run uses the ``echo`` backend (deterministic, configurable from YAML, ``delay_s`` per call),
 the real task and substrate registries, and the real command line in a subprocess. Torn tails of
@@ -47,14 +48,15 @@ def _lines(path: Path) -> list[bytes]:
 
 
 @pytest.mark.timeout(120)
-def test_kill_9_mid_run_then_rerun_gives_every_sample_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("concurrency", ["1", "4"])
+def test_kill_9_mid_run_then_rerun_gives_every_sample_once(tmp_path: Path, concurrency: str) -> None:
     config = tmp_path / "drill.yaml"
     config.write_text(yaml.safe_dump(GRID), encoding="utf-8")
     out = tmp_path / "run"
     results = out / "results.jsonl"
     with open(tmp_path / "first.err", "wb") as err:
         child = subprocess.Popen(
-            _cli("lab", "run", str(config), "--out", str(out)),
+            _cli("lab", "run", str(config), "--out", str(out), "--concurrency", concurrency),
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
@@ -83,7 +85,7 @@ def test_kill_9_mid_run_then_rerun_gives_every_sample_once(tmp_path: Path) -> No
         f.write(torn[: len(torn) // 2].encode())
 
     rerun = subprocess.run(
-        _cli("lab", "run", str(config), "--out", str(out)),
+        _cli("lab", "run", str(config), "--out", str(out), "--concurrency", concurrency),
         capture_output=True,
         text=True,
         timeout=90,

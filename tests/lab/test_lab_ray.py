@@ -247,6 +247,18 @@ def test_registries_and_scripted_backend_match(ray_cluster: Any, tmp_path: Path)
     assert {r["answer"] for r in read_results(tmp_path / "ray")} == {"2, 3, 5"}
 
 
+def test_budget_snapshots_on_ray_match_local(ray_cluster: Any, tmp_path: Path) -> None:
+    """A snapshot substrate's budgets are one job on a Ray worker too: one record per budget,
+    the same as a local run's."""
+    grid = {"substrates": ["snap"], "budgets": [3, 5]}
+    on_ray = _on_ray(tmp_path / "ray", config=grid)
+    here = run_lab(parse_config(config_dict(**grid)), tmp_path / "local",
+                   factories=fake_factories(), console=QUIET, progress=False)
+    assert on_ray.ran == here.ran == 16 and on_ray.failed == 0
+    _assert_same_records(tmp_path / "ray", tmp_path / "local")
+    assert {r["budget"] for r in read_results(tmp_path / "ray")} == {3, 5}
+
+
 def test_resume_mixes_local_and_ray_runs(ray_cluster: Any, tmp_path: Path) -> None:
     assert _local(tmp_path, limit=5).ran == 5
     results = tmp_path / "results.jsonl"

@@ -38,7 +38,7 @@ def test_report_files_and_escaping(run_dir: Path) -> None:
 def test_empty_run_builds_without_plots(tmp_path: Path) -> None:
     (tmp_path / "results.jsonl").write_text("", encoding="utf-8")
     page = build_report(tmp_path).read_text(encoding="utf-8")
-    assert "<img" not in page and page.count("skipped:") == 5
+    assert "<img" not in page and page.count("skipped:") == 6
     assert "0 samples" in page
 
 
@@ -76,7 +76,7 @@ def test_group_size_plot_on_graph_and_consensus_records() -> None:
 
 def test_all_plots_on_no_records_are_skipped_with_notes() -> None:
     plots = all_plots([])
-    assert [p.png for p in plots] == [None] * 5 and all(p.note for p in plots)
+    assert [p.png for p in plots] == [None] * 6 and all(p.note for p in plots)
 
 
 def test_run_records_have_the_hostile_text(run_dir: Path) -> None:

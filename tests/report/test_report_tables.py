@@ -1,4 +1,5 @@
-"""The report's per-group metric tables: grouping, sample counts, mean vs total, failed samples."""
+"""The report's per-group metric tables: grouping, sample counts, mean vs total, failed samples;
+means and rates carry 95% intervals (Wilson for 0/1 values, bootstrap otherwise)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ def test_coordination_groups_by_substrate_and_workers() -> None:
     rows = {(r[0], r[1]): r for r in t.rows}
     assert list(rows) == [("chat", 2), ("chat", 4), ("debate", 2)]
     chat2 = dict(zip(t.headers, rows["chat", 2], strict=True))
-    assert chat2["samples"] == 2 and chat2["redundancy"] == 0.75 and chat2["checks"] == 5
+    assert chat2["samples"] == 2 and chat2["redundancy"].value == 0.75 and chat2["checks"] == 5
+    assert chat2["redundancy"].method == "bootstrap"
+    assert (chat2["redundancy"].low, chat2["redundancy"].high) == (0.5, 1.0)  # two values
     assert rows["chat", 4][t.headers.index("checks")] is None
     assert rows["debate", 2][t.headers.index("redundancy")] is None
 
@@ -32,7 +35,11 @@ def test_coordination_groups_by_substrate_and_workers() -> None:
 def test_agreement_and_pathologies_group_by_substrate() -> None:
     a = agreement(RECORDS)
     assert a.headers[:3] == ["substrate", "samples", "agreement"]
-    assert [r[:3] for r in a.rows] == [["chat", 3, 0.5], ["debate", 1, None]]
+    assert [r[:2] for r in a.rows] == [["chat", 3], ["debate", 1]]
+    rate = a.rows[0][2]  # 1 of 2 agreed (the bool True is not a number): a Wilson interval
+    assert (rate.value, rate.n, rate.method) == (0.5, 2, "wilson")
+    assert round(rate.low, 4) == 0.0945 and round(rate.high, 4) == 0.9055
+    assert a.rows[1][2] is None
     p = pathologies(RECORDS)
     assert p.headers[:3] == ["substrate", "samples", "loops"]
     assert [r[:3] for r in p.rows] == [["chat", 3, 3], ["debate", 1, None]]

@@ -113,6 +113,30 @@ def run(
     ray_cpus: Annotated[
         float | None, typer.Option("--ray-cpus", min=0, help="CPUs per Ray worker [1].")
     ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            help="Samples in flight at once in this process (a local model shares passes "
+            "between them; a server gets that many requests). Results do not depend on it.",
+        ),
+    ] = 1,
+    prompts: Annotated[
+        Path | None,
+        typer.Option(
+            "--prompts",
+            help="Directory of prompt books replacing the built-in ones (overrides the config's "
+            "prompts:).",
+        ),
+    ] = None,
+    allow_mixed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mixed",
+            help="Resume even when finished samples were made with other prompts or another "
+            "record schema (the new records say so).",
+        ),
+    ] = False,
 ) -> None:
     """Run every unfinished sample of the grid; finished ones are skipped (resume)."""
     from hivethink.lab import load_config, resolve_ray, run_lab
@@ -120,9 +144,19 @@ def run(
     console = Console(stderr=True)
     with _user_errors():
         cfg = load_config(config)
+        if prompts is not None:
+            cfg = cfg.model_copy(update={"prompts": str(prompts)})
         spec = resolve_ray(cfg, ray, ray_gpus, ray_cpus)
         out_dir = out or Path("runs") / (cfg.name or config.stem)
-        summary = run_lab(cfg, out_dir, limit=limit, console=console, ray=spec)
+        summary = run_lab(
+            cfg,
+            out_dir,
+            limit=limit,
+            console=console,
+            ray=spec,
+            concurrency=concurrency,
+            allow_mixed=allow_mixed,
+        )
     lost = f", {summary.lost} lost (Ray worker died)" if summary.lost else ""
     console.print(
         f"{summary.ran} ran ({summary.failed} failed{lost}), {summary.skipped} already done, "

@@ -358,6 +358,50 @@ def bench_serve(
         raise HivethinkError(f"{report.lost} request(s) lost: {'; '.join(errors)[:300]}")
 
 
+@bench_app.command("lab")
+def bench_lab(
+    config: Annotated[Path, typer.Argument(help="YAML lab config (keep the grid small).")],
+    concurrency: Annotated[int, typer.Option(help="K: samples in flight in the second run.")] = 4,
+    limit: Annotated[int | None, typer.Option(help="Only the first N samples of the grid.")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="Prompt books replacing the built-in ones.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
+) -> None:
+    """A lab grid at concurrency 1 and at K: samples/min, generated tokens/s, their ratio, and
+    whether both runs gave equal results (exit 1 if not)."""
+    from hivethink.lab import load_config
+    from hivethink.lab.bench import run_bench_lab, write_json
+
+    if limit is not None and limit < 1:
+        raise HivethinkError(f"--limit must be at least 1, got {limit}")
+    cfg = load_config(config)
+    if prompts is not None:
+        cfg = cfg.model_copy(update={"prompts": str(prompts)})
+    console = Console(stderr=True)
+    result = run_bench_lab(cfg, concurrency, source=str(config), limit=limit, console=console)
+    table = Table(title=f"lab throughput: {config.name}")
+    for col in ("concurrency", "samples", "failed", "wall s", "samples/min", "tokens/s"):
+        table.add_column(col, justify="right")
+    for r in result.runs:
+        table.add_row(str(r.concurrency), str(r.samples), str(r.failed), f"{r.wall_s:.2f}",
+                      f"{r.samples_per_min:.1f}", f"{r.tokens_per_s:.1f}")
+    out = Console()
+    out.print(table)
+
+    def times(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}x"
+
+    out.print(f"concurrency {concurrency} vs 1: {times(result.samples_per_min_ratio)} samples/min, "
+              f"{times(result.tokens_per_s_ratio)} tokens/s; results equal: "
+              f"{'yes' if result.equal else 'NO'}", highlight=False)
+    for line in result.differences:
+        out.print(Text(f"  {line}"))
+    if json_out:
+        write_json(result, json_out)
+        out.print(Text(f"wrote {json_out}"))
+    if not result.equal:
+        raise typer.Exit(1)
+
+
 def _mount_lab() -> None:
     try:
         from hivethink.cli.lab import app as lab_app

@@ -2,7 +2,9 @@
 
 :func:`load_config` reads the YAML, :func:`expand_grid` lists the samples with stable keys,
 :func:`run_lab` runs the unfinished ones (``results.jsonl`` + ``traces/`` + ``summary.parquet``),
-in this process or on Ray workers (``ray:`` / ``--ray``, :mod:`hivethink.lab.distributed`).
+in this process (K samples at a time: :mod:`hivethink.lab.local`) or on Ray workers (``ray:`` /
+``--ray``, :mod:`hivethink.lab.distributed`). Each results line is a typed, versioned record
+(:mod:`hivethink.lab.records`).
 """
 
 from hivethink.lab.config import (
@@ -19,6 +21,7 @@ from hivethink.lab.config import (
 from hivethink.lab.grid import (
     SOLO_SUBSTRATES,
     Factories,
+    Job,
     Plan,
     Sample,
     default_factories,
@@ -26,11 +29,13 @@ from hivethink.lab.grid import (
     sample_key,
     worker_counts,
 )
-from hivethink.lab.runner import RunSummary, execute_sample, run_lab, run_sample
+from hivethink.lab.records import SCHEMA_VERSION, ResultRecord
+from hivethink.lab.runner import RunSummary, execute_job, run_job, run_lab
 from hivethink.lab.store import (
     RESULTS,
     SUMMARY,
     TRACES,
+    read_records,
     read_results,
     read_trace,
     repair_results,
@@ -40,30 +45,34 @@ from hivethink.lab.store import (
 
 __all__ = [
     "RESULTS",
+    "SCHEMA_VERSION",
     "SOLO_SUBSTRATES",
     "SUMMARY",
     "TRACES",
     "BudgetSpec",
     "Factories",
+    "Job",
     "LabConfig",
     "ModelSpec",
     "Plan",
     "RaySpec",
+    "ResultRecord",
     "RunSummary",
     "Sample",
     "SubstrateSpec",
     "TaskSpec",
     "default_factories",
-    "execute_sample",
+    "execute_job",
     "expand_grid",
     "load_config",
     "parse_config",
+    "read_records",
     "read_results",
     "read_trace",
     "repair_results",
     "resolve_ray",
+    "run_job",
     "run_lab",
-    "run_sample",
     "sample_key",
     "worker_counts",
     "write_sample",

@@ -11,16 +11,25 @@ Example::
       - {name: arith, params: {digits: 2}, n: 2, substrates: [independent, single]}
     seeds: [0, 1]
     budget: {max_tokens: 64, rounds: 2}
+    budgets: [256, 512, 1024]    # optional: each sample at each of these budgets (see below)
+    prompts: my-prompts          # optional: replacement prompt books (relative to this file)
     ray: {address: auto, num_gpus: 0.5}    # optional: run the samples on Ray (docs/cluster.md)
 
 Unknown keys are errors everywhere except inside a model entry (its extra keys are the
 backend's parameters) and inside ``params`` mappings (checked by the task/substrate itself).
+
+``budgets`` (strictly increasing, positive) runs every sample once per value ``b``: its budget is
+``budget`` with ``passes = b`` (``budget.match: passes``, the default) or ``tokens = b``
+(``match: tokens``), so each value is its own grid cell; ``budget`` must then leave the matched
+field unset. ``prompts`` is a directory of prompt books replacing the built-in ones
+(:mod:`hivethink.prompts`); ``hivethink lab run --prompts DIR`` overrides it.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -101,12 +110,20 @@ class TaskSpec(_Strict):
 
 
 class BudgetSpec(_Strict):
-    """Mirrors :class:`hivethink.substrates.base.Budget`."""
+    """Mirrors :class:`hivethink.substrates.base.Budget`; ``match`` says which of ``passes`` and
+    ``tokens`` the values of the top-level ``budgets`` list set."""
 
     max_tokens: int = Field(default=256, ge=1)
     rounds: int = Field(default=3, ge=1)
     passes: int | None = Field(default=None, ge=1)
     tokens: int | None = Field(default=None, ge=1)
+    match: Literal["passes", "tokens"] = "passes"
+
+    def cell(self) -> dict[str, Any]:
+        """The budget as the sample keys hash it: ``match`` is left out (it only says where the
+        ``budgets`` values go, and those are in ``passes``/``tokens`` already), so adding it did
+        not change the keys of existing runs."""
+        return self.model_dump(exclude={"match"})
 
 
 class RaySpec(_Strict):
@@ -141,6 +158,8 @@ class LabConfig(_Strict):
     tasks: list[TaskSpec] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    budgets: list[int] | None = None  # each sample at each budget (module docstring)
+    prompts: str | None = None  # a directory of prompt books (module docstring)
     ray: RaySpec | None = None  # run on Ray by default (the command line can override it)
 
     @field_validator("workers")
@@ -148,6 +167,24 @@ class LabConfig(_Strict):
     def _positive(cls, value: list[int]) -> list[int]:
         if min(value) < 1 or max(value) > MAX_WORKERS:
             raise ValueError(f"worker counts must be between 1 and {MAX_WORKERS}")
+        return value
+
+    @field_validator("budgets")
+    @classmethod
+    def _increasing(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (
+            not value or value[0] < 1 or any(b <= a for a, b in itertools.pairwise(value))
+        ):
+            raise ValueError(
+                f"must be a non-empty, strictly increasing list of positive integers, got {value}"
+            )
+        return value
+
+    @field_validator("prompts")
+    @classmethod
+    def _non_empty_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must be a directory of prompt books")
         return value
 
     @model_validator(mode="after")
@@ -161,6 +198,11 @@ class LabConfig(_Strict):
                 raise ValueError(
                     f"duplicate {what} label(s) {dup}: give each a distinct name/label"
                 )
+        if self.budgets is not None and getattr(self.budget, self.budget.match) is not None:
+            raise ValueError(
+                f"budget.{self.budget.match} and budgets both set the {self.budget.match} budget: "
+                f"drop one (or set budget.match to the other kind)"
+            )
         known = {s.display for s in self.substrates}
         for task in self.tasks:
             unknown = sorted(set(task.substrates or ()) - known)
@@ -211,7 +253,10 @@ def load_config(path: str | Path) -> LabConfig:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise HivethinkError(f"{path}: invalid YAML{where}: {problem}") from None
-    return parse_config(data, str(path))
+    config = parse_config(data, str(path))
+    if config.prompts is not None:  # a path in the file is relative to the file
+        config.prompts = str(path.parent / Path(config.prompts).expanduser())
+    return config
 
 
 def resolve_ray(

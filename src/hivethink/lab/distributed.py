@@ -7,9 +7,9 @@ Division of labour:
   itself, in the order the samples complete (a ``ray.wait`` loop). Resuming after a kill -9 of
   the driver therefore works exactly as for a local run: nothing a Ray worker does touches the
   run directory, and a sample whose result never reached the driver simply runs again.
-- **Ray workers** compute one sample at a time with
-  :func:`hivethink.lab.runner.execute_sample` (the same function a local run calls) and return
-  its trace events and results record.
+- **Ray workers** compute one job at a time (one sample, or a snapshot substrate's budgets of
+  one sample) with :func:`hivethink.lab.runner.execute_job` (the same function a local run
+  calls) and return the trace events and results records.
 
 Backends are built once per worker by making the worker an **actor** (:class:`SampleWorker`)
 that owns one model's backend for its whole life, rather than by a cached module-level factory
@@ -19,9 +19,11 @@ and again; a task worker can also serve any model, so a cache would pile several
 one GPU. An actor holds its ``num_gpus`` / ``num_cpus`` share while it lives, loads its model
 exactly once, and is killed when its model's samples are done, which frees the GPU for the next
 model. The models of a grid run one after another, each on a pool of as many actors as the
-cluster can place at once (never more than that model has samples to run). A sample whose actor
+cluster can place at once (never more than that model has jobs to run). A sample whose actor
 dies (out of memory, a lost node) is not recorded: it is reported as lost and the next run
-computes it again; the dead actor is replaced by a new one (at most once per pool slot).
+computes it again; the dead actor is replaced by a new one (at most once per pool slot). The
+prompt books of the run (``prompts:``) are activated in each worker as it starts; the directory
+must be readable there (a shared file system, as for the models).
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ from typing import Any
 
 from rich.console import Console
 
+from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
 from hivethink.lab.config import RaySpec
-from hivethink.lab.grid import Factories, Plan, Sample
-from hivethink.lab.runner import Outcome, build_backend, execute_sample
-from hivethink.trace import Event
+from hivethink.lab.grid import Factories, Job, Plan
+from hivethink.lab.runner import Outcome, activate_prompts, build_backend, execute_job
 
 LOCAL = "local"  # address meaning "start a Ray instance on this machine for this run"
 LOCAL_NUM_CPUS = 2  # a small sandbox: run `ray start --head` and `--ray auto` for a big machine
@@ -98,9 +100,10 @@ def ray_session(spec: RaySpec) -> Iterator[ModuleType]:
     if ray.is_initialized():
         yield ray
         return
-    local = spec.address in (None, LOCAL)
+    address = spec.address
+    local = address is None or address == LOCAL
     try:
-        if local:
+        if address is None or address == LOCAL:
             ray.init(
                 address=LOCAL,
                 num_cpus=LOCAL_NUM_CPUS,
@@ -109,8 +112,8 @@ def ray_session(spec: RaySpec) -> Iterator[ModuleType]:
                 logging_level=logging.WARNING,
             )
         else:
-            check_reachable(spec.address)
-            ray.init(address=spec.address, logging_level=logging.WARNING)
+            check_reachable(address)
+            ray.init(address=address, logging_level=logging.WARNING)
     except HivethinkError:
         raise
     except Exception as err:
@@ -123,28 +126,33 @@ def ray_session(spec: RaySpec) -> Iterator[ModuleType]:
 
 
 class SampleWorker:
-    """One model's backend, built once, computing samples one at a time (a Ray actor).
+    """One model's backend, built once, computing jobs one at a time (a Ray actor).
 
-    The backend is built in ``__init__``; a failure there is kept and reported by :meth:`ready`
-    (so the driver can stop the run with the same one-line message a local run gives) instead of
-    killing the actor with a traceback.
+    The prompt books are activated and the backend is built in ``__init__``; a failure there is
+    kept and reported by :meth:`ready` (so the driver can stop the run with the same one-line
+    message a local run gives) instead of killing the actor with a traceback.
     """
 
     def __init__(self, plan: Plan, model: int, factories: Factories) -> None:
         self.plan = plan
+        self.backend: Backend | None = None
         self.error: str | None = None
         try:
+            activate_prompts(plan.config.prompts)
             self.backend = build_backend(plan.config.models[model], factories)
         except HivethinkError as err:
-            self.backend, self.error = None, str(err)
+            self.error = str(err)
 
     def ready(self) -> str | None:
         """``None`` once the backend is built, else the reason it could not be."""
         return self.error
 
-    def run(self, index: int) -> tuple[list[Event], dict[str, Any]]:
-        """Compute the sample at grid position ``index`` (never raises for a failing sample)."""
-        return execute_sample(self.plan, self.plan.samples[index], self.backend)
+    def run(self, indices: list[int], snapshot: bool) -> list[Outcome]:
+        """Compute the job of the samples at grid positions ``indices`` (never raises for a
+        failing sample)."""
+        assert self.backend is not None  # the driver sends no job to a worker that is not ready
+        job = Job([self.plan.samples[i] for i in indices], snapshot)
+        return execute_job(self.plan, job, self.backend)
 
 
 def pool_size(ray: ModuleType, spec: RaySpec, pending: int) -> int:
@@ -173,17 +181,18 @@ def pool_size(ray: ModuleType, spec: RaySpec, pending: int) -> int:
 
 
 class RayRun:
-    """The samples of a run computed on Ray: iterate to get ``(sample, events, record)`` in the
-    order they complete. ``lost`` counts samples whose worker died before returning them."""
+    """The jobs of a run computed on Ray: iterate to get each job's ``(sample, events, record)``
+    list in the order they complete. ``lost`` counts samples whose worker died before returning
+    them."""
 
     def __init__(
         self,
         ray: ModuleType,
         plan: Plan,
         factories: Factories,
-        todo: list[Sample],
+        todo: list[Job],
         spec: RaySpec,
-        started: Callable[[Sample], None],
+        started: Callable[[Job], None],
         console: Console,
     ) -> None:
         self.ray, self.plan, self.factories, self.todo = ray, plan, factories, todo
@@ -191,16 +200,17 @@ class RayRun:
         self.lost = 0
         self._actors: list[Any] = []
 
-    def __iter__(self) -> Iterator[Outcome]:
+    def __iter__(self) -> Iterator[list[Outcome]]:
         plan_ref = self.ray.put(self.plan)  # shipped once, shared by every worker
-        for model in sorted({s.model for s in self.todo}):  # grid order: models outermost
-            queue = deque(s for s in self.todo if s.model == model)
+        models = sorted({j.samples[0].model for j in self.todo})  # grid order: models outermost
+        for model in models:
+            queue = deque(j for j in self.todo if j.samples[0].model == model)
             try:
                 yield from self._model(plan_ref, model, queue)
             finally:
                 self.close()
 
-    def _model(self, plan_ref: Any, model: int, queue: deque[Sample]) -> Iterator[Outcome]:
+    def _model(self, plan_ref: Any, model: int, queue: deque[Job]) -> Iterator[list[Outcome]]:
         """Run one model's samples on a fresh pool of workers (the ``ray.wait`` loop)."""
         ray, spec = self.ray, self.spec
         label = self.plan.config.models[model].label
@@ -212,8 +222,8 @@ class RayRun:
             max_restarts=0,
             scheduling_strategy="SPREAD",
         )
-        # ref -> (worker, the sample it computes; None for "is the backend built?")
-        inflight: dict[Any, tuple[Any, Sample | None]] = {}
+        # ref -> (worker, the job it computes; None for "is the backend built?")
+        inflight: dict[Any, tuple[Any, Job | None]] = {}
 
         def start() -> None:
             actor = worker.remote(plan_ref, model, self.factories)
@@ -225,44 +235,47 @@ class RayRun:
             start()
         spare = size  # how many dead workers may be replaced
         last_death = ""
-        # Stop once the queue is empty and no sample is out: workers still waiting for resources
+        # Stop once the queue is empty and no job is out: workers still waiting for resources
         # are not waited for.
-        while queue or any(sample is not None for _, sample in inflight.values()):
+        while queue or any(job is not None for _, job in inflight.values()):
             if not inflight:
                 raise HivethinkError(
                     f"model {label!r}: every Ray worker died ({last_death}); "
                     "run the same command again to resume"
                 )
             (ref,), _ = ray.wait(list(inflight), num_returns=1)
-            actor, sample = inflight.pop(ref)
+            actor, job = inflight.pop(ref)
             try:
                 value = ray.get(ref)
             except ray.exceptions.RayActorError as err:  # the worker died (or never started)
                 last_death = _summary(err)
-                if sample is not None:
-                    self._lose(sample, err)
+                if job is not None:
+                    self._lose(job, err)
                 if spare and queue:
                     spare -= 1
                     start()
                 continue
             except ray.exceptions.RayError as err:  # the worker lives on; this result is lost
-                if sample is not None:
-                    self._lose(sample, err)
+                if job is not None:
+                    self._lose(job, err)
             else:
-                if sample is None and value is not None:  # the backend could not be built
+                if job is None and value is not None:  # the backend could not be built
                     raise HivethinkError(value)
-                if sample is not None:
-                    events, record = value
-                    yield sample, events, record
+                if job is not None:
+                    yield value
             if queue:
                 nxt = queue.popleft()
                 self.started(nxt)
-                inflight[actor.run.remote(nxt.index)] = (actor, nxt)
+                indices = [s.index for s in nxt.samples]
+                inflight[actor.run.remote(indices, nxt.snapshot)] = (actor, nxt)
 
-    def _lose(self, sample: Sample, err: BaseException) -> None:
-        self.lost += 1
+    def _lose(self, job: Job, err: BaseException) -> None:
+        self.lost += len(job.samples)
+        keys = ("sample " if len(job.samples) == 1 else "samples ") + ", ".join(
+            s.key for s in job.samples
+        )
         self.console.print(
-            f"sample {sample.key} lost (its Ray worker failed: {_summary(err)}); "
+            f"{keys} lost (its Ray worker failed: {_summary(err)}); "
             "it runs again next time"
         )
 
@@ -278,9 +291,9 @@ class RayRun:
 def run_on_ray(
     plan: Plan,
     factories: Factories,
-    todo: list[Sample],
+    todo: list[Job],
     spec: RaySpec,
-    started: Callable[[Sample], None],
+    started: Callable[[Job], None],
     console: Console,
 ) -> Iterator[RayRun]:
     """Connect to Ray (:func:`ray_session`) and compute ``todo`` there; on exit, kill the

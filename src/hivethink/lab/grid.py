@@ -4,13 +4,23 @@ Order: models x tasks x instances x substrates x workers x seeds (a task's ``sub
 restricts the substrates for that task). Worker counts per substrate: its own ``workers`` if
 set, else the global list, deduplicated. ``single`` runs one worker; given N it takes N x
 ``max_tokens`` as its budget (the fair baseline for an N-worker team), so different N are
-different samples; but when ``budget.passes`` or ``budget.tokens`` is set that budget no longer
-depends on N, so its cells collapse into one with ``workers = 1``.
+different samples; but when ``budget.passes`` or ``budget.tokens`` is set (or ``budgets`` sets
+one of them) that budget no longer depends on N, so its cells collapse into one with
+``workers = 1``.
+
+With a ``budgets`` list, budgets are the innermost loop but one (before seeds) and each value is
+its own cell (:func:`sample_budget`). Samples are computed in :class:`Job` s: one sample each,
+except that a substrate with ``snapshots = True`` computes all the budgets of one (model, task,
+instance, substrate, workers, seed) in one run at the largest budget, the others being snapshots
+of that run (:func:`job_budget`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +29,7 @@ from typing import Any
 from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
 from hivethink.lab.config import LabConfig, SubstrateSpec
-from hivethink.substrates.base import Substrate
+from hivethink.substrates.base import Budget, Substrate
 from hivethink.tasks.base import Instance, Task
 
 # Substrates that run one worker whatever ``workers`` says (see the module docstring).
@@ -35,6 +45,11 @@ def sample_key(cell: dict[str, Any], instance_id: str, seed: int) -> str:
     """16 hex digits of SHA-256 over the canonical JSON of (cell, instance id, seed)."""
     blob = canonical_json({"cell": cell, "instance": instance_id, "seed": seed})
     return hashlib.sha256(blob.encode("ascii")).hexdigest()[:16]
+
+
+def _group(cell: dict[str, Any], instance_id: str, seed: int) -> str:
+    """The key of a sample's cell without its budget: equal for the budgets of one group."""
+    return sample_key({k: v for k, v in cell.items() if k != "budget"}, instance_id, seed)
 
 
 @dataclass
@@ -82,6 +97,17 @@ class Sample:
     workers: int
     instance: Instance
     seed: int
+    budget: int | None = None  # its value from the ``budgets`` list (None without one)
+    group: str = ""  # its cell's key without the budget: the same for each of its budgets
+
+
+@dataclass
+class Job:
+    """What one ``substrate.run`` computes: one sample, or (``snapshot``) the unfinished budgets
+    of one group, taken from one run at the largest budget (:func:`job_budget`)."""
+
+    samples: list[Sample]
+    snapshot: bool = False
 
 
 @dataclass
@@ -93,11 +119,58 @@ class Plan:
     tasks: list[Task] = field(default_factory=list)
     substrates: list[Substrate] = field(default_factory=list)
 
+    def takes_snapshots(self, substrate: int) -> bool:
+        """Whether this grid runs the budgets of ``substrate`` as snapshots of one run."""
+        return bool(self.config.budgets) and bool(
+            getattr(self.substrates[substrate], "snapshots", False)
+        )
+
+    def jobs(self, samples: list[Sample]) -> list[Job]:
+        """``samples`` as jobs, in grid order: one per sample, but one per group for the
+        substrates that take snapshots."""
+        jobs: list[Job] = []
+        groups: dict[str, Job] = {}
+        for sample in samples:
+            if not self.takes_snapshots(sample.substrate):
+                jobs.append(Job([sample]))
+            elif sample.group in groups:
+                groups[sample.group].samples.append(sample)
+            else:
+                groups[sample.group] = Job([sample], snapshot=True)
+                jobs.append(groups[sample.group])
+        return jobs
+
+
+def budget_cell(config: LabConfig, value: int | None) -> dict[str, Any]:
+    """The budget of a sample with ``budgets`` value ``value``, as its cell holds it: ``budget``
+    with the matched field (passes or tokens) set to ``value``; ``budget`` itself for ``None``."""
+    fields = config.budget.cell()
+    if value is not None:
+        fields[config.budget.match] = value
+    return fields
+
+
+def sample_budget(config: LabConfig, value: int | None) -> Budget:
+    """The :class:`Budget` a sample with ``budgets`` value ``value`` runs with."""
+    return Budget(**budget_cell(config, value), match=config.budget.match)
+
+
+def job_budget(config: LabConfig, job: Job) -> Budget:
+    """The budget a job runs with: its sample's, or, for a snapshot job, the largest of
+    ``budgets`` with every value of ``budgets`` as a snapshot (whichever of them are still to be
+    recorded: the run is the same, so its results are too)."""
+    if not job.snapshot:
+        return sample_budget(config, job.samples[0].budget)
+    assert config.budgets  # a snapshot job exists only with a budgets list
+    return dataclasses.replace(
+        sample_budget(config, config.budgets[-1]), snapshots=tuple(config.budgets)
+    )
+
 
 def worker_counts(config: LabConfig, spec: SubstrateSpec) -> list[int]:
     """The worker counts a substrate runs with (see the module docstring for ``single``)."""
     if spec.name in SOLO_SUBSTRATES and (
-        config.budget.passes is not None or config.budget.tokens is not None
+        config.budget.passes is not None or config.budget.tokens is not None or config.budgets
     ):
         return [1]
     return sorted(set(spec.workers or config.workers))
@@ -115,20 +188,20 @@ def _build(kind: str, name: str, make: Callable[[], Any]) -> Any:
 def expand_grid(config: LabConfig, factories: Factories) -> Plan:
     """Build every task and substrate once, generate the instances, and list every sample."""
     tasks = [
-        _build("task", t.name, lambda t=t: factories.get_task(t.name, **t.params))
+        _build("task", t.name, functools.partial(factories.get_task, t.name, **t.params))
         for t in config.tasks
     ]
     substrates = [
-        _build("substrate", s.name, lambda s=s: factories.get_substrate(s.name, **s.params))
+        _build("substrate", s.name, functools.partial(factories.get_substrate, s.name, **s.params))
         for s in config.substrates
     ]
     instances: list[list[Instance]] = []
     for spec, task in zip(config.tasks, tasks, strict=True):
         generated = _build(
-            "task", spec.name, lambda s=spec, t=task: t.generate(s.n, s.instance_seed)
+            "task", spec.name, functools.partial(task.generate, spec.n, spec.instance_seed)
         )
         instances.append(list(generated))
-    budget = config.budget.model_dump()
+    budgets: list[int | None] = list(config.budgets) if config.budgets else [None]
     samples: list[Sample] = []
     for mi, model in enumerate(config.models):
         model_cell = {"kind": model.kind, "params": model.params}
@@ -143,28 +216,31 @@ def expand_grid(config: LabConfig, factories: Factories) -> Plan:
                 for si, sspec in enumerate(config.substrates):
                     if allowed is not None and sspec.display not in allowed:
                         continue
-                    for workers in worker_counts(config, sspec):
+                    for workers, value, seed in itertools.product(
+                        worker_counts(config, sspec), budgets, config.seeds
+                    ):
                         cell = {
                             "model": model_cell,
                             "substrate": {"name": sspec.name, "params": sspec.params},
                             "workers": workers,
                             "task": task_cell,
-                            "budget": budget,
+                            "budget": budget_cell(config, value),
                         }
-                        for seed in config.seeds:
-                            samples.append(
-                                Sample(
-                                    key=sample_key(cell, instance.id, seed),
-                                    index=len(samples),
-                                    cell=cell,
-                                    model=mi,
-                                    substrate=si,
-                                    task=ti,
-                                    workers=workers,
-                                    instance=instance,
-                                    seed=seed,
-                                )
+                        samples.append(
+                            Sample(
+                                key=sample_key(cell, instance.id, seed),
+                                index=len(samples),
+                                cell=cell,
+                                model=mi,
+                                substrate=si,
+                                task=ti,
+                                workers=workers,
+                                instance=instance,
+                                seed=seed,
+                                budget=value,
+                                group=_group(cell, instance.id, seed),
                             )
+                        )
     keys = [s.key for s in samples]
     if len(set(keys)) != len(keys):
         raise HivethinkError(

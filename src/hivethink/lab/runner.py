@@ -1,8 +1,10 @@
 """Run a lab grid durably: resume from ``results.jsonl``, one line per sample, traces first.
 
-One sample is computed by :func:`execute_sample` (trace events + results record, nothing
-written), here or in a Ray worker (:mod:`hivethink.lab.distributed`); this process alone writes
-them, as they complete, with :func:`hivethink.lab.store.write_sample`.
+One job (one sample, or a snapshot substrate's budgets of one sample) is computed by
+:func:`execute_job` (trace events + results records, nothing written), in a thread of this
+process (:mod:`hivethink.lab.local`, K at a time) or in a Ray worker
+(:mod:`hivethink.lab.distributed`); this process's main thread alone writes them, as they
+complete, with :func:`hivethink.lab.store.write_sample`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import fcntl
 import json
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,22 +32,33 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from hivethink import prompts
 from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
 from hivethink.lab.config import LabConfig, ModelSpec, RaySpec
-from hivethink.lab.grid import Factories, Plan, Sample, default_factories, expand_grid
+from hivethink.lab.grid import (
+    Factories,
+    Job,
+    Plan,
+    Sample,
+    default_factories,
+    expand_grid,
+    job_budget,
+)
+from hivethink.lab.records import compare, provenance, refusal
 from hivethink.lab.store import (
     CONFIG,
     LOCK,
     RESULTS,
     TRACES,
+    read_records,
     read_results,
     repair_results,
     write_sample,
     write_summary,
 )
 from hivethink.metrics import compute_metrics
-from hivethink.substrates.base import Budget
+from hivethink.substrates.base import Budget, SampleResult
 from hivethink.trace import Event
 
 
@@ -68,39 +81,48 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def run_sample(plan: Plan, sample: Sample, backend: Backend) -> tuple[list[Event], dict[str, Any]]:
-    """Run one sample; return its trace and the fields of its results line that depend on it.
+def _failure(err: Exception) -> tuple[list[Event], dict[str, Any]]:
+    """A sample that raised: a one-event trace (``worker="lab"``) holding the traceback."""
+    message = f"{type(err).__name__}: {err}"
+    event = Event(
+        kind="error",
+        worker="lab",
+        text=message,
+        data={"reason": "exception", "traceback": traceback.format_exc()},
+    )
+    return [event], {
+        "score": None,
+        "answer": None,
+        "agent_answers": {},
+        "metrics": {},
+        "info": {},
+        "error": message,
+    }
 
-    Any exception becomes an ``error`` field and a one-event trace (``worker="lab"``) holding the
-    traceback, so a failing sample never stops the run. A sample some of whose backend calls
-    failed (after the backend's own retries; ``error`` events with ``data["backend"]``) keeps its
-    trace and metrics and gets ``error = "backend: <k> failed call(s); first: <reason>"``.
-    """
-    config = plan.config
+
+def _at_budget(result: SampleResult, budget: Budget, sample: Sample) -> SampleResult:
+    """The result a snapshot run gives for ``sample``'s budget (``result`` itself for a plain
+    run, and for the run's own budget when the substrate left that one out of ``at_budget``)."""
+    if not budget.snapshots:
+        return result
+    value = sample.budget
+    found = result.at_budget.get(value) if value is not None else None
+    if found is not None:
+        return found
+    if value == budget.snapshots[-1]:
+        return result
+    raise RuntimeError(
+        f"the substrate recorded no result at budget {value} "
+        f"(it recorded {sorted(result.at_budget)}; asked for {list(budget.snapshots)})"
+    )
+
+
+def _fields(
+    plan: Plan, sample: Sample, result: SampleResult
+) -> tuple[list[Event], dict[str, Any]]:
+    """The trace and the outcome fields of one sample's result."""
     task, instance = plan.tasks[sample.task], sample.instance
-    substrate = plan.substrates[sample.substrate]
-    budget = Budget(**config.budget.model_dump())
-    try:
-        result = substrate.run(
-            instance, task, backend, workers=sample.workers, budget=budget, seed=sample.seed
-        )
-        metrics = compute_metrics(result.events, task=task, instance=instance, result=result)
-    except Exception as err:
-        message = f"{type(err).__name__}: {err}"
-        event = Event(
-            kind="error",
-            worker="lab",
-            text=message,
-            data={"reason": "exception", "traceback": traceback.format_exc()},
-        )
-        return [event], {
-            "score": None,
-            "answer": None,
-            "agent_answers": {},
-            "metrics": {},
-            "info": {},
-            "error": message,
-        }
+    metrics = compute_metrics(result.events, task=task, instance=instance, result=result)
     failed_calls = [e.text for e in result.events if e.kind == "error" and e.data.get("backend")]
     return list(result.events), {
         "score": metrics.get("score"),
@@ -114,9 +136,44 @@ def run_sample(plan: Plan, sample: Sample, backend: Backend) -> tuple[list[Event
     }
 
 
+def run_job(plan: Plan, job: Job, backend: Backend) -> list[tuple[list[Event], dict[str, Any]]]:
+    """Run one job; for each of its samples, its trace and the fields of its results line that
+    depend on it (in ``job.samples`` order).
+
+    Any exception becomes an ``error`` field and a one-event trace (``worker="lab"``) holding the
+    traceback (for every sample of the job when the run itself raised), so a failing sample never
+    stops the run. A sample some of whose backend calls failed (after the backend's own retries;
+    ``error`` events with ``data["backend"]``) keeps its trace and metrics and gets
+    ``error = "backend: <k> failed call(s); first: <reason>"``.
+    """
+    first = job.samples[0]
+    substrate = plan.substrates[first.substrate]
+    budget = job_budget(plan.config, job)
+    try:
+        result = substrate.run(
+            first.instance,
+            plan.tasks[first.task],
+            backend,
+            workers=first.workers,
+            budget=budget,
+            seed=first.seed,
+        )
+    except Exception as err:  # the run failed: every sample of the job did
+        events, fields = _failure(err)
+        return [(list(events), dict(fields)) for _ in job.samples]
+    out = []
+    for sample in job.samples:
+        try:
+            out.append(_fields(plan, sample, _at_budget(result, budget, sample)))
+        except Exception as err:  # this sample's snapshot or metrics failed
+            out.append(_failure(err))
+    return out
+
+
 def _record(plan: Plan, sample: Sample, fields: dict[str, Any], n_events: int) -> dict[str, Any]:
     config = plan.config
     return {
+        **provenance(plan.substrates[sample.substrate]),
         "key": sample.key,
         "index": sample.index,
         "model": config.models[sample.model].label,
@@ -125,6 +182,7 @@ def _record(plan: Plan, sample: Sample, fields: dict[str, Any], n_events: int) -
         "workers": sample.workers,
         "instance": sample.instance.id,
         "seed": sample.seed,
+        "budget": sample.budget,
         "cell": sample.cell,
         **fields,
         "trace": f"{TRACES}/{sample.key}.jsonl",
@@ -133,18 +191,23 @@ def _record(plan: Plan, sample: Sample, fields: dict[str, Any], n_events: int) -
     }
 
 
-def execute_sample(
-    plan: Plan, sample: Sample, backend: Backend
-) -> tuple[list[Event], dict[str, Any]]:
-    """Compute one sample: its trace events and its complete results record (nothing written).
+Outcome = tuple[Sample, list[Event], dict[str, Any]]
 
-    The one code path for a sample, wherever it runs: in this process, or in a Ray worker that
-    sends both back to the driver, which writes them (:func:`hivethink.lab.store.write_sample`).
+
+def execute_job(plan: Plan, job: Job, backend: Backend) -> list[Outcome]:
+    """Compute one job: each sample's trace events and complete results record (nothing written).
+
+    The one code path for a sample, wherever it runs: in this process (any thread), or in a Ray
+    worker that sends them back to the driver, which writes them
+    (:func:`hivethink.lab.store.write_sample`). ``lab_wall_s`` is the whole job's time.
     """
     t0 = time.perf_counter()
-    events, fields = run_sample(plan, sample, backend)
-    fields["lab_wall_s"] = round(time.perf_counter() - t0, 3)
-    return events, _record(plan, sample, fields, len(events))
+    computed = run_job(plan, job, backend)
+    wall = round(time.perf_counter() - t0, 3)
+    return [
+        (sample, events, _record(plan, sample, {**fields, "lab_wall_s": wall}, len(events)))
+        for sample, (events, fields) in zip(job.samples, computed, strict=True)
+    ]
 
 
 def build_backend(spec: ModelSpec, factories: Factories) -> Backend:
@@ -168,22 +231,6 @@ def build_backends(plan: Plan, factories: Factories, samples: list[Sample]) -> d
     }
 
 
-Outcome = tuple[Sample, list[Event], dict[str, Any]]
-
-
-def _run_here(
-    plan: Plan,
-    backends: dict[int, Backend],
-    todo: list[Sample],
-    started: Callable[[Sample], None],
-) -> Iterator[Outcome]:
-    """Compute the samples one after the other in this process."""
-    for sample in todo:
-        started(sample)
-        events, record = execute_sample(plan, sample, backends[sample.model])
-        yield sample, events, record
-
-
 @contextmanager
 def _exclusive(out: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``OUT/.lock`` (released by the OS even on kill -9), so two runs
@@ -196,11 +243,55 @@ def _exclusive(out: Path) -> Iterator[None]:
         yield
 
 
-def _describe(config: LabConfig, sample: Sample) -> str:
-    """The progress line of a sample (labels from the config escaped: they are not rich markup)."""
+def _describe(config: LabConfig, job: Job, concurrency: int) -> str:
+    """The progress line as a job starts (labels from the config escaped: they are not rich
+    markup)."""
+    sample = job.samples[0]
     substrate = config.substrates[sample.substrate].display
     task = config.tasks[sample.task].label
-    return escape(f"{substrate} / {task} / N={sample.workers} / seed {sample.seed}")
+    budgets = ", ".join(str(s.budget) for s in job.samples if s.budget is not None)
+    at = f" / budget {budgets}" if budgets else ""
+    line = f"{substrate} / {task} / N={sample.workers}{at} / seed {sample.seed}"
+    return escape(f"[{concurrency} in flight] {line}" if concurrency > 1 else line)
+
+
+@contextmanager
+def prompt_books(directory: str | None) -> Iterator[None]:
+    """The run's prompt books: ``directory`` (validated now, before any model loads) replaces the
+    built-in books it holds, ``None`` means the built-ins; the previous choice is restored after."""
+    previous = prompts.active_directory()
+    activate_prompts(directory)
+    try:
+        yield
+    finally:
+        prompts.use_directory(previous)
+
+
+def activate_prompts(directory: str | None) -> None:
+    """Make ``directory`` this process's prompt books (a Ray worker calls this once)."""
+    if directory is not None:
+        # The books a directory may replace are declared by the substrate modules on import.
+        import hivethink.substrates  # noqa: F401
+    prompts.use_directory(directory)
+
+
+def _resume(
+    out: Path, plan: Plan, console: Console, allow_mixed: bool
+) -> tuple[set[str], list[str]]:
+    """The keys already finished, and the disagreements that ``allow_mixed`` lets the run add to
+    (:mod:`hivethink.lab.records`; without it any disagreement is one HivethinkError)."""
+    records = read_records(out) if (out / RESULTS).exists() else []
+    comparison = compare(records, plan)
+    for note in comparison.notes:
+        console.print(f"note: {escape(note)}")
+    if comparison.blocking and not allow_mixed:
+        raise HivethinkError(refusal(out, comparison.blocking))
+    if comparison.blocking:
+        console.print(
+            "resuming over records that disagree with this code (--allow-mixed): "
+            + escape("; ".join(comparison.blocking))
+        )
+    return {r.key for r in records}, comparison.blocking
 
 
 def run_lab(
@@ -212,76 +303,60 @@ def run_lab(
     console: Console | None = None,
     progress: bool = True,
     ray: RaySpec | None = None,
+    concurrency: int = 1,
+    allow_mixed: bool = False,
 ) -> RunSummary:
     """Run every unfinished sample of the grid (at most ``limit`` of them) into ``out_dir``.
 
     Finished keys in ``results.jsonl`` are skipped, a torn last line is dropped first, and
     ``summary.parquet`` is rewritten at the end (also when interrupted). Each sample's trace is
-    written and fsynced before its results line is appended and fsynced.
+    written and fsynced before its results line is appended and fsynced. Finished records that
+    disagree with the running code (another schema or other prompts) stop the run before any
+    model loads, unless ``allow_mixed`` (:mod:`hivethink.lab.records`).
 
-    ``ray`` (default: ``config.ray``) computes the samples on Ray workers instead of in this
-    process (:mod:`hivethink.lab.distributed`); this process still writes every line and trace,
-    so a Ray run resumes, and is resumed by, a local run of the same grid.
+    ``concurrency`` samples are computed at once in this process (:mod:`hivethink.lab.local`);
+    the results do not depend on it. ``ray`` (default: ``config.ray``) computes the samples on Ray
+    workers instead (:mod:`hivethink.lab.distributed`), one at a time each; this process still
+    writes every line and trace, so a Ray run resumes, and is resumed by, a local run of the
+    same grid.
     """
     ray = ray if ray is not None else config.ray
+    if concurrency < 1:
+        raise HivethinkError(f"--concurrency must be at least 1, got {concurrency}")
+    if ray is not None and concurrency > 1:
+        raise HivethinkError(
+            "--concurrency is for runs in this process; on Ray each worker computes one sample "
+            "at a time (more workers: --ray-cpus/--ray-gpus)"
+        )
     if ray is not None:
         from hivethink.lab.distributed import import_ray
 
         import_ray()  # Ray missing: one error before anything is written
     out = Path(out_dir)
-    (out / TRACES).mkdir(parents=True, exist_ok=True)
     console = console or Console(stderr=True)
     factories = factories or default_factories()
     plan = expand_grid(config, factories)
-    with _exclusive(out):
-        (out / CONFIG).write_text(
-            json.dumps(config.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8"
-        )
-        torn = repair_results(out)
-        if torn:
-            console.print(f"dropped a torn results line ({torn} bytes); its sample runs again")
-        done = {r["key"] for r in (read_results(out) if (out / RESULTS).exists() else [])}
-        pending = [s for s in plan.samples if s.key not in done]
-        todo = pending if limit is None else pending[: max(limit, 0)]
-        backends = build_backends(plan, factories, todo) if ray is None else {}
-        ran = failed = lost = 0
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        try:
-            with ExitStack() as stack:
-                bar = stack.enter_context(Progress(*columns, console=console, disable=not progress))
-                job = bar.add_task("samples", total=len(todo))
-
-                def started(sample: Sample) -> None:
-                    bar.update(job, description=_describe(config, sample))
-
-                on_ray = None
-                if ray is None:
-                    outcomes: Iterator[Outcome] = _run_here(plan, backends, todo, started)
-                elif todo:  # nothing to do: no need to start Ray
-                    from hivethink.lab.distributed import run_on_ray
-
-                    on_ray = stack.enter_context(
-                        run_on_ray(plan, factories, todo, ray, started, console)
-                    )
-                    outcomes = iter(on_ray)
-                else:
-                    outcomes = iter(())
-                for _sample, events, record in outcomes:
-                    write_sample(out, record, events)
-                    ran += 1
-                    failed += record["error"] is not None
-                    bar.advance(job)
-                lost = on_ray.lost if on_ray is not None else 0
-        finally:
-            if (out / RESULTS).exists():
-                write_summary(out, read_results(out))
+    with prompt_books(config.prompts):
+        (out / TRACES).mkdir(parents=True, exist_ok=True)
+        with _exclusive(out):
+            (out / CONFIG).write_text(
+                json.dumps(config.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8"
+            )
+            torn = repair_results(out)
+            if torn:
+                console.print(f"dropped a torn results line ({torn} bytes); its sample runs again")
+            done, mixed = _resume(out, plan, console, allow_mixed)
+            pending = [s for s in plan.samples if s.key not in done]
+            todo = pending if limit is None else pending[: max(limit, 0)]
+            jobs = plan.jobs(todo)
+            backends = build_backends(plan, factories, todo) if ray is None else {}
+            try:
+                ran, failed, lost = _compute_and_write(
+                    out, plan, jobs, backends, factories, console, progress, ray, concurrency, mixed
+                )
+            finally:
+                if (out / RESULTS).exists():
+                    write_summary(out, read_results(out))
     return RunSummary(
         out_dir=out,
         total=len(plan.samples),
@@ -292,3 +367,58 @@ def run_lab(
         torn_bytes=torn,
         lost=lost,
     )
+
+
+def _compute_and_write(
+    out: Path,
+    plan: Plan,
+    jobs: list[Job],
+    backends: dict[int, Backend],
+    factories: Factories,
+    console: Console,
+    progress: bool,
+    ray: RaySpec | None,
+    concurrency: int,
+    mixed: list[str],
+) -> tuple[int, int, int]:
+    """Compute ``jobs`` (here or on Ray) and write each sample as its job completes, with a
+    progress bar; -> (samples written, of them failed, samples lost on Ray)."""
+    ran = failed = 0
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with ExitStack() as stack:
+        bar = stack.enter_context(Progress(*columns, console=console, disable=not progress))
+        task = bar.add_task("samples", total=sum(len(j.samples) for j in jobs))
+
+        def started(job: Job) -> None:
+            bar.update(task, description=_describe(plan.config, job, concurrency))
+
+        on_ray = None
+        if ray is None:
+            from hivethink.lab.local import run_local  # (it imports this module)
+
+            outcomes: Iterator[list[Outcome]] = run_local(
+                plan, backends, jobs, started, concurrency
+            )
+        elif jobs:  # nothing to do: no need to start Ray
+            from hivethink.lab.distributed import run_on_ray
+
+            on_ray = stack.enter_context(run_on_ray(plan, factories, jobs, ray, started, console))
+            outcomes = iter(on_ray)
+        else:
+            outcomes = iter(())
+        for finished in outcomes:
+            for _sample, events, record in finished:
+                if mixed:
+                    record["mixed"] = mixed
+                write_sample(out, record, events)
+                ran += 1
+                failed += record["error"] is not None
+                bar.advance(task)
+        return ran, failed, on_ray.lost if on_ray is not None else 0

@@ -4,6 +4,10 @@
 time; ``OUT/traces/<key>.jsonl`` holds its trace, written (and fsynced) before its line, so every
 line points at a complete trace. A line cut short by a kill is dropped on the next run and its
 sample runs again. ``OUT/summary.parquet`` is a flat table of all lines, rewritten at the end.
+
+:func:`read_results` gives the lines as they are (the crash-safety layer); :func:`read_records`
+validates them as :class:`hivethink.lab.records.ResultRecord` (the typed, versioned layer), and
+:func:`write_sample` writes only records that validate.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import pyarrow.parquet as pq
 
 from hivethink.errors import HivethinkError
 from hivethink.lab.grid import canonical_json
+from hivethink.lab.records import ResultRecord, checked, parse_record
 from hivethink.trace import Event, read_jsonl, write_jsonl
 
 RESULTS = "results.jsonl"
@@ -67,6 +72,14 @@ def read_results(run_dir: str | Path) -> list[dict[str, Any]]:
     return _scan(path.read_bytes(), path)[0]
 
 
+def read_records(run_dir: str | Path) -> list[ResultRecord]:
+    """Every complete results line, validated (a newer schema or a bad field: HivethinkError)."""
+    path = Path(run_dir) / RESULTS
+    return [
+        parse_record(raw, f"{path}: record {i}") for i, raw in enumerate(read_results(run_dir), 1)
+    ]
+
+
 def repair_results(run_dir: Path) -> int:
     """Cut a torn last line off ``results.jsonl``; return how many bytes were dropped."""
     path = run_dir / RESULTS
@@ -97,12 +110,14 @@ def append_result(run_dir: Path, record: dict[str, Any]) -> None:
 
 
 def write_sample(run_dir: Path, record: dict[str, Any], events: Iterable[Event]) -> None:
-    """Make one finished sample durable: its trace (fsynced) first, then its results line.
+    """Make one finished sample durable: its trace (fsynced) first, then its results line
+    (validated first: a record that would not read back is never written).
 
     The only writer of a run directory; local and Ray runs both go through it (on the driver).
     """
-    write_jsonl(trace_path(run_dir, record["key"]), events)
-    append_result(run_dir, record)
+    line = checked(record)
+    write_jsonl(trace_path(run_dir, line["key"]), events)
+    append_result(run_dir, line)
 
 
 def read_trace(run_dir: str | Path, record: dict[str, Any]) -> list[Event]:
@@ -124,9 +139,14 @@ _BASE_COLUMNS = (
     "workers",
     "instance",
     "seed",
+    "budget",
     "score",
     "answer",
     "error",
+    "schema_version",
+    "hivethink",
+    "commit",
+    "prompts_digest",
 )
 
 
@@ -159,7 +179,10 @@ def write_summary(run_dir: Path, records: list[dict[str, Any]]) -> Path:
     names: dict[str, None] = dict.fromkeys(_BASE_COLUMNS)
     for row in rows:
         names.update(dict.fromkeys(row))
-    text_columns = {"key", "model", "substrate", "task", "instance", "answer", "error"}
+    text_columns = {
+        "key", "model", "substrate", "task", "instance", "answer", "error", "hivethink", "commit",
+        "prompts_digest",
+    }
     columns = {}
     for name in names:
         values = [row.get(name) for row in rows]

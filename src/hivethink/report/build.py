@@ -11,18 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from hivethink.errors import HivethinkError
-from hivethink.lab.store import CONFIG, read_results, read_trace
+from hivethink.lab.store import CONFIG, read_trace
 from hivethink.report.data import (
     Record,
     Table,
     agreement,
     coordination,
+    load,
     merge_tokens,
     overview,
     pathologies,
     samples,
 )
+from hivethink.report.pareto import pareto_table
 from hivethink.report.plots import Plot, all_plots
+from hivethink.report.stats import Estimate
 from hivethink.report.text import clean_text
 from hivethink.trace import Event
 
@@ -49,7 +52,8 @@ _COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#
 
 
 def fmt(value: Any) -> str:
-    """A table cell as plain text: floats to 3 decimals, None as a dash."""
+    """A table cell as plain text: floats to 3 decimals (an estimate with its interval), None as
+    a dash."""
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -67,7 +71,7 @@ def table_html(table: Table) -> str:
         "<tr>"
         + "".join(
             f'<td class="num">{_esc(c)}</td>'
-            if isinstance(c, (int, float))
+            if isinstance(c, (int, float, Estimate))
             else f"<td>{_esc(c)}</td>"
             for c in row
         )
@@ -188,10 +192,16 @@ def _run_name(run_dir: Path) -> str:
 def build_report(run_dir: str | Path) -> Path:
     """Write ``report.html`` and ``summary.md`` into ``run_dir``; return the HTML path."""
     run_dir = Path(run_dir)
-    records = read_results(run_dir)
+    records = load(run_dir)
     name = _run_name(run_dir)
     errors = sum(1 for r in records if r.get("error"))
-    tables = [overview(records), coordination(records), agreement(records), pathologies(records)]
+    tables = [
+        overview(records),
+        pareto_table(records),
+        coordination(records),
+        agreement(records),
+        pathologies(records),
+    ]
     plots = all_plots(records)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = (

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
+from hivethink.lab.store import read_records
+from hivethink.report.stats import NOTE, mean_ci, rate_ci
 from hivethink.trace import Event
 
 Record = dict[str, Any]
@@ -32,6 +35,11 @@ class Table:
     note: str = ""
 
 
+def load(run_dir: str | Path) -> list[Record]:
+    """A run's results records, validated (every schema this code reads), as plain mappings."""
+    return [r.model_dump(mode="json") for r in read_records(run_dir)]
+
+
 def metric(record: Record, name: str) -> Any:
     """A metric of one record (None when absent)."""
     return (record.get("metrics") or {}).get(name)
@@ -49,11 +57,13 @@ def total(values: Iterable[Any]) -> int | None:
     return int(sum(nums)) if nums else None
 
 
-def group(
-    records: Sequence[Record], key: Callable[[Record], Hashable]
-) -> dict[Hashable, list[Record]]:
-    """Records grouped by ``key``, groups in order of first appearance."""
-    out: dict[Hashable, list[Record]] = {}
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+
+def group(records: Sequence[T], key: Callable[[T], K]) -> dict[K, list[T]]:
+    """Records (or any items) grouped by ``key``, groups in order of first appearance."""
+    out: dict[K, list[T]] = {}
     for rec in records:
         out.setdefault(key(rec), []).append(rec)
     return out
@@ -80,7 +90,7 @@ def group_size(record: Record) -> int:
 
 
 def overview(records: Sequence[Record]) -> Table:
-    """Per model, substrate and task: samples, errors, accuracy, score and cost."""
+    """Per model, substrate and task: samples, errors, accuracy, score and cost (with intervals)."""
     rows = []
     for (model, substrate, task), recs in group(
         records, lambda r: (r["model"], r["substrate"], r["task"])
@@ -93,10 +103,10 @@ def overview(records: Sequence[Record]) -> Table:
                 task,
                 len(recs),
                 len(recs) - len(good),
-                mean(metric(r, "correct") for r in good),
-                mean(r.get("score") for r in good),
-                mean(metric(r, "sequential_passes") for r in good),
-                mean(metric(r, "tokens") for r in good),
+                rate_ci(metric(r, "correct") for r in good),
+                rate_ci(r.get("score") for r in good),
+                mean_ci(metric(r, "sequential_passes") for r in good),
+                mean_ci(metric(r, "tokens") for r in good),
                 mean(metric(r, "wall_s") for r in good),
             ]
         )
@@ -115,6 +125,7 @@ def overview(records: Sequence[Record]) -> Table:
             "wall s",
         ],
         rows,
+        NOTE,
     )
 
 
@@ -122,40 +133,42 @@ def overview(records: Sequence[Record]) -> Table:
 Column = tuple[str, str, Callable[[Iterable[Any]], Any]]
 
 
-def metric_table(title: str, records: Sequence[Record], by: dict[str, str], columns: list[Column]) -> Table:
+def metric_table(
+    title: str, records: Sequence[Record], by: dict[str, str], columns: list[Column], note: str = ""
+) -> Table:
     """Finished samples grouped by record fields (``by``: header -> field): those fields, the
     sample count, then one aggregate per column."""
     rows = [
         [*key, len(recs), *(agg(metric(r, name) for r in recs) for _, name, agg in columns)]
         for key, recs in group(ok(records), lambda r: tuple(r[f] for f in by.values())).items()
     ]
-    return Table(title, [*by, "samples", *(h for h, _, _ in columns)], rows)
+    return Table(title, [*by, "samples", *(h for h, _, _ in columns)], rows, note)
 
 
 def coordination(records: Sequence[Record]) -> Table:
     """Per substrate and worker count: redundancy, division of labour, references, checks, roles."""
     return metric_table("Coordination", records, {"substrate": "substrate", "N": "workers"}, [
-        ("redundancy", "redundancy", mean),
-        ("division of labour", "division_of_labour", mean),
-        ("references / agent", "references_per_agent", mean),
+        ("redundancy", "redundancy", mean_ci),
+        ("division of labour", "division_of_labour", mean_ci),
+        ("references / agent", "references_per_agent", mean_ci),
         ("checks", "checks", total),
-        ("pivot rate after yes", "pivot_rate_after_yes", mean),
+        ("pivot rate after yes", "pivot_rate_after_yes", mean_ci),
         ("roles", "roles_declared", total),
         ("abstentions", "abstentions", total),
-    ])
+    ], NOTE)
 
 
 def agreement(records: Sequence[Record]) -> Table:
     """Per substrate: agreement, agreed-but-wrong, consensus, rounds, timeouts, flips."""
     return metric_table("Agreement and consensus", records, {"substrate": "substrate"}, [
-        ("agreement", "agreement", mean),
-        ("agreed but wrong", "agreed_but_wrong", mean),
-        ("agreed and correct", "agreed_and_correct", mean),
-        ("consensus", "consensus", mean),
-        ("rounds to consensus", "rounds_to_consensus", mean),
-        ("timeout rate", "timeout", mean),
-        ("flip rate", "flipped", mean),
-    ])
+        ("agreement", "agreement", rate_ci),
+        ("agreed but wrong", "agreed_but_wrong", rate_ci),
+        ("agreed and correct", "agreed_and_correct", rate_ci),
+        ("consensus", "consensus", rate_ci),
+        ("rounds to consensus", "rounds_to_consensus", mean_ci),
+        ("timeout rate", "timeout", rate_ci),
+        ("flip rate", "flipped", rate_ci),
+    ], NOTE)
 
 
 def pathologies(records: Sequence[Record]) -> Table:

@@ -6,6 +6,7 @@ import base64
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 
@@ -25,7 +26,10 @@ from hivethink.report.data import (  # noqa: E402
     ok,
     task_name,
 )
+from hivethink.report.pareto import budget_points  # noqa: E402
 from hivethink.report.text import clean_text  # noqa: E402
+
+TAB20 = [plt.get_cmap("tab20")(i) for i in range(20)]  # 20 distinct colours for series
 
 
 def _plain(label: object) -> str:
@@ -43,9 +47,11 @@ class Plot:
     note: str = ""
 
 
-def _png(fig: Figure) -> str:
+def _png(fig: Figure, right: float = 1.0) -> str:
+    """The figure as base64 PNG; ``right``: the fraction of the width the axes may use (the rest
+    holds a figure legend)."""
     buf = io.BytesIO()
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, right, 1))
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -54,7 +60,7 @@ def _png(fig: Figure) -> str:
 def _line_axes() -> tuple[Figure, Axes]:
     """Axes for one line per series: 20 distinct colours, room for a legend on the right."""
     fig, ax = plt.subplots(figsize=(8.5, 4))
-    ax.set_prop_cycle(color=list(plt.get_cmap("tab20").colors))
+    ax.set_prop_cycle(color=TAB20)
     return fig, ax
 
 
@@ -94,26 +100,59 @@ def _grouped_bars(
     return _png(fig)
 
 
-def accuracy_vs_passes(records: Sequence[Record]) -> Plot:
-    """Mean score against mean sequential forward passes: one point per substrate, budget and
-    worker count (``single`` given N has N times the tokens), one line per substrate."""
-    title = "Accuracy vs sequential-pass budget"
-    points: dict[str, list[tuple[float, float]]] = {}
-    cells = group(
-        ok(records), lambda r: (r["substrate"], str(r.get("cell", {}).get("budget")), r["workers"])
-    )
-    for (substrate, _budget, _workers), recs in cells.items():
-        x = mean(metric(r, "sequential_passes") for r in recs)
-        y = mean(r.get("score") for r in recs)
-        if x is not None and y is not None:
-            points.setdefault(substrate, []).append((x, y))
-    if not points:
-        return Plot(title, None, "no finished samples with a score and a pass count")
-    fig, ax = _line_axes()
-    for substrate, pts in points.items():
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=_plain(substrate))
-    return _score_lines(fig, ax, title, "sequential forward passes (mean)", "mean score")
+MAX_PANELS = 9  # (model, task) panels in one accuracy-vs-cost figure
+_COST_AXIS = {
+    "passes": "sequential forward passes (mean)",
+    "tokens": "generated tokens (mean)",
+}
+
+
+def accuracy_vs_cost(records: Sequence[Record], cost: str) -> Plot:
+    """Mean score against mean cost (``"passes"`` or ``"tokens"``), one panel per model and task,
+    one line per substrate and N through its budgets; 95% intervals as error bars both ways; the
+    Pareto frontier dashed, its points ringed (:mod:`hivethink.report.pareto`)."""
+    what = "sequential passes" if cost == "passes" else "generated tokens"
+    title = f"Accuracy vs {what} (Pareto view, 95% intervals)"
+    costed = [(p, x) for p in budget_points(records) if (x := p.cost(cost)) is not None]
+    if not costed:
+        return Plot(title, None, f"no finished samples with a score and a {cost} count")
+    panels = group(costed, lambda px: px[0].panel)
+    shown = list(panels.items())[:MAX_PANELS]
+    columns = min(3, len(shown))
+    rows = -(-len(shown) // columns)
+    legend_in = 2.4  # inches on the right for the shared legend
+    width = 4.6 * columns + legend_in
+    fig, axes = plt.subplots(rows, columns, figsize=(width, 3.4 * rows), squeeze=False)
+    colours: dict[str, Any] = {}  # one colour per substrate and N across the panels
+    for ax, ((model, task), members) in zip(axes.flat, shown, strict=False):
+        for series, pts in group(members, lambda px: px[0].series).items():
+            pts = sorted(pts, key=lambda px: px[1].value)
+            colour = colours.setdefault(str(series), TAB20[len(colours) % len(TAB20)])
+            ax.errorbar(
+                [x.value for _, x in pts],
+                [p.score.value for p, _ in pts],
+                xerr=[[x.below for _, x in pts], [x.above for _, x in pts]],
+                yerr=[[p.score.below for p, _ in pts], [p.score.above for p, _ in pts]],
+                marker="o", capsize=3, color=colour, label=_plain(series),
+            )
+        best = sorted(((p, x) for p, x in members if p.frontier.get(cost)), key=lambda px: px[1].value)
+        ax.plot([x.value for _, x in best], [p.score.value for p, _ in best], linestyle="--",
+                drawstyle="steps-post", color="black", linewidth=1, marker="o", markersize=11,
+                markerfacecolor="none", label="Pareto frontier")
+        ax.set_title(_plain(f"{model} / {task}"), fontsize="small")
+        ax.set_xlabel(_COST_AXIS[cost], fontsize="small")
+        ax.set_ylabel("mean score", fontsize="small")
+        ax.set_ylim(-0.05, 1.05)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_visible(False)
+    legend: dict[str, Any] = {}  # label -> handle, each label once
+    for ax in axes.flat:
+        handles, labels = ax.get_legend_handles_labels()
+        for handle, label in zip(handles, labels, strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), fontsize="small", loc="center right")
+    note = f"first {MAX_PANELS} of {len(panels)} model/task panels" if len(panels) > MAX_PANELS else ""
+    return Plot(title, _png(fig, right=1 - legend_in / width), note)
 
 
 def redundancy_by_substrate(records: Sequence[Record]) -> Plot:
@@ -175,7 +214,7 @@ def pathology_counts(records: Sequence[Record]) -> Plot:
     """Per substrate: total count of each pathology."""
     title = "Pathology counts"
     by_substrate = group(ok(records), lambda r: r["substrate"])
-    series = {
+    series: dict[str, list[float | None]] = {
         p.removeprefix("patho_"): [
             float(sum(metric(r, p) or 0 for r in rs)) for rs in by_substrate.values()
         ]
@@ -188,7 +227,8 @@ def pathology_counts(records: Sequence[Record]) -> Plot:
 
 def all_plots(records: Sequence[Record]) -> list[Plot]:
     return [
-        accuracy_vs_passes(records),
+        accuracy_vs_cost(records, "passes"),
+        accuracy_vs_cost(records, "tokens"),
         redundancy_by_substrate(records),
         success_vs_group_size(records),
         agreement_rates(records),

@@ -9,9 +9,9 @@ from rich.markup import escape
 from rich.panel import Panel
 
 from hivethink.errors import HivethinkError
-from hivethink.lab.store import read_results, read_trace
+from hivethink.lab.store import read_trace
 from hivethink.report.build import fmt
-from hivethink.report.data import Record, merge_tokens
+from hivethink.report.data import Record, load, merge_tokens
 from hivethink.report.text import clean_text
 
 _COLOURS = (
@@ -58,7 +58,7 @@ def show_sample(
     ``prompts`` prints what each worker was shown (cut to 400 characters); by default prompt
     events are one line each.
     """
-    record = find_record(read_results(run_dir), sample)
+    record = find_record(load(run_dir), sample)
     events = merge_tokens(read_trace(run_dir, record))
     field = {
         name: neutralise(fmt(record.get(name)))

@@ -1,0 +1,123 @@
+"""``hivethink bench lab``: the grid at concurrency 1 and K, throughput and ratios, the equality
+check (and its failure), JSON, and bad input as one line."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lab_fakes import Calls, FakeSubstrate, config_dict, fake_factories
+from rich.console import Console
+
+import hivethink.lab.bench as bench
+from hivethink.cli.main import main
+from hivethink.lab import Factories, parse_config
+from hivethink.lab.bench import differences, run_bench_lab
+
+QUIET = Console(quiet=True)
+
+
+def _config(**overrides: Any):
+    return parse_config(config_dict(models=[{"kind": "echo", "delay_s": 0.02}], **overrides))
+
+
+def test_two_runs_throughput_and_equal_results() -> None:
+    calls = Calls()
+    seen: list[int] = []
+    result = run_bench_lab(_config(), 4, factories=fake_factories(calls, stagger=0.01),
+                           console=QUIET, progress=False, on_run=lambda r: seen.append(r.concurrency))
+    assert seen == [1, 4] and [r.concurrency for r in result.runs] == [1, 4]
+    assert len(calls.backends) == 1  # built once, before the timed runs, shared by both
+    assert calls.built[0].max_inflight > 1  # the second run had samples side by side
+    for run in result.runs:
+        assert (run.samples, run.failed) == (16, 0)
+        assert run.tokens == 16 * 2.5 * 4  # N=2 and N=3 (2.5 workers on average), 4 words each
+        # (wall_s is rounded to milliseconds, the rates are not)
+        assert run.samples_per_min == pytest.approx(16 / run.wall_s * 60, rel=0.01)
+        assert run.tokens_per_s == pytest.approx(run.tokens / run.wall_s, rel=0.01)
+    ratio = result.runs[1].samples_per_min / result.runs[0].samples_per_min
+    assert result.samples_per_min_ratio == pytest.approx(ratio, rel=1e-3)
+    assert result.equal and result.differences == []
+    assert json.loads(json.dumps(result.to_json()))["runs"][1]["concurrency"] == 4
+
+
+@dataclass
+class Drifting(FakeSubstrate):
+    """Answers differently on every call: results that depend on when a sample runs."""
+
+    counter: Any = None
+
+    def ask(self, instance: Any) -> str:
+        return f"Compute {next(self.counter)} plus 1."
+
+
+def test_unequal_results_are_named_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fakes = fake_factories()
+    counter = itertools.count()
+    factories = Factories(fakes.get_backend, fakes.get_task,
+                          lambda name, **p: Drifting(name=name, counter=counter, **p))
+    monkeypatch.setattr(bench, "default_factories", lambda: factories)
+    config = tmp_path / "lab.yaml"
+    config.write_text(yaml.safe_dump(config_dict()), encoding="utf-8")
+    out = tmp_path / "bench.json"
+    code = main(["bench", "lab", str(config), "--concurrency", "2", "--limit", "5",
+                 "--json", str(out)])
+    assert code == 1
+    shown = capsys.readouterr().out
+    assert "results equal: NO" in shown and "answer, agent_answers differ" in shown
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert saved["equal"] is False and len(saved["differences"]) == 5
+    assert [r["samples"] for r in saved["runs"]] == [5, 5]
+
+
+def test_the_command_prints_the_table_and_writes_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench, "default_factories", fake_factories)
+    config = tmp_path / "lab.yaml"
+    config.write_text(yaml.safe_dump(config_dict()), encoding="utf-8")
+    out = tmp_path / "bench.json"
+    assert main(["bench", "lab", str(config), "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "concurrency 4 vs 1:" in captured.out and "results equal: yes" in captured.out
+    assert "run 1 of 2: concurrency 1" in captured.err and "run 2 of 2: concurrency 4" in captured.err
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert saved["equal"] is True and saved["concurrency"] == 4 and saved["config"] == str(config)
+
+
+def test_bad_input_is_one_line_before_any_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls = Calls()
+    monkeypatch.setattr(bench, "default_factories", lambda: fake_factories(calls))
+    config = tmp_path / "lab.yaml"
+    config.write_text(yaml.safe_dump(config_dict()), encoding="utf-8")
+    cases = {
+        ("--concurrency", "0"): "--concurrency must be at least 1, got 0",
+        ("--limit", "0"): "--limit must be at least 1, got 0",
+        ("--prompts", str(tmp_path / "none")): "no such prompts directory",
+    }
+    for args, expect in cases.items():
+        assert main(["bench", "lab", str(config), *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and expect in err and "\n" not in err
+    assert main(["bench", "lab", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such config file" in capsys.readouterr().err
+    assert calls.backends == []
+
+
+def test_differences_compare_outcomes_not_timings() -> None:
+    a = [{"key": "k", "index": 0, "answer": "1", "score": 1.0, "metrics": {"tokens": 4,
+                                                                         "wall_s": 1.0},
+          "finished_at": "then"}]
+    b = [{**a[0], "finished_at": "now", "metrics": {"tokens": 4, "wall_s": 9.0}}]
+    assert differences(a, b) == []
+    assert differences(a, [{**b[0], "metrics": {"tokens": 5}}]) == ["sample k (#0): tokens differ"]
+    assert differences(a, []) == ["1 key(s) in one run only, e.g. k"]
