@@ -1,4 +1,4 @@
-"""Shared fixtures: the embedded model (loaded once per session) and tiny random Qwen models."""
+"""Shared fixtures: the embedded model (loaded once per session) and tiny random models."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ def smol32() -> LoadedModel:
 
 
 @pytest.fixture(scope="session")
-def smol16() -> LoadedModel:
-    return load_model(None, dtype="bfloat16")
+def smol() -> LoadedModel:
+    """The embedded model in the dtype this machine runs best (bf16 only where it is native)."""
+    return load_model(None, dtype="auto")
 
 
 def tiny_hf(family: str, seed: int = 0):

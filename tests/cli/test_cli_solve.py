@@ -19,7 +19,7 @@ def test_solve_writes_a_valid_trace(tmp_path, capsys):
     rc = main(["solve", f"@{problem}", "--workers", "3", "--max-steps", "30", "--trace", str(trace), "--no-live"])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "final answer" in out and "tokens/s" in out
+    assert "answer:" in out and "sequential passes" in out and "tokens/s" in out and "lab run" in out
     events = list(read_jsonl(trace))
     for line in trace.read_text().splitlines():
         json.loads(line)

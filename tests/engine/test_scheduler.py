@@ -31,10 +31,10 @@ def test_staggered_requests_match_solo_generation(smol32):
     assert engine.cache.blocks == {}  # every request's blocks were freed
 
 
-def test_streaming_pieces_add_up_cancel_frees_and_a_hive_shares_the_loop(smol16):
-    engine = Engine(smol16, max_rows=8).start()
+def test_streaming_pieces_add_up_cancel_frees_and_a_hive_shares_the_loop(smol):
+    engine = Engine(smol, max_rows=8).start()
     try:
-        p = prompts(smol16, ["Count from one to twenty in words."])[0]
+        p = prompts(smol, ["Count from one to twenty in words."])[0]
         s = engine.generate(p, max_tokens=20, sampling=SamplingParams(), stop=["never-appears"], stream=True)
         assert "".join(s) == s.text and s.text
         c = engine.generate(p, max_tokens=400, sampling=SamplingParams(), stream=True)
@@ -43,7 +43,7 @@ def test_streaming_pieces_add_up_cancel_frees_and_a_hive_shares_the_loop(smol16)
                 c.cancel()  # as a client that hangs up after three pieces
         c.wait()
         assert c.finish_reason == "cancelled" and len(c.tokens) < 400
-        hive = HiveJob(smol16, HiveConfig(workers=2, max_steps=4, finisher_tokens=2, examples=False), "What is 1+1?")
+        hive = HiveJob(smol, HiveConfig(workers=2, max_steps=4, finisher_tokens=2, examples=False), "What is 1+1?")
         engine.run_jobs([hive])
         assert hive.result is not None and set(hive.result.tokens) == {"Alice", "Bob"}
     finally:

@@ -119,6 +119,7 @@ class _FakeHive:
             references=dict.fromkeys(names, 0),
             checks=0,
             checks_yes=0,
+            impersonations=dict.fromkeys(names, 0),
             wall_s=0.5,
         )
 
@@ -134,7 +135,7 @@ def test_solve_output_is_neutralised(monkeypatch: pytest.MonkeyPatch, capsys) ->
     for raw in RAW_CONTROLS:
         assert raw not in out, repr(raw)
     assert "<script>alert(1)</script>" in out  # the streams are shown, as text
-    assert "final answer: [/]<b>42</b>\\x07" in out  # markup in model text is not markup
+    assert "answer: [/]<b>42</b>\\x07" in out  # markup in model text is not markup
     assert "│ [bold]41 " in out  # the OSC title sequence is gone, the markup is text
 
 

@@ -128,11 +128,11 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.mark.timeout(300)
-def test_local_engine_never_exceeds_max_tokens(smol16, one_thread) -> None:
+def test_local_engine_never_exceeds_max_tokens(smol, one_thread) -> None:
     limits = [0, 1, 3, 8, 13]
-    prompts = [chat_ids(smol16.tokenizer, [{"role": "user", "content": p}]) for p in PROMPTS]
+    prompts = [chat_ids(smol.tokenizer, [{"role": "user", "content": p}]) for p in PROMPTS]
     outs = run_generations(
-        Engine(smol16),
+        Engine(smol),
         prompts,
         max_tokens=limits,
         sampling=[SamplingParams(1.5, 1.0, seed=seed) for seed in range(len(PROMPTS))],
@@ -145,7 +145,7 @@ def test_local_engine_never_exceeds_max_tokens(smol16, one_thread) -> None:
             assert out.finish_reason == "stop"
     assert outs[0].tokens == [] and outs[0].text == ""
 
-    backend = LocalBackend(loaded=smol16)
+    backend = LocalBackend(loaded=smol)
     requests = [
         GenRequest([{"role": "user", "content": PROMPTS[i]}], max_tokens=limits[i],
                    temperature=1.5, seed=1)

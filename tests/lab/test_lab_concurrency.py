@@ -124,14 +124,14 @@ def test_bad_concurrency_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_local_model_results_do_not_depend_on_concurrency(tmp_path: Path, smol16: Any) -> None:
+def test_local_model_results_do_not_depend_on_concurrency(tmp_path: Path, smol: Any) -> None:
     """The embedded model through the real substrates: the same records at K = 1 and K = 3
     (the local backend is called from three threads at once; sampling is seeded per row)."""
     from hivethink.backends.local import LocalBackend
     from hivethink.lab import default_factories
 
     registry = default_factories()
-    factories = Factories(lambda kind, **p: LocalBackend(loaded=smol16), registry.get_task,
+    factories = Factories(lambda kind, **p: LocalBackend(loaded=smol), registry.get_task,
                           registry.get_substrate)
     cfg = parse_config({
         "models": [{"kind": "local"}],

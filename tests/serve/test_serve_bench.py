@@ -14,8 +14,8 @@ from hivethink.serve.bench import run_load, write_json
 
 
 @pytest.mark.slow
-def test_ten_concurrent_streams_none_lost(smol16, tmp_path):
-    with running_server(smol16, max_batch=4) as server:  # more requests than rows: some wait
+def test_ten_concurrent_streams_none_lost(smol, tmp_path):
+    with running_server(smol, max_batch=4) as server:  # more requests than rows: some wait
         report = asyncio.run(run_load(server.url, requests=10, max_tokens=4, rounds=1, timeout_s=120))
         assert server.engine.load == (0, 0) and not server.engine.cache.blocks
     assert report.model == MODEL and report.lost == 0

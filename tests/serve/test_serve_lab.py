@@ -11,8 +11,8 @@ from hivethink.lab import parse_config, read_results, read_trace, run_lab
 pytestmark = pytest.mark.slow
 
 
-def test_lab_grid_over_the_server(smol16, tmp_path):
-    with running_server(smol16, max_batch=4) as server:
+def test_lab_grid_over_the_server(smol, tmp_path):
+    with running_server(smol, max_batch=4) as server:
         config = parse_config({
             "name": "serve-grid",
             "models": [{"kind": "openai", "base_url": server.base_url, "model": MODEL, "concurrency": 4,

@@ -17,24 +17,24 @@ def _prompt(model):
     return chat_ids(model.tokenizer, [{"role": "user", "content": "Hi"}])
 
 
-def test_close_finishes_waiting_requests_and_refuses_new_ones(smol16):
-    engine = Engine(smol16)  # never started: nothing would ever admit the request
-    s = engine.generate(_prompt(smol16), max_tokens=4, sampling=SamplingParams(), stream=True)
+def test_close_finishes_waiting_requests_and_refuses_new_ones(smol):
+    engine = Engine(smol)  # never started: nothing would ever admit the request
+    s = engine.generate(_prompt(smol), max_tokens=4, sampling=SamplingParams(), stream=True)
     engine.close()
     assert s.result() == "" and s.finish_reason == "cancelled"
     with pytest.raises(HivethinkError, match="shutting down"):
-        engine.generate(_prompt(smol16), max_tokens=4, sampling=SamplingParams())
+        engine.generate(_prompt(smol), max_tokens=4, sampling=SamplingParams())
 
 
-def test_a_request_failing_at_admission_fails_alone(smol16):
-    engine = Engine(smol16).start()
+def test_a_request_failing_at_admission_fails_alone(smol):
+    engine = Engine(smol).start()
     try:
         # a schema no grammar can be built from: the request fails inside the engine's thread
-        bad = engine.generate(_prompt(smol16), max_tokens=4, sampling=SamplingParams(),
+        bad = engine.generate(_prompt(smol), max_tokens=4, sampling=SamplingParams(),
                               json_schema={"type": "no-such-type"})
         bad.wait()
         assert bad.finish_reason == "error" and bad.error
-        good = engine.generate(_prompt(smol16), max_tokens=4, sampling=SamplingParams())
+        good = engine.generate(_prompt(smol), max_tokens=4, sampling=SamplingParams())
         assert good.result() and good.finish_reason in ("stop", "length")
         assert engine.cache.blocks == {}
     finally:

@@ -33,8 +33,8 @@ def test_every_substrate_is_covered():
 
 
 @pytest.fixture(scope="module")
-def backend(smol16):
-    return LocalBackend(loaded=smol16)
+def backend(smol):
+    return LocalBackend(loaded=smol)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

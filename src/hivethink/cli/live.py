@@ -60,10 +60,11 @@ def summary(console: Console, result: HiveResult, cfg: HiveConfig, *, expected: 
     from hivethink.metrics.pathology import is_repetitive
 
     table = Table(title=f"{cfg.workers} workers, {cfg.layout} layout, {result.visibility} visibility",
-                  show_header=True)
-    for col in ("worker", "steps", "tokens", "named others", "checks (yes)", "impersonations", "looping",
-                "own answer"):
-        table.add_column(col)
+                  caption="named: mentions of other workers; checks: redundancy checks (answered yes); "
+                          "headers: other workers' step headers written (impersonation)", show_header=True)
+    for col in ("worker", "steps", "tokens", "named", "checks", "headers", "loops"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("answer", overflow="fold", min_width=8)
     steps = {n: 0 for n in result.texts}
     checks = {n: [0, 0] for n in result.texts}
     for e in result.events:

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from hivethink.engine.attention import attention_backend
 from hivethink.engine.forward import Runner
 from hivethink.models.loader import LoadedModel
 
@@ -235,7 +236,7 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
     return {
         "model": model.source, "dtype": str(model.dtype).removeprefix("torch."),
         "device": str(dev), "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-        "attention": Runner.pick_attention(dev, attention),
+        "attention": attention_backend(dev, attention).name,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
         "steps": steps, "llamacpp_tok_s": llama or None,

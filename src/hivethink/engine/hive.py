@@ -391,6 +391,7 @@ class HiveJob(Job):
         self._finisher_text: dict[tuple[int, int | None], tuple[str, int]] = {}
         self.result: HiveResult | None = None
         self._positions: list[list[int]] = []
+        self._pass_t: list[float] = []
         self._t0 = time.perf_counter()
         self._gens = [new_generator(cfg.seed * 1000 + w) for w in range(cfg.workers)]
         self._streamed = 0  # callback pieces sent (a restart does not send them again)
@@ -520,6 +521,7 @@ class HiveJob(Job):
         cfg = self.cfg
         live = [w for w, x in enumerate(self.workers) if x.active]
         p = self.decode_passes
+        self._pass_t.append(round(time.perf_counter() - self._t0, 4))  # when pass p's tokens were written
         for w, positions in zip(live, self._positions, strict=True):
             worker = self.workers[w]
             for j, (tid, pos) in enumerate(zip(worker.pending, positions, strict=True)):
@@ -669,10 +671,10 @@ class HiveJob(Job):
     def _result(self, budget: int) -> HiveResult:
         state = self.states[budget]
         names = self.names
-        token_events = self._token_events(state.passes)
-        events = token_events + [e for e in self.events[: state.n_events] if e.kind != "prompt"]
-        events.sort(key=lambda e: (e.step if e.step is not None else -1))
+        events = self._token_events(state.passes) + [e for e in self.events[: state.n_events] if e.kind != "prompt"]
+        events.sort(key=lambda e: e.t)  # stable: a pass's tokens before what its update found
         prompt_events = [e for e in self.events if e.kind == "prompt"]
+        now = round(time.perf_counter() - self._t0, 4)
         if self.cfg.layout == "independent":
             per = {names[w]: self._answers[(budget, w)] for w in range(len(names))}
             answers = {n: a for n, (a, _) in per.items()}
@@ -685,11 +687,11 @@ class HiveJob(Job):
         for (b, w), (text, n_tokens) in self._finisher_text.items():
             if b == budget:
                 events.append(Event(kind="step", worker="finisher" if w is None else names[w], step=state.passes,
-                                    text=text, data={"finisher": True, "tokens": n_tokens}))
+                                    t=now, text=text, data={"finisher": True, "tokens": n_tokens}))
         for n, a in answers.items():
             if a is not None and not any(e.kind == "answer" and e.worker == n for e in events):
-                events.append(Event(kind="answer", worker=n, text=a, step=state.passes))
-        events.append(Event(kind="answer", worker="team", step=state.passes, text=team or "",
+                events.append(Event(kind="answer", worker=n, text=a, step=state.passes, t=now))
+        events.append(Event(kind="answer", worker="team", step=state.passes, t=now, text=team or "",
                             data={"finished_by": by, "budget": budget, **({"none": True} if team is None else {})}))
         gen_text = {x.name: self.decode([tid for (p, _, tid, f) in x.records if p < state.passes and not f])
                     for x in self.workers}
@@ -699,7 +701,7 @@ class HiveJob(Job):
             for n in header_mentions(gen_text[x.name], names):
                 if n != x.name:
                     events.append(Event(kind="error", worker=x.name, text=f"wrote a step header of {n}",
-                                        step=state.passes, data={"reason": "impersonation", "as": n}))
+                                        step=state.passes, t=now, data={"reason": "impersonation", "as": n}))
         streams = {x.name: self.decode([tid for (p, _, tid, _) in x.records if p < state.passes]) for x in self.workers}
         return HiveResult(
             answer=team, finished_by=by, steps=state.passes, tokens=dict(state.generated), texts=streams,
@@ -718,7 +720,7 @@ class HiveJob(Job):
         for x in self.workers:
             for p, pos, tid, forced in x.records:
                 if p < passes:
-                    out.append(Event(kind="token", worker=x.name, step=p, position=pos, token_id=tid,
+                    out.append(Event(kind="token", worker=x.name, step=p, position=pos, token_id=tid, t=self._pass_t[p],
                                      text=self.vocab.texts[tid], data={"forced": True} if forced else {}))
         return out
 

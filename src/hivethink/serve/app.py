@@ -334,11 +334,16 @@ class _Server:
             cfg.check_every = opts.check_interval or None
         if opts.visibility is not None:
             cfg.visibility = opts.visibility
+        cfg.examples = opts.examples
         try:
             cfg.validate()
-            prompt_tokens = len((await run_in_threadpool(HiveJob, self.model, cfg, problem)).prompt)
+            job = await run_in_threadpool(HiveJob, self.model, cfg, problem)
         except HivethinkError as e:
             raise ApiError(400, str(e), param="hivethink") from None
+        if job.width > self.engine.max_rows:
+            raise ApiError(400, f"a {cfg.workers}-worker job decodes {job.width} rows in one pass; this server "
+                           f"decodes at most {self.engine.max_rows} (--max-batch)", param="hivethink.workers")
+        prompt_tokens = len(job.prompt)
         # the shared context holds the prompt and every worker's text (headers and checks included)
         need = prompt_tokens + cfg.workers * (steps + cfg.finisher_tokens + 64) + 64
         if need > self.context:
@@ -346,15 +351,15 @@ class _Server:
                            "(fewer workers or max_steps)", param="hivethink", code="context_length_exceeded")
         if not self.hive_slots.acquire(blocking=False):
             raise self.busy(f"server busy: {self.limits.max_hive_jobs} multi-worker jobs running or waiting")
-        job = _HiveJob(self, problem, cfg, stream=plan.stream)
-        job.start()
+        running = _HiveJob(self, job, stream=plan.stream)
+        running.start()
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if plan.stream:
-            return _sse_response(self.stream_hive(job, cid, created, prompt_tokens, plan.include_usage))
+            return _sse_response(self.stream_hive(running, cid, created, prompt_tokens, plan.include_usage))
         try:
-            result = await job.wait(request, self.limits.poll_s)
+            result = await running.wait(request, self.limits.poll_s)
         finally:
-            job.cancel()
+            running.cancel()
         if result is None:
             return Response(status_code=499)
         body = {**self.envelope(cid, created, "chat.completion"),
@@ -398,11 +403,11 @@ class _HiveJob:
     passes of every other request). Events arrive on an asyncio queue: ("token", worker, piece),
     ("done", result, None), ("error", ApiError, None)."""
 
-    def __init__(self, server: _Server, problem: str, cfg: HiveConfig, *, stream: bool) -> None:
-        self.server, self.problem, self.cfg, self.stream = server, problem, cfg, stream
+    def __init__(self, server: _Server, job: HiveJob, *, stream: bool) -> None:
+        self.server, self.job, self.cfg, self.stream = server, job, job.cfg, stream
         self.loop = asyncio.get_running_loop()
         self.events: asyncio.Queue = asyncio.Queue()
-        self.job = HiveJob(server.model, cfg, problem, on_token=self._on_token)
+        job.on_token = self._on_token
         self._waiter = threading.Thread(target=self._run, name="hivethink-hive-wait", daemon=True)
 
     def start(self) -> None:
@@ -499,12 +504,14 @@ def hive_summary(result: HiveResult, cfg: HiveConfig, *, texts: bool) -> dict[st
     workers = {}
     for name in result.tokens:
         w: dict[str, Any] = {"tokens": result.tokens[name], "answer": result.answers.get(name),
-                             "references": result.references.get(name, 0)}
+                             "references": result.references.get(name, 0),
+                             "impersonations": result.impersonations.get(name, 0)}
         if texts:
             w["text"] = result.texts.get(name, "")
         workers[name] = w
     return {"answer": result.answer, "finished_by": result.finished_by, "steps": result.steps,
-            "layout": cfg.layout, "checks": result.checks, "checks_yes": result.checks_yes,
+            "layout": cfg.layout, "visibility": result.visibility, "checks": result.checks,
+            "checks_yes": result.checks_yes, "forced_tokens": result.forced_tokens,
             "wall_s": round(result.wall_s, 3), "workers": workers}
 
 

@@ -92,6 +92,7 @@ class HivethinkOptions(_Strict):
     max_steps: int | None = Field(default=None, ge=1)  # default: max_tokens
     check_interval: int | None = Field(default=None, ge=0)  # fed tokens; None: the default; 0: off
     visibility: str | None = None  # "instant" (default) or "lagged"
+    examples: bool = True  # the worked examples in the collaboration instruction (as published)
 
 
 class JsonSchemaFormat(_Lenient):
