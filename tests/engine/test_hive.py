@@ -311,3 +311,22 @@ def test_runner_extend_is_unchanged_by_the_job_seam(tiny_smol):
     r = Runner(tiny_smol, page_size=16)
     b = r.cache.new_block("p")
     assert r.prefill(b, [5, 6, 7]).shape == (tiny_smol.cfg.vocab_size,)
+
+
+def test_a_reasoning_model_starts_inside_its_thinking_block(tiny_smol):
+    """For a model with a thinking token the generation prefix opens the thinking block (QwQ's
+    template does it itself; where a template does not, the hive adds it)."""
+    import copy
+
+    from tests.conftest import tiny_with_tokenizer
+
+    tok = copy.deepcopy(tiny_smol.tokenizer)
+    tok.add_tokens(["<think>", "</think>"], special_tokens=False)
+    model = tiny_with_tokenizer(tok, vocab=len(tok))
+    job = HiveJob(model, HiveConfig(workers=2, examples=False), PROBLEM)
+    assert tok.decode(job.prompt).endswith("<|im_start|>assistant\n<think>\n")
+    plain = HiveJob(tiny_smol, HiveConfig(workers=2, examples=False), PROBLEM)
+    assert "<think>" not in tiny_smol.tokenizer.decode(plain.prompt[-5:])
+    # and the end of thinking is never sampled
+    guard = Guard.of(Vocab.of(model), model, job.names, False, torch.device("cpu"))
+    assert guard.base[tok.convert_tokens_to_ids("</think>")]
