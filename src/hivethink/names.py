@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Protocol helpers that speak in traces but are not team agents (metrics leave them out).
+EXTRACTOR, SPECIFIER = "extractor", "specifier"
+HELPERS = frozenset({EXTRACTOR, SPECIFIER})
+
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Heidi", "Ivan", "Judy",
          "Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil")
 
