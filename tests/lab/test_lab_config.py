@@ -73,18 +73,8 @@ def test_example_quick_yaml_is_valid() -> None:
     assert cfg.models[0].kind == "local" and cfg.models[0].params["model"] == "smollm2"
     names = {s.name for s in cfg.substrates}
     assert names == {
-        "shared-cache",
-        "independent",
-        "single",
-        "chat",
-        "blackboard",
-        "sequential",
-        "centralized",
-        "debate",
-        "program",
-        "roleplay",
-        "agree",
-        "pair",
-    }
+        "shared-cache", "independent", "single", "chat", "blackboard", "sequential",
+        "centralized", "program", "debate-du", "camel", "coral", "agentsnet", "consensus-game",
+    }  # fmt: skip
     assert all(t.substrates for t in cfg.tasks)  # every task is paired with chosen substrates
     assert cfg.budget.max_tokens <= 96 and cfg.seeds == [0]

@@ -12,19 +12,23 @@ from hivethink.substrates import SUBSTRATES, get_substrate
 from hivethink.substrates.base import Budget
 from hivethink.tasks import get_task
 
+pytestmark = pytest.mark.slow  # loads the embedded model
+
 CASES = {
     "shared-cache": ("math", {}, {}),
     "independent": ("math", {}, {}),
     "single": ("countdown", {"numbers": 3}, {}),
-    "chat": ("graph", {"kind": "consensus", "size": 4, "rounds": 1}, {}),
+    "chat": ("math", {}, {}),
     "blackboard": ("enumerate", {"k": 3, "kind": "primes"}, {}),
     "sequential": ("math", {}, {}),
     "centralized": ("math", {}, {}),
-    "debate": ("math", {}, {}),
+    "debate-du": ("arithmetic", {}, {"rounds": 1, "max_tokens": 8}),
     "program": ("enumerate", {"k": 3, "kind": "primes"}, {}),
-    "roleplay": ("math", {}, {"max_messages": 4}),
-    "agree": ("agree", {"agents": 3, "max_rounds": 2}, {}),
-    "pair": ("pair", {"probe": True}, {"max_turns": 2}),
+    "camel": ("math", {}, {"max_messages": 2, "max_tokens": 8}),
+    "agentsnet": ("graph", {"kind": "consensus", "size": 4, "rounds": 1}, {"max_tokens": 8}),
+    "consensus-game": ("agree", {"honest": 2, "byzantine": 1, "max_rounds": 1},
+                       {"max_tokens": 8, "vote_max_tokens": 8, "retries": 0}),
+    "coral": ("pair", {"probe": True}, {"max_turns": 2, "max_tokens": 8, "sycophancy": True}),
 }
 
 
