@@ -12,6 +12,7 @@ Example::
     seeds: [0, 1]
     budget: {max_tokens: 64, rounds: 2}
     ray: {address: auto, num_gpus: 0.5}    # optional: run the samples on Ray (docs/cluster.md)
+    mast: {judge: {kind: openai, base_url: ..., model: ...}}   # optional: the MAST LLM judge
 
 Unknown keys are errors everywhere except inside a model entry (its extra keys are the
 backend's parameters) and inside ``params`` mappings (checked by the task/substrate itself).
@@ -20,7 +21,7 @@ backend's parameters) and inside ``params`` mappings (checked by the task/substr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -131,6 +132,19 @@ class RaySpec(_Strict):
         return value.strip() if value is not None else None
 
 
+class MastSpec(_Strict):
+    """The MAST judge run over every finished sample's trace (``hivethink.metrics.mast``):
+    ``judge`` is a model entry like those under ``models`` (any backend); the labels go into
+    each results line under ``mast``. ``max_chars`` cuts long traces in the middle (default:
+    the whole trace, as published); ``parse`` is "published" or the "lines" variant."""
+
+    judge: ModelSpec
+    max_tokens: int = Field(default=1024, ge=1)
+    max_chars: int | None = Field(default=None, ge=1000)
+    temperature: float = Field(default=1.0, ge=0)
+    parse: Literal["published", "lines"] = "published"
+
+
 class LabConfig(_Strict):
     """The whole grid: models x substrates x workers x tasks x instances x seeds."""
 
@@ -142,6 +156,7 @@ class LabConfig(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     ray: RaySpec | None = None  # run on Ray by default (the command line can override it)
+    mast: MastSpec | None = None  # label every sample's trace with the MAST judge
 
     @field_validator("workers")
     @classmethod

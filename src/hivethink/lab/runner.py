@@ -34,6 +34,7 @@ from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
 from hivethink.lab.config import LabConfig, ModelSpec, RaySpec
 from hivethink.lab.grid import Factories, Plan, Sample, default_factories, expand_grid
+from hivethink.lab.judge import judge_sample
 from hivethink.lab.store import (
     CONFIG,
     LOCK,
@@ -99,6 +100,7 @@ def run_sample(plan: Plan, sample: Sample, backend: Backend) -> tuple[list[Event
             "agent_answers": {},
             "metrics": {},
             "info": {},
+            "outcome": None,
             "error": message,
         }
     failed_calls = [e.text for e in result.events if e.kind == "error" and e.data.get("backend")]
@@ -108,6 +110,7 @@ def run_sample(plan: Plan, sample: Sample, backend: Backend) -> tuple[list[Event
         "agent_answers": _jsonable(result.agent_answers),
         "metrics": metrics,
         "info": _jsonable(result.info),
+        "outcome": result.outcome.model_dump(mode="json") if result.outcome is not None else None,
         "error": f"backend: {len(failed_calls)} failed call(s); first: {failed_calls[0]}"
         if failed_calls
         else None,
@@ -244,6 +247,8 @@ def run_lab(
         pending = [s for s in plan.samples if s.key not in done]
         todo = pending if limit is None else pending[: max(limit, 0)]
         backends = build_backends(plan, factories, todo) if ray is None else {}
+        mast = config.mast
+        judge = build_backend(mast.judge, factories) if mast is not None and todo else None
         ran = failed = lost = 0
         columns = (
             SpinnerColumn(),
@@ -274,6 +279,8 @@ def run_lab(
                 else:
                     outcomes = iter(())
                 for _sample, events, record in outcomes:
+                    if judge is not None and mast is not None:
+                        record["mast"] = judge_sample(judge, mast, record, events)
                     write_sample(out, record, events)
                     ran += 1
                     failed += record["error"] is not None

@@ -17,6 +17,7 @@ from hivethink.report.data import (
     Table,
     agreement,
     coordination,
+    mast_modes,
     merge_tokens,
     overview,
     pathologies,
@@ -192,6 +193,8 @@ def build_report(run_dir: str | Path) -> Path:
     name = _run_name(run_dir)
     errors = sum(1 for r in records if r.get("error"))
     tables = [overview(records), coordination(records), agreement(records), pathologies(records)]
+    if any(r.get("mast") for r in records):
+        tables.append(mast_modes(records))
     plots = all_plots(records)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = (
