@@ -56,6 +56,7 @@ def test_the_whole_conversation():
     assert [m["role"] for m in i2.messages] == ["system", "user", "assistant", "user"]
     assert res.info == {"stop_reason": "task_done", "messages": 3, "task": "Add two and two."}
     assert res.answer == "4" and res.agent_answers == {"Alice": None, "Bob": "4"}
+    assert MathTask().score(INSTANCE, res.answer) == 1.0
     assert {r.temperature for r in backend.requests} == {1.0}
 
 
