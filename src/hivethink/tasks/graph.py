@@ -118,7 +118,7 @@ def _delaunay_graph(n: int, rng: Random) -> nx.Graph:
         points.add((rng.randint(0, 10**6), rng.randint(0, 10**6)))
     ordered = sorted(points)
     rng.shuffle(ordered)
-    g = nx.Graph()
+    g: nx.Graph = nx.Graph()
     g.add_nodes_from(range(n))
     for a, b, c in delaunay_triangles(ordered):
         g.add_edges_from(((a, b), (b, c), (c, a)))
@@ -421,9 +421,9 @@ class GraphTask:
     def _instance(
         self, nodes: list[str], edges: list[list[str]], family: str | None, where: str, iid: str
     ) -> Instance:
-        g = nx.Graph()
+        g: nx.Graph = nx.Graph()
         g.add_nodes_from(nodes)
-        g.add_edges_from(edges)
+        g.add_edges_from((u, v) for u, v in edges)
         if not nx.is_connected(g) or len(nodes) < 2:
             raise HivethinkError(f"graph: {where} is not a connected graph of 2 or more nodes")
         data = {
