@@ -49,3 +49,4 @@ def test_error_propagation_seeds_a_wrong_product_that_nothing_else_contains():
         assert f"{b}*{c} = {wrong}" in probe.text
         assert probe.misled == str(a + wrong + d - e * f) and inst.target == str(evaluate([a, b, c, d, e, f]))
     assert ErrorPropagationTask.substrates == CommonGroundTask.substrates == PROBE_SUBSTRATES
+    assert ErrorPropagationTask.prompt_books == CommonGroundTask.prompt_books == ("probes",)

@@ -7,6 +7,8 @@ substrate fills in and score it with ``score_outcome`` (:class:`OutcomeTask`).
 
 A task says which substrates it is meant for with a class attribute ``substrates``: a tuple of
 substrate names, or absent for "every substrate that answers with text" (see :func:`meant_for`).
+A task whose instances carry model-facing text from a prompt book (graph descriptions, probe
+texts) names those books in a class attribute ``prompt_books``, as substrates do.
 """
 
 from __future__ import annotations

@@ -366,6 +366,7 @@ class GraphTask:
 
     name = "graph"
     substrates: ClassVar[tuple[str, ...]] = ("agentsnet", "single")
+    prompt_books: ClassVar[tuple[str, ...]] = ("agentsnet-tasks",)
 
     kind: str = "consensus"
     size: int | None = None

@@ -51,6 +51,7 @@ class CommonGroundTask(ArithmeticTask):
 
     name = "common-ground"
     substrates: ClassVar[tuple[str, ...]] = PROBE_SUBSTRATES
+    prompt_books: ClassVar[tuple[str, ...]] = ("probes",)
 
     start: int = 1
 
@@ -83,6 +84,7 @@ class ErrorPropagationTask(ArithmeticTask):
 
     name = "error-propagation"
     substrates: ClassVar[tuple[str, ...]] = PROBE_SUBSTRATES
+    prompt_books: ClassVar[tuple[str, ...]] = ("probes",)
 
     def generate(self, n: int, seed: int) -> list[Instance]:
         params = params_of(self)
