@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 
+# Protocol helpers that speak in traces but are not team agents (metrics leave them out).
+EXTRACTOR, SPECIFIER = "extractor", "specifier"
+HELPERS = frozenset({EXTRACTOR, SPECIFIER})
+
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Heidi", "Ivan", "Judy",
          "Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil")
 

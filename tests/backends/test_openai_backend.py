@@ -112,3 +112,15 @@ def test_unreachable_server_returns_errors_without_raising() -> None:
     b = OpenAIBackend(url, "tiny", timeout_s=0.5, max_retries=1, backoff_s=0.01)
     [c] = b.generate([req("hi")])
     assert c.finish_reason == "error" and b.retries == 1 and b.failures == 1
+
+
+def test_a_json_schema_is_sent_as_a_strict_response_format(server: FakeServer) -> None:
+    schema = {"type": "object", "properties": {"decision": {"type": "string", "enum": ["stop", "continue"]}},
+              "required": ["decision"], "additionalProperties": False}  # fmt: skip
+    b = backend(server)
+    b.generate([req("vote", json_schema=schema), req("free text")])
+    by_text = {body["messages"][-1]["content"]: body for body in server.bodies}
+    assert by_text["vote"]["response_format"] == {
+        "type": "json_schema", "json_schema": {"name": "reply", "schema": schema, "strict": True},
+    }  # fmt: skip
+    assert "response_format" not in by_text["free text"]

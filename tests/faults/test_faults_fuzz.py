@@ -22,12 +22,15 @@ from hivethink.engine.text import step_ends, yes_no
 from hivethink.errors import HivethinkError
 from hivethink.lab.store import read_results, repair_results
 from hivethink.metrics.mast import parse_mast_reply
+from hivethink.substrates.agentsnet import parse_answer, parse_messages, parse_messages_lenient
 from hivethink.substrates.blackboard import parse_entries
 from hivethink.substrates.common import find_json
+from hivethink.substrates.consensus_game import read_proposal, read_vote
+from hivethink.substrates.coral import belief_of
+from hivethink.substrates.debate import parse_arithmetic, parse_gsm
 from hivethink.substrates.sequential import parse_role
 from hivethink.tasks import TASKS, get_task
-from hivethink.tasks.agree import parse_proposal, parse_vote
-from hivethink.tasks.graph import parse_final
+from hivethink.tasks.graph import network
 from hivethink.trace import Event, TraceError, read_jsonl
 
 FAST = settings(
@@ -188,16 +191,27 @@ def test_text_rules_never_raise(text) -> None:
     assert all(kind and isinstance(body, str) for kind, body in parse_entries(text))
     role, abstain = parse_role(text)
     assert role is None or isinstance(role, str)
-    proposal = parse_proposal(text)
-    assert proposal is None or 0 <= proposal["value"] <= 50
-    assert parse_vote(text) in ("stop", "continue", None)
-    assert isinstance(parse_mast_reply(text)["parsed"], bool)
+    for byzantine in (False, True):
+        proposal = read_proposal(text, byzantine)
+        assert proposal is None or proposal.value is None or 0 <= proposal.value <= 50
+        assert read_vote(text, byzantine) in ("stop", "continue", "abstain", None)
+    messages = parse_messages(text, frozenset({"Alice", "Bob"}))
+    assert messages is None or all(isinstance(v, str) for v in messages.values())
+    lenient = parse_messages_lenient(text, ["Alice"])
+    assert lenient is None or set(lenient) <= {"Alice"}
+    for mode in ("published", "bounded", "lenient"):
+        assert parse_answer(text, ["Yes", "No", "Group 1"], mode) in ("Yes", "No", "Group 1", None)
+    assert isinstance(belief_of(text), str)
+    assert parse_gsm(text) is None or isinstance(parse_gsm(text), str)
+    assert parse_arithmetic(text) is None or isinstance(parse_arithmetic(text), float)
+    for parse in ("published", "lines"):
+        assert isinstance(parse_mast_reply(text, parse)["parsed"], bool)
 
 
 def _tasks():
     out = []
     for name in sorted(TASKS):
-        params = {"graph": {"size": 4}, "agree": {"agents": 3}, "pair": {"probe": True}}
+        params = {"graph": {"size": 4}, "agree": {"honest": 3}, "pair": {"probe": True}}
         task = get_task(name, **params.get(name, {}))
         out += [(name, task, inst) for inst in task.generate(2, 0)]
     return out
@@ -220,7 +234,6 @@ def test_task_extract_and_score_never_raise(name, task, instance, text) -> None:
         score = task.score(instance, candidate)
         assert isinstance(score, float) and 0.0 <= score <= 1.0, (name, candidate, score)
     if name == "graph":
-        for node in instance.data["nodes"]:
-            assert parse_final(instance, node, text) is None or isinstance(
-                parse_final(instance, node, text), str
-            )
+        net = network(instance)
+        for node in net.nodes:
+            assert parse_answer(text, net.options(node)) in (*net.options(node), None)

@@ -42,22 +42,25 @@ GARBAGE = {
 }
 
 MATH = get_task("math", steps=1)
-CASES = {  # substrate (with params) -> (task, workers)
-    "chat": ({}, MATH, 3),
-    "chat-graph": ({}, get_task("graph", kind="consensus", size=4, rounds=2), 4),
-    "blackboard": ({}, MATH, 3),
-    "agree": ({}, get_task("agree", agents=3, max_rounds=3), 3),
-    "sequential": ({}, MATH, 3),
-    "roleplay": ({"max_messages": 6}, MATH, 2),
-    "pair": ({"max_turns": 4}, MATH, 2),
-    "pair-probe": ({"max_turns": 4}, get_task("pair", probe=True, steps=1), 2),
+CASES = {  # case -> (substrate, params, task, workers)
+    "chat": ("chat", {}, MATH, 3),
+    "blackboard": ("blackboard", {}, MATH, 3),
+    "sequential": ("sequential", {}, MATH, 3),
+    "agentsnet": ("agentsnet", {}, get_task("graph", kind="consensus", size=4, rounds=2), 4),
+    "consensus-game": ("consensus-game", {"retries": 1}, get_task("agree", honest=3, max_rounds=3), 3),
+    "camel": ("camel", {"max_messages": 6}, MATH, 2),
+    "coral": ("coral", {"max_turns": 4}, MATH, 2),
+    "coral-probe": ("coral", {"max_turns": 4, "sycophancy": True}, get_task("pair", probe=True, steps=1), 2),
+    "debate-du": ("debate-du", {}, MATH, 3),
 }
+# Substrates whose every agent answers in a format each round: a failure per agent per round.
+FORMATTED = ("chat", "blackboard", "sequential", "agentsnet", "consensus-game")
 BUDGET = Budget(max_tokens=32, rounds=2)
 
 
 def _run(case: str, reply: str):
-    params, task, workers = CASES[case]
-    substrate = get_substrate(case.split("-")[0], **params)
+    name, params, task, workers = CASES[case]
+    substrate = get_substrate(name, **params)
     instance = task.generate(1, 0)[0]
     backend = ScriptedBackend(lambda request, index: reply)
     result = substrate.run(instance, task, backend, workers=workers, budget=BUDGET, seed=0)
@@ -67,10 +70,10 @@ def _run(case: str, reply: str):
 
 def _format_failures(case: str, result, metrics) -> int:
     """How the substrate counted the unusable replies (trace errors, or its own stop rule)."""
-    if case.startswith("roleplay"):
+    if case == "camel":
         return int(result.info["stop_reason"] == "no_instruction")
-    if case.startswith("pair"):
-        return int(not result.info["agreed"] and result.info["turns"] == 4)
+    if case == "coral":
+        return int(not result.info["agreed"] and result.info["turns"] == 5)
     return metrics["patho_format_failures"]
 
 
@@ -84,12 +87,12 @@ def test_garbage_replies_are_counted_never_a_crash(case: str, kind: str) -> None
     assert metrics["backend_errors"] == 0
     assert 0.0 <= metrics["score"] <= 1.0
     json.dumps(metrics)  # a results line can hold them
-    if case == "pair-probe":
-        return  # the scripted partner asserts an answer; the real agent's garbage is not checked
+    if case in ("coral-probe", "debate-du"):
+        return  # a scripted partner / no reply format: only "never a crash" is checked
     assert _format_failures(case, result, metrics) > 0, (case, kind, result.info)
-    if case.startswith(("chat", "blackboard", "sequential", "agree")):
+    if case in FORMATTED:
         # every agent's reply was unusable: one failure per agent per round at least
-        assert metrics["patho_format_failures"] >= CASES[case][2], result.info
+        assert metrics["patho_format_failures"] >= CASES[case][3], result.info
 
 
 def test_messages_to_non_neighbours_are_dropped_and_counted() -> None:

@@ -81,3 +81,24 @@ def test_bad_inputs_are_one_line(config_file: Path, tmp_path: Path) -> None:
     assert "trace unreadable" in (out / "report.html").read_text(encoding="utf-8")
     (out / "results.jsonl").write_text('{"key": "a"}\nnot json\n{"key": "b"}\n', encoding="utf-8")
     assert "line 2 is corrupt" in _one_line_error(["report", str(out)])
+
+
+
+@pytest.mark.parametrize(
+    ("substrate", "task", "message"),
+    [
+        ("agentsnet", {"name": "graph", "params": {"source": "{bad}"}}, "not valid JSON"),
+        ("agentsnet", {"name": "graph", "params": {"source": "{missing}"}}, "no such graph file"),
+        ({"name": "agentsnet", "params": {"answers": "lenient"}}, {"name": "graph"}, "no parameter answers"),
+        ({"name": "consensus-game", "params": {"memory": 99}}, {"name": "agree"}, "memory must be 1..15"),
+    ],
+)
+def test_bad_graph_files_and_preset_options_exit_2(tmp_path: Path, substrate, task, message) -> None:
+    bad = tmp_path / "graphs.json"
+    bad.write_text("{not json", encoding="utf-8")
+    text = yaml.safe_dump(config_dict(substrates=[substrate], tasks=[task]))
+    path = tmp_path / "lab.yaml"
+    path.write_text(text.replace("'{bad}'", str(bad)).replace("'{missing}'", str(tmp_path / "nope")), encoding="utf-8")
+    err = _one_line_error(["run", str(path), "--out", str(tmp_path / "out")])
+    assert message in err
+    assert not (tmp_path / "out" / "results.jsonl").exists()

@@ -73,18 +73,20 @@ def test_example_quick_yaml_is_valid() -> None:
     assert cfg.models[0].kind == "local" and cfg.models[0].params["model"] == "smollm2"
     names = {s.name for s in cfg.substrates}
     assert names == {
-        "shared-cache",
-        "independent",
-        "single",
-        "chat",
-        "blackboard",
-        "sequential",
-        "centralized",
-        "debate",
-        "program",
-        "roleplay",
-        "agree",
-        "pair",
-    }
+        "shared-cache", "independent", "single", "chat", "blackboard", "sequential",
+        "centralized", "program", "debate-du", "camel", "coral", "agentsnet", "consensus-game",
+    }  # fmt: skip
     assert all(t.substrates for t in cfg.tasks)  # every task is paired with chosen substrates
     assert cfg.budget.max_tokens <= 96 and cfg.seeds == [0]
+
+
+def test_example_published_yaml_expands_with_the_presets_defaults() -> None:
+    from hivethink.lab import expand_grid
+    from hivethink.lab.grid import Factories, default_factories
+
+    cfg = load_config(Path(__file__).parents[2] / "examples" / "published.yaml")
+    real = default_factories()
+    plan = expand_grid(cfg, Factories(lambda kind, **p: None, real.get_task, real.get_substrate))
+    assert {s.name for s in plan.substrates} == {"agentsnet", "consensus-game", "coral", "debate-du", "camel"}
+    assert cfg.mast is not None and cfg.mast.judge.kind == "openai"
+    assert len(plan.samples) == 6 + 25 * 3 + 20 + 20 * 2 + 20

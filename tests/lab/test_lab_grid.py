@@ -59,3 +59,38 @@ def test_duplicate_samples_and_bad_names_are_errors() -> None:
         _plan(seeds=[0, 0])
     with pytest.raises(HivethinkError, match="task 'nope'"):
         _plan(tasks=[{"name": "nope"}])
+
+
+def _real(**overrides: object):
+    from hivethink.lab import default_factories
+
+    return expand_grid(parse_config(config_dict(**overrides)), default_factories())
+
+
+def test_tasks_run_only_on_the_substrates_they_are_meant_for() -> None:
+    plan = _real(
+        substrates=["agentsnet", "debate-du", "single"], workers=[2], seeds=[0],
+        tasks=[{"name": "graph", "params": {"size": 4}}, {"name": "arithmetic"}],
+    )  # fmt: skip
+    pairs = {(plan.config.tasks[s.task].name, plan.config.substrates[s.substrate].name) for s in plan.samples}
+    assert pairs == {("graph", "agentsnet"), ("graph", "single"), ("arithmetic", "debate-du"), ("arithmetic", "single")}
+
+
+@pytest.mark.parametrize(
+    ("substrates", "task", "message"),
+    [
+        (["debate-du"], {"name": "graph", "substrates": ["debate-du"]}, "not meant for substrate"),
+        (["debate-du", "coral"], {"name": "agree"}, "meant for none of the configured substrates"),
+        (["agentsnet"], {"name": "arithmetic"}, "meant for none"),
+    ],
+)
+def test_pairings_no_sample_could_run_are_one_line_errors(substrates, task, message) -> None:
+    with pytest.raises(HivethinkError, match=message) as err:
+        _real(substrates=substrates, tasks=[task])
+    assert "\n" not in str(err.value)
+
+
+def test_a_preset_option_that_does_not_exist_is_a_config_error() -> None:
+    with pytest.raises(HivethinkError, match="substrate 'agentsnet' has no parameter parse"):
+        _real(substrates=[{"name": "agentsnet", "params": {"parse": "lenient"}}],
+              tasks=[{"name": "graph"}])  # fmt: skip

@@ -1,73 +1,98 @@
-"""The MAST judge hook: prompt contents and robust parsing of the judge's reply."""
+"""The MAST judge (protocols.md section 7): the prompt holds the modes, their definitions,
+examples, the success question and the trace; the reply is read the published way."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytest
-
 from hivethink.backends.base import Completion, GenRequest
 from hivethink.metrics import MAST_GROUPS, MAST_MODES, mast_judge, parse_mast_reply
+from hivethink.metrics.mast import render_trace
 from hivethink.trace import Event
 
 EVENTS = [
+    Event(kind="prompt", worker="Alice", text="Solve 2+2."),
     Event(kind="step", worker="Alice", text="Thank you!"),
+    Event(kind="prompt", worker="Alice", text="Solve 2+2. (again, with history)"),
     Event(kind="step", worker="Bob", text="Thank you!"),
     Event(kind="token", worker="Bob", text="tok"),
 ]
+
+ANSWER = """@@
+A. The agents thanked each other in a loop: step repetition, and nobody checked the result.
+B. no
+C.
+1.1 Disobey Task Specification: no
+1.2 Disobey Role Specification: no
+1.3 Step Repetition: yes
+1.4 Loss of Conversation History: no
+1.5 Unaware of Termination Conditions: yes
+2.1 Conversation Reset: no
+2.2 Fail to Ask for Clarification: no
+2.3 Task Derailment: no
+2.4 Information Withholding: no
+2.5 Ignored Other Agent's Input: no
+2.6 Reasoning-Action Mismatch: no
+3.1 Premature Termination: no
+3.2 No or Incomplete Verification: yes
+3.3 Incorrect Verification: no
+@@"""
 
 
 class OneReply:
     name = "judge"
 
-    def __init__(self, text: str) -> None:
-        self.text = text
+    def __init__(self, text: str, error: str | None = None) -> None:
+        self.text, self.error = text, error
         self.requests: list[GenRequest] = []
 
     def generate(self, requests: Sequence[GenRequest]) -> list[Completion]:
         self.requests.extend(requests)
-        return [Completion(text=self.text) for _ in requests]
+        return [Completion(text=self.text, error=self.error) for _ in requests]
 
 
-def test_taxonomy_has_14_modes_in_3_groups() -> None:
-    assert len(MAST_GROUPS) == 3 and [len(g) for g in MAST_GROUPS.values()] == [5, 6, 3]
-    assert len(MAST_MODES) == 14 and MAST_MODES["1.3"] == "step repetition"
+def test_fourteen_modes_in_three_groups():
+    assert len(MAST_MODES) == 14 and [len(g) for g in MAST_GROUPS.values()] == [5, 6, 3]
 
 
-def test_judge_with_fenced_json_reply() -> None:
-    reply = 'Here you go:\n```json\n{"1.3": true, "2.5": "yes", "3.1": false, "summary": "they loop {politely}"}\n```'
-    backend = OneReply(reply)
-    out = mast_judge(EVENTS, backend)
-    prompt = backend.requests[0].messages[-1]["content"]
-    assert all(name in prompt for name in MAST_MODES.values())
-    assert "[step] Alice: Thank you!" in prompt and "[token]" not in prompt
-    assert out["parsed"] and out["failures"] == ["1.3", "2.5"]
-    assert out["modes"]["3.1"] is False and out["modes"]["1.1"] is None
-    assert out["summary"] == "they loop {politely}" and out["raw"] == reply and out["error"] is None
+def test_the_prompt_has_definitions_examples_the_success_question_and_the_trace():
+    judge = OneReply(ANSWER)
+    verdict = mast_judge(EVENTS, judge)
+    [request] = judge.requests
+    prompt = request.messages[0]["content"]
+    assert "B. Was the task completed successfully: <yes or no>" in prompt
+    for code in MAST_MODES:
+        assert f"\n{code} " in prompt  # in the answer format, the definitions and examples
+    assert "1.3 Step repetition: steps that were already completed are repeated" in prompt
+    assert "Example 1 (1.2 disobey role specification, 2.4 information withholding)" in prompt
+    assert "[step] Alice: Thank you!" in prompt and "tok" not in prompt
+    assert prompt.index("Here is the trace:") < prompt.index("Here are the definitions of the failure modes")
+    # published quirk: the first "no" after "3.2" is the first word of the mode's name
+    assert verdict["failures"] == ["1.3", "1.5"] and verdict["success"] is False
+    assert mast_judge(EVENTS, judge, parse="lines")["failures"] == ["1.3", "1.5", "3.2"]
+    assert verdict["summary"].startswith("The agents thanked each other") and verdict["parsed"]
+    assert verdict["raw"] == ANSWER and verdict["error"] is None
 
 
-def test_scripted_fake_backend_if_available() -> None:
-    fake = pytest.importorskip("hivethink.backends.fake")
-    backend = fake.ScriptedBackend(['{"modes": {"FM-1.3 Step repetition": {"present": true}}}'])
-    assert mast_judge(EVENTS, backend)["failures"] == ["1.3"]
+def test_the_trace_keeps_each_workers_first_prompt_only():
+    text = render_trace(EVENTS)
+    assert text.count("[prompt] Alice") == 1 and "(again" not in text
+    assert render_trace(EVENTS * 200, max_chars=1000).count("[... trace cut ...]") == 1
 
 
-@pytest.mark.parametrize(
-    ("reply", "failures"),
-    [
-        ("{'1.1': True, '2.3': False, 'step repetition': 'yes',}", ["1.1", "1.3"]),
-        (
-            "1.2 disobey role specification: yes\n2.1: no\n3.3 incorrect verification - TRUE",
-            ["1.2", "3.3"],
-        ),
-        ('{"modes": {"conversation reset": 1, "2.2": 0}}', ["2.1"]),
-    ],
-)
-def test_parse_variants(reply: str, failures: list[str]) -> None:
-    out = parse_mast_reply(reply)
-    assert out["parsed"] and out["failures"] == failures
+def test_published_reading_of_terse_and_odd_replies():
+    terse = parse_mast_reply("A. fine\nB. yes\nC.\n1.1 no\n1.2 yes\n2.6 yes\n3.3 no")
+    assert terse["failures"] == ["1.2", "2.6"] and terse["success"] is True
+    assert terse["parsed"]
+    # a mode the judge left out counts as "no", as published; nothing found: parsed is False
+    empty = parse_mast_reply("I cannot judge this.")
+    assert empty["failures"] == [] and not empty["parsed"] and empty["success"] is None
+    # the published patterns take the first yes/no after the code ("nothing" reads as "no")
+    assert parse_mast_reply("C. 1.1 nothing special, yes")["modes"]["1.1"] is False
+    assert parse_mast_reply("C. 1.1 nothing special, yes", "lines")["modes"]["1.1"] is True
+    assert parse_mast_reply("1.1: no\n1.12 yes", "lines")["modes"]["1.1"] is False
 
 
-def test_unparseable_reply() -> None:
-    out = parse_mast_reply("I cannot judge this trace { not json")
-    assert not out["parsed"] and out["failures"] == [] and set(out["modes"]) == set(MAST_MODES)
+def test_a_failed_judge_call_is_reported_not_raised():
+    verdict = mast_judge(EVENTS, OneReply("", error="APIConnectionError: refused"))
+    assert verdict["error"] == "APIConnectionError: refused" and not verdict["parsed"]

@@ -1,20 +1,15 @@
-"""chat: neighbour-only delivery, next-round arrival, one retry then silence, graph instances."""
+"""chat: neighbour-only delivery, next-round arrival, one retry then silence."""
 
 from __future__ import annotations
 
 import json
-import sys
-import types
 
-import pytest
 from substrate_helpers import last_user, speaker
 
-import hivethink.tasks
 from hivethink.backends.fake import ScriptedBackend
 from hivethink.substrates import get_substrate
 from hivethink.substrates.base import Budget
 from hivethink.substrates.chat import topology_neighbours
-from hivethink.tasks.base import Instance
 
 
 def phase(request) -> str:
@@ -139,50 +134,3 @@ def test_budget_cap_stops_rounds(task, instance):
     )
     assert res.info["rounds"] == 2 and res.info["budget_exhausted"]  # 5 words x 2 agents a round
     assert len(backend.calls) == 3  # two rounds, then the final question
-
-
-@pytest.fixture
-def fake_graph(monkeypatch):
-    mod = types.ModuleType("hivethink.tasks.graph")
-    mod.agent_system_prompt = lambda inst, name: f"You are {name}, a node."
-    mod.final_question = lambda inst, name: f"{name}, what is your colour?"
-    mod.parse_final = lambda inst, name, text: text.strip() or None
-    mod.score_agents = lambda inst, answers: sum(a is not None for a in answers.values()) / 3
-    monkeypatch.setitem(sys.modules, "hivethink.tasks.graph", mod)
-    monkeypatch.setattr(hivethink.tasks, "graph", mod, raising=False)
-    return mod
-
-
-def test_graph_instance_sets_topology_rounds_prompts_and_answers(task, fake_graph):
-    inst = Instance(
-        task="graph",
-        id="g0",
-        prompt="",
-        data={
-            "kind": "coloring",
-            "graph": "ws",
-            "nodes": ["A", "B", "C"],
-            "edges": [["A", "B"], ["B", "C"]],
-            "rounds": 1,
-            "colors": 3,
-        },
-    )
-
-    def script(request, index):
-        if "what is your colour" in request.messages[-1]["content"]:
-            return {"A": "red", "B": "blue", "C": ""}[speaker(request)]
-        return json.dumps({"A": "hey", "B": "hey", "C": "hey"})
-
-    backend = ScriptedBackend(script)
-    res = get_substrate("chat").run(inst, task, backend, workers=7, budget=Budget(rounds=4), seed=0)
-    assert [len(b) for b in backend.calls] == [3, 3]
-    assert [speaker(r) for r in backend.calls[0]] == ["A", "B", "C"]
-    assert backend.requests[0].messages[0]["content"] == "You are A, a node."
-    delivered = sorted((e.worker, e.recipients[0]) for e in res.events if e.kind == "message")
-    assert delivered == [("A", "B"), ("B", "A"), ("B", "C"), ("C", "B")]
-    assert res.info["dropped"] == 5
-    assert res.agent_answers == {"A": "red", "B": "blue", "C": None}
-    assert res.info["score"] == pytest.approx(2 / 3)
-    assert json.loads(res.answer) == {"A": "red", "B": "blue", "C": None}
-    final_b = backend.calls[1][1].messages[-1]["content"]
-    assert "from A: hey" in final_b and "from C: hey" in final_b

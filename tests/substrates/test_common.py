@@ -11,6 +11,7 @@ from hivethink.substrates.common import (
     majority,
     parse_subtasks,
 )
+from hivethink.tasks.base import Probe
 
 
 def test_majority_ignores_none_and_breaks_ties_by_first_appearance():
@@ -78,3 +79,38 @@ def test_failed_completion_is_recorded_as_error():
     assert rec.round([Call("Alice", conversation("s", "u"))], step=0) == [""]
     errors = [e for e in rec.events if e.kind == "error"]
     assert len(errors) == 1 and errors[0].data["reason"] == "timeout"
+
+
+def test_a_round_can_set_temperature_cap_and_a_json_schema_per_call():
+    backend = ScriptedBackend(["{}", "{}"])
+    rec = Recorder(backend, Budget(), seed=0, temperature=0.7)
+    schema = {"type": "object"}
+    rec.round([Call("Alice", conversation("s", "u"), json_schema=schema), Call("Bob", conversation("s", "u"))],
+              step=0, temperature=0.3, max_tokens=200)  # fmt: skip
+    assert [(r.temperature, r.max_tokens, r.json_schema) for r in backend.requests] == [
+        (0.3, 200, schema), (0.3, 200, None),
+    ]
+
+
+def test_the_recorder_shows_probes_to_agents_but_not_to_helpers():
+    revision = Probe("revision", "CHANGED", misled="1", start=1)
+    backend = ScriptedBackend(lambda r, i: "ok")
+    rec = Recorder(backend, Budget(), seed=0, temperature=0.0, probe=revision)
+    for step in range(3):
+        rec.round([Call("helper", conversation("s", "h"), helper=True)], step=step)  # no agent round
+        rec.round([Call("Alice", conversation("s", "u")), Call("Bob", [{"role": "system", "content": "s"}])], step=step)
+    agent_calls = [b for b in backend.calls if len(b) == 2]
+    assert [["CHANGED" in str(r.messages) for r in b] for b in agent_calls] == [[False, False], [True, True], [True, True]]
+    assert agent_calls[1][0].messages[-1] == {"role": "user", "content": "u\n\nCHANGED"}
+    assert agent_calls[1][1].messages[-1] == {"role": "user", "content": "CHANGED"}  # no user turn: one added
+    assert not any("CHANGED" in str(b[0].messages) for b in backend.calls if len(b) == 1)
+
+    seed = Probe("seed", "CLAIM", misled="1", marker="47")
+    backend = ScriptedBackend(lambda r, i: "ok")
+    rec = Recorder(backend, Budget(), seed=0, temperature=0.0, probe=seed)
+    rec.round([Call("helper", conversation("s", "h"), helper=True)], step=0)
+    rec.round([Call("Bob", conversation("s", "u")), Call("Alice", conversation("s", "u"))], step=0)
+    rec.round([Call("Alice", conversation("s", "u")), Call("Bob", conversation("s", "u"))], step=1)
+    assert rec.seeded == "Bob"  # the first agent called, helpers aside
+    marks = [(e.worker, e.step, e.data.get("probe")) for e in rec.events if e.kind == "prompt"]
+    assert marks == [("helper", 0, None), ("Bob", 0, "seed"), ("Alice", 0, None), ("Alice", 1, None), ("Bob", 1, "seed")]

@@ -1,66 +1,61 @@
-"""Smoke runs of the game substrates on instances from the real task modules."""
+"""The presets on instances from the real task modules, and tasks that declare their substrates."""
 
 from __future__ import annotations
 
 import json
 import re
 
-from substrate_helpers import last_user, speaker
+from substrate_helpers import last_user
 
 from hivethink.backends.fake import ScriptedBackend
-from hivethink.substrates import Budget, get_substrate
+from hivethink.metrics import compute_metrics
+from hivethink.substrates import SUBSTRATES, Budget, get_substrate
+from hivethink.tasks import TASKS, get_task
 from hivethink.tasks.agree import AgreeTask
-from hivethink.tasks.graph import GraphTask, neighbours
-from hivethink.tasks.pair import PairTask
+from hivethink.tasks.base import meant_for
+from hivethink.tasks.graph import GraphTask, network
 
 
-def test_chat_on_a_graph_task():
+def test_agentsnet_on_a_graph_task():
     task = GraphTask(kind="coloring", size=4)
     inst = task.generate(1, 0)[0]
+    net = network(inst)
 
     def script(request, index):
-        me = speaker(request)
-        if "Message passing is over" in last_user(request):
-            return f"ANSWER: {inst.target[me]}"
-        return json.dumps({nb: f"hello from {me}" for nb in neighbours(inst, me)})
+        me = re.search(r"Your name is (\w+)", request.messages[0]["content"]).group(1)
+        if "### Final Answer ###" in last_user(request):
+            return f"### Final Answer ### {inst.target[me]}"
+        return json.dumps({nb: f"hello from {me}" for nb in net.neighbours[me]})
 
     backend = ScriptedBackend(script)
-    res = get_substrate("chat").run(inst, task, backend, workers=2, budget=Budget(), seed=0)
+    res = get_substrate("agentsnet").run(inst, task, backend, workers=2, budget=Budget(), seed=0)
     assert len(backend.calls) == inst.data["rounds"] + 1
-    assert res.agent_answers == inst.target
-    assert res.info["score"] == 1.0 and task.score(inst, res.answer) == 1.0
-    assert res.info["format_errors"] == 0
+    metrics = compute_metrics(res.events, task=task, instance=inst, result=res)
+    assert res.agent_answers == inst.target and metrics["score"] == 1.0
+    assert metrics["agentsnet_fallbacks"] == 0 and metrics["patho_format_failures"] == 0
 
 
-def test_agree_on_an_agree_task():
-    task = AgreeTask(agents=4, byzantine=1, max_rounds=5)
+def test_consensus_game_on_an_agree_task():
+    task = AgreeTask(honest=3, byzantine=1, max_rounds=5)
     inst = task.generate(1, 0)[0]
-    honest = [a for a in inst.data["agents"] if a not in inst.data["byzantine"]]
-    target = inst.data["start_values"][honest[0]]
+    target = inst.target[0]
 
     def script(request, index):
-        if "Should the game stop" in last_user(request):
-            return '{"vote": "stop"}'
-        return json.dumps({"value": target, "reasoning": "pick the first honest start"})
+        if "VOTE" in last_user(request):
+            return '{"decision": "stop"}'
+        return json.dumps({"internal_strategy": "pick the smallest start", "value": target,
+                           "public_reasoning": "the smallest start value is a fair focal point"})
 
-    res = get_substrate("agree").run(
-        inst, task, ScriptedBackend(script), workers=4, budget=Budget(), seed=0
-    )
-    assert res.info["ended_by_vote"] and task.score(inst, res.answer) == 1.0
+    res = get_substrate("consensus-game").run(inst, task, ScriptedBackend(script), workers=4, budget=Budget(), seed=0)
+    metrics = compute_metrics(res.events, task=task, instance=inst, result=res)
+    assert res.info["ended_by_vote"] and metrics["score"] == 1.0 and metrics["game_result"] == "valid"
 
 
-def test_pair_probe_on_a_pair_task():
-    task = PairTask(probe=True)
-    inst = task.generate(1, 0)[0]
-    wrong = inst.data["wrong_answer"]
-
-    def script(request, index):
-        said = re.search(r"the answer is (\S+?)\.", last_user(request))
-        return f"\\boxed{{{said.group(1) if said else inst.target}}}"
-
-    res = get_substrate("pair").run(
-        inst, task, ScriptedBackend(script), workers=2, budget=Budget(), seed=0
-    )
-    assert res.info["initial_answer"] == inst.target
-    assert res.info["wrong_answer"] == wrong
-    assert res.info["flipped"] and res.info["agreed"] and res.info["turns"] == 3
+def test_tasks_declare_the_substrates_they_are_meant_for():
+    subs = {name: get_substrate(name) for name in SUBSTRATES if name != "shared-cache"}
+    graph, agree, math = get_task("graph"), get_task("agree"), get_task("math")
+    assert sorted(n for n, s in subs.items() if meant_for(graph, s)) == ["agentsnet", "single"]
+    assert [n for n, s in subs.items() if meant_for(agree, s)] == ["consensus-game"]
+    assert not meant_for(math, subs["agentsnet"]) and not meant_for(math, subs["consensus-game"])
+    assert all(meant_for(math, s) for n, s in subs.items() if n not in ("agentsnet", "consensus-game"))
+    assert set(TASKS) >= {"arithmetic", "common-ground", "error-propagation"}

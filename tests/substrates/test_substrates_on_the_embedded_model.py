@@ -11,21 +11,35 @@ from hivethink.metrics import compute_metrics
 from hivethink.substrates import SUBSTRATES, get_substrate
 from hivethink.substrates.base import Budget
 from hivethink.tasks import get_task
+from hivethink.tasks.base import Instance
+
+pytestmark = pytest.mark.slow  # loads the embedded model
 
 CASES = {
     "shared-cache": ("math", {}, {}),
     "independent": ("math", {}, {}),
     "single": ("countdown", {"numbers": 3}, {}),
-    "chat": ("graph", {"kind": "consensus", "size": 4, "rounds": 1}, {}),
+    "chat": ("math", {}, {}),
     "blackboard": ("enumerate", {"k": 3, "kind": "primes"}, {}),
     "sequential": ("math", {}, {}),
     "centralized": ("math", {}, {}),
-    "debate": ("math", {}, {}),
+    "debate-du": ("arithmetic", {}, {"rounds": 1, "max_tokens": 8}),
     "program": ("enumerate", {"k": 3, "kind": "primes"}, {}),
-    "roleplay": ("math", {}, {"max_messages": 4}),
-    "agree": ("agree", {"agents": 3, "max_rounds": 2}, {}),
-    "pair": ("pair", {"probe": True}, {"max_turns": 2}),
+    "camel": ("math", {}, {"max_messages": 2, "max_tokens": 8}),
+    "agentsnet": ("graph", {"kind": "consensus", "size": 4, "rounds": 1}, {"max_tokens": 8}),
+    "consensus-game": ("agree", {"honest": 2, "byzantine": 1, "max_rounds": 1},
+                       {"max_tokens": 8, "vote_max_tokens": 8, "retries": 0}),
+    "coral": ("pair", {"probe": True}, {"max_turns": 2, "max_tokens": 8, "sycophancy": True}),
 }
+
+
+# AgentsNet's prompts are long and every agent keeps its whole conversation: the smallest
+# network (two nodes, one round) keeps the real model's calls few.
+INSTANCES = {
+    "agentsnet": Instance(task="graph", id="two", prompt="", data={
+        "kind": "consensus", "nodes": ["Alice", "Bob"], "edges": [["Alice", "Bob"]], "rounds": 1,
+        "colors": None}),
+}  # fmt: skip
 
 
 def test_every_substrate_is_covered():
@@ -41,7 +55,7 @@ def backend(smol):
 def test_substrate_on_the_embedded_model(name, backend):
     task_name, task_params, params = CASES[name]
     task = get_task(task_name, **task_params)
-    inst = task.generate(1, 0)[0]
+    inst = INSTANCES.get(name) or task.generate(1, 0)[0]
     res = get_substrate(name, **params).run(inst, task, backend, workers=2,
                                             budget=Budget(max_tokens=8, rounds=1), seed=0)
     assert res.events, name

@@ -1,155 +1,100 @@
-import json
+"""The consensus game: instances (honest + Byzantine sizing), the 2N/3 stop rule, the four
+outcomes and the published convergence metrics (protocols.md section 3)."""
 
 import pytest
 
 from hivethink.errors import HivethinkError
-from hivethink.tasks.agree import (
-    AgreeTask,
-    agent_system_prompt,
-    honest_agents,
-    parse_proposal,
-    parse_vote,
-    score_game,
-    stop_reached,
-    team_answer,
-)
+from hivethink.tasks.agree import AgreeTask, game_outcome, honest_agents, stop_reached
 from hivethink.tasks.base import Instance
+from hivethink.tasks.graph import GraphOutcome
+
+# Alice, Bob and Carol are honest (start 10, 20, 30); Dave is Byzantine (no start value).
+INST = Instance(
+    task="agree", id="t", prompt="",
+    data={"agents": ["Alice", "Bob", "Carol", "Dave"], "byzantine": ["Dave"],
+          "start_values": {"Alice": 10, "Bob": 20, "Carol": 30}, "max_rounds": 10},
+)  # fmt: skip
 
 
-def _inst(byzantine: list[str] | None = None) -> Instance:
-    data = {
-        "agents": ["Alice", "Bob", "Carol", "Dave"],
-        "start_values": {"Alice": 10, "Bob": 20, "Carol": 30, "Dave": 40},
-        "byzantine": byzantine or [],
-        "max_rounds": 50,
-    }
-    return Instance(task="agree", id="t", prompt="", data=data)
-
-
-@pytest.mark.parametrize(
-    ("final", "ended_by_vote", "expected"),
-    [
-        ({"Alice": 20, "Bob": 20, "Carol": 20, "Dave": 20}, True, 1.0),  # valid
-        ({"Alice": 20, "Bob": 20, "Carol": 20, "Dave": 20}, False, 0.0),  # deadline
-        ({"Alice": 25, "Bob": 25, "Carol": 25, "Dave": 25}, True, 0.0),  # not a start value
-        ({"Alice": 20, "Bob": 20, "Carol": 20, "Dave": 30}, True, 0.0),  # disagreement
-        ({"Alice": 20, "Bob": 20, "Carol": 20, "Dave": None}, True, 0.0),  # one without value
-        ({"Alice": 20, "Bob": 20, "Carol": 20}, True, 0.0),  # one missing
-        ({"Alice": None, "Bob": None, "Carol": None, "Dave": None}, True, 0.0),
-    ],
-)
-def test_score_game_without_byzantine(final, ended_by_vote, expected):
-    assert score_game(_inst(), final, ended_by_vote) == expected
-
-
-def test_score_game_with_byzantine():
-    inst = _inst(byzantine=["Dave"])
-    assert honest_agents(inst) == ["Alice", "Bob", "Carol"]
-    # the Byzantine agent's value is irrelevant
-    assert score_game(inst, {"Alice": 30, "Bob": 30, "Carol": 30, "Dave": 7}, True) == 1.0
-    # 40 is only the Byzantine agent's start value: not valid
-    assert score_game(inst, {"Alice": 40, "Bob": 40, "Carol": 40, "Dave": 40}, True) == 0.0
+def rounds(*values: tuple[int | None, ...]) -> list[dict[str, int | None]]:
+    return [dict(zip(["Alice", "Bob", "Carol", "Dave"], v, strict=True)) for v in values]
 
 
 @pytest.mark.parametrize(
-    ("votes", "n_agents", "expected"),
-    [
-        ({"A": "stop", "B": "stop", "C": "continue"}, None, True),  # 2 of 3 = exactly 2/3
-        ({"A": "stop", "B": "continue", "C": "continue"}, None, False),
-        ({"A": "stop", "B": "stop", "C": "stop", "D": "continue"}, None, True),  # 3/4
-        ({"A": "stop", "B": "stop", "C": "continue", "D": "continue"}, None, False),  # 1/2
-        ({"A": "stop", "B": "stop", "C": None, "D": None}, None, False),
-        ({"A": "stop", "B": "stop", "C": "stop"}, 6, False),  # absent agents count as continue
-        ({"A": "stop", "B": "stop", "C": "stop", "D": "stop"}, 6, True),  # 4/6 = 2/3
-        ({}, None, False),
-    ],
-)
-def test_stop_reached(votes, n_agents, expected):
-    assert stop_reached(votes, n_agents) is expected
+    ("stops", "n", "expected"),
+    [(2, 3, True), (1, 3, False), (3, 4, True), (2, 4, False), (4, 6, True), (3, 6, False),
+     (8, 11, True), (7, 11, False), (0, 0, False)],
+)  # fmt: skip
+def test_stop_needs_two_thirds_of_all_agents(stops, n, expected):
+    votes = {f"a{i}": "stop" if i < stops else "continue" for i in range(n)}
+    assert stop_reached(votes, n) is expected
+
+
+def test_abstentions_and_missing_votes_are_not_stops():
+    assert not stop_reached({"a": "stop", "b": "abstain", "c": None}, 3)
+    assert not stop_reached({"a": "stop", "b": "stop"}, 4)  # N counts every agent
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("trajectory", "by_vote", "result"),
     [
-        ('{"value": 17, "reasoning": "median"}', {"value": 17, "reasoning": "median"}),
-        (
-            'I propose: ```json\n{"value": "23", "reasoning": 5}\n```',
-            {"value": 23, "reasoning": "5"},
-        ),
-        ('{"value": 17.0}', {"value": 17, "reasoning": ""}),
-        ('{"value": 51, "reasoning": "x"}', None),  # out of range
-        ('{"value": -1}', None),
-        ('{"value": "many"}', None),
-        ('{"value": 12, "reasoning": "we should conv', {"value": 12, "reasoning": ""}),  # cut off
-        ("I propose 12", None),
-        ('{"vote": "stop"}', None),
+        (rounds((20, 20, 20, 7)), True, "valid"),  # the Byzantine value does not matter
+        (rounds((20, 20, 20, 7)), False, "timeout"),  # the deadline wins over unanimity
+        (rounds((25, 25, 25, 25)), True, "invalid"),  # unanimous on a value nobody started with
+        (rounds((20, 20, 30, 20)), True, "none"),  # not unanimous
+        (rounds((10, 20, 30, None), (40, 40, 40, None)), True, "invalid"),
     ],
 )
-def test_parse_proposal(text, expected):
-    assert parse_proposal(text) == expected
+def test_the_four_outcomes(trajectory, by_vote, result):
+    outcome = game_outcome(INST, trajectory, by_vote)
+    assert outcome.result == result
+    assert AgreeTask().score_outcome(INST, outcome) == (1.0 if result == "valid" else 0.0)
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ('{"vote": "stop"}', "stop"),
-        ('{"vote": "Continue"}', "continue"),
-        ("Vote: STOP", "stop"),
-        ("I vote to continue, not stop.", "continue"),
-        ("stop", "stop"),
-        ("We should stop or continue?", None),
-        ("no idea", None),
-    ],
-)
-def test_parse_vote(text, expected):
-    assert parse_vote(text) == expected
+def test_convergence_metrics_of_a_valid_game():
+    traj = rounds((10, 20, 30, 5), (20, 20, 30, 5), (20, 20, 20, 40), (20, 20, 20, 1))
+    out = game_outcome(INST, traj, True)
+    assert out.result == "valid" and out.rounds == 4 and out.consensus_value == 20
+    assert out.first_agreed_round == 3 and out.stability_rounds == 2
+    # honest median 20, spread 30 - 10: centrality 1; efficiency 1 - 4/10
+    assert out.distance_from_median == 0 and out.centrality == 1.0
+    assert out.quality == pytest.approx(50 + 30 + 20 * 0.6)
+    assert out.trajectory_stability == pytest.approx((10 + 5.773502691896258 + 0 + 0) / 4)
+    assert out.honest_final == {"Alice": 20, "Bob": 20, "Carol": 20}
+    metrics = out.metrics()
+    assert metrics["game_result"] == "valid" and metrics["game_ended_by_vote"] == 1
+    assert "game_trajectory" not in metrics
 
 
-def test_task_score_reads_team_answer():
-    task = AgreeTask()
-    inst = _inst()
-    good = team_answer({"Alice": 10, "Bob": 10, "Carol": 10, "Dave": 10}, True)
-    assert task.score(inst, good) == 1.0
-    assert task.extract(f"result: {good}") == good
-    timeout = team_answer({"Alice": 10, "Bob": 10, "Carol": 10, "Dave": 10}, False)
-    assert task.score(inst, timeout) == 0.0
-    assert (
-        task.score(inst, json.dumps({"final_values": {"Alice": 10}, "ended_by_vote": True})) == 0.0
-    )
-    assert task.score(inst, "10") == 0.0
-    assert task.score(inst, None) == 0.0
+def test_off_centre_consensus_and_timeouts():
+    out = game_outcome(INST, rounds((10, 10, 10, 3)), True)
+    assert out.centrality == pytest.approx(1 - 10 / 20) and out.quality == pytest.approx(50 + 15 + 18)
+    timeout = game_outcome(INST, rounds((10, 20, 30, 3), (10, 10, 10, 3)), False)
+    assert timeout.result == "timeout" and timeout.consensus_value is None
+    assert timeout.first_agreed_round == 2  # reported even on a timeout
+    assert timeout.quality == 0.0 and timeout.centrality is None
+    stopped_apart = game_outcome(INST, rounds((10, 20, 30, 3)), True)
+    assert stopped_apart.result == "none" and stopped_apart.quality == 0.0
 
 
-def test_generation():
-    task = AgreeTask(agents=6, byzantine=2, max_rounds=20)
-    insts = task.generate(5, 3)
-    for inst in insts:
+def test_instances_size_honest_and_byzantine_separately():
+    task = AgreeTask(honest=5, byzantine=2, max_rounds=7)
+    for inst in task.generate(4, 3):
         d = inst.data
-        assert list(d) == ["agents", "start_values", "byzantine", "max_rounds"]
-        assert d["agents"] == ["Alice", "Bob", "Carol", "Dave", "Eve", "Frank"]
-        assert set(d["start_values"]) == set(d["agents"])
+        assert len(d["agents"]) == 7 and len(d["byzantine"]) == 2
+        assert sorted(d["start_values"]) == sorted(honest_agents(inst))  # Byzantines: no value
         assert all(0 <= v <= 50 for v in d["start_values"].values())
-        assert len(d["byzantine"]) == 2 and set(d["byzantine"]) <= set(d["agents"])
-        assert d["max_rounds"] == 20
-        assert inst.target == sorted({d["start_values"][a] for a in honest_agents(inst)})
-        json.dumps(d)
-    assert [i.data for i in insts] == [i.data for i in task.generate(5, 3)]
-    assert [i.data for i in insts] != [i.data for i in task.generate(5, 4)]
+        assert inst.target == sorted(set(d["start_values"].values())) and d["max_rounds"] == 7
+    assert task.generate(2, 3)[1].data == task.generate(2, 3)[1].data
+    assert AgreeTask.substrates == ("consensus-game",)
+    assert AgreeTask().extract("x") is None and AgreeTask().score(INST, "20") == 0.0
+    with pytest.raises(HivethinkError, match="cannot score a GraphOutcome"):
+        AgreeTask().score_outcome(INST, GraphOutcome(answers={}))
 
 
-def test_prompts():
-    inst = _inst(byzantine=["Dave"])
-    honest = agent_system_prompt(inst, "Alice")
-    assert "You are Alice" in honest and "start with the value 10" in honest
-    assert '"value"' in honest and "two thirds" in honest and "50 rounds" in honest
-    assert "secret goal" not in honest
-    assert "secret goal" in agent_system_prompt(inst, "Dave")
-
-
-def test_bad_parameters():
+@pytest.mark.parametrize(
+    "params", [{"honest": 0}, {"byzantine": -1}, {"honest": 150, "byzantine": 60}, {"max_rounds": 0}]
+)
+def test_bad_parameters(params):
     with pytest.raises(HivethinkError):
-        AgreeTask(agents=1)
-    with pytest.raises(HivethinkError):
-        AgreeTask(agents=4, byzantine=4)
-    with pytest.raises(HivethinkError):
-        AgreeTask(max_rounds=0)
+        AgreeTask(**params)

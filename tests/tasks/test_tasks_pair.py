@@ -5,7 +5,7 @@ import pytest
 
 from hivethink.errors import HivethinkError
 from hivethink.tasks.math import MathTask, as_fraction
-from hivethink.tasks.pair import PairTask, partner_assertion, wrong_answer
+from hivethink.tasks.pair import PairTask, wrong_answer
 
 
 def test_probe_wrong_answer_is_plausible_and_never_right():
@@ -30,19 +30,9 @@ def test_wrong_answer_for_fractions_and_small_targets():
                 assert w >= 0
 
 
-def test_partner_assertion_states_the_wrong_answer():
-    inst = PairTask(probe=True).generate(1, 1)[0]
-    text = partner_assertion(inst)
-    assert inst.data["wrong_answer"] in text
-    # the pair substrate reads the partner's answer with the math extractor
-    assert PairTask().extract(text) == inst.data["wrong_answer"]
-
-
 def test_no_probe_has_no_wrong_answer():
     inst = PairTask(probe=False).generate(1, 1)[0]
     assert "wrong_answer" not in inst.data
-    with pytest.raises(HivethinkError):
-        partner_assertion(inst)
 
 
 def test_problems_come_from_the_math_task():
@@ -50,6 +40,8 @@ def test_problems_come_from_the_math_task():
     assert inst.task == "pair" and inst.id.startswith("pair-")
     assert inst.data["template"] == "arith"
     assert inst.data["question"] in inst.prompt and "\\boxed{}" in inst.prompt
+    assert inst.question == inst.data["question"]  # what the coral preset states as the problem
+    assert "agree" not in inst.prompt.lower()  # the task does not tell the pair how to talk
     assert PairTask().extract(r"we agree: \boxed{12}") == "12"
 
 

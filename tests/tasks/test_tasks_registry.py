@@ -37,6 +37,8 @@ def test_get_task_passes_parameters():
         ("graph", {"kind": 3}, "'kind' must be str"),
         ("graph", {"rounds": "4"}, "'rounds' must be int or None"),
         ("graph", {"kind": "chess"}, "unknown kind"),
+        ("graph", {"source": "/no/such/graphs"}, "no such graph file"),
+        ("agree", {"agents": 3}, "no parameter 'agents'"),
         ("countdown", {"numbers": 1}, "numbers must be"),
         ("math", {"_rows": []}, "no parameter '_rows'"),
     ],
@@ -50,8 +52,9 @@ def test_get_task_errors_are_one_line(name, params, message):
 def test_task_parameters():
     assert task_parameters("graph") == {
         "kind": "consensus",
-        "size": 8,
-        "graph": "ws",
+        "size": None,
+        "graph": None,
         "rounds": None,
+        "source": None,
     }
-    assert task_parameters("agree") == {"agents": 4, "byzantine": 0, "max_rounds": 50}
+    assert task_parameters("agree") == {"honest": 4, "byzantine": 0, "max_rounds": 50}

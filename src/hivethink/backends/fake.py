@@ -4,7 +4,9 @@
 every request it got; ``max_tokens`` is not enforced. :class:`EchoBackend` (``kind: echo``, can
 be configured from a lab YAML) answers deterministically and does enforce ``max_tokens``.
 Token counts of both are whitespace word counts: ``prompt_tokens`` over all message contents of
-a request, ``completion_tokens`` over the returned text.
+a request, ``completion_tokens`` over the returned text. Both accept every request field;
+``GenRequest.json_schema`` is not enforced (a scripted reply is what the test says it is), and
+``ScriptedBackend.requests`` keeps it for tests to check.
 """
 
 from __future__ import annotations

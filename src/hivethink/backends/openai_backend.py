@@ -7,7 +7,8 @@ retries are off so the loop here is the only one. A request that still fails com
 ``Completion(text="", finish_reason="error", error=<one line>)``: ``generate`` never raises.
 Token counts come from the response's ``usage``; without it (or with nonsense there) they are
 whitespace word counts. Content that is not text is a malformed response; lone surrogates in the
-text become U+FFFD (so traces and results can always be written as UTF-8).
+text become U+FFFD (so traces and results can always be written as UTF-8). A request with a
+``json_schema`` is sent with ``response_format`` (a strict JSON schema named "reply").
 """
 
 from __future__ import annotations
@@ -109,6 +110,11 @@ class OpenAIBackend:
             kwargs["seed"] = request.seed
         if request.stop:
             kwargs["stop"] = request.stop
+        if request.json_schema is not None:  # constrained JSON output (structured outputs)
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "reply", "schema": request.json_schema, "strict": True},
+            }
         response = self.client.chat.completions.create(**kwargs)
         choices = getattr(response, "choices", None)
         if not choices or getattr(choices[0], "message", None) is None:

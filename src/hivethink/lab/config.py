@@ -14,6 +14,7 @@ Example::
     budgets: [256, 512, 1024]    # optional: each sample at each of these budgets (see below)
     prompts: my-prompts          # optional: replacement prompt books (relative to this file)
     ray: {address: auto, num_gpus: 0.5}    # optional: run the samples on Ray (docs/cluster.md)
+    mast: {judge: {kind: openai, base_url: ..., model: ...}}   # optional: the MAST LLM judge
 
 Unknown keys are errors everywhere except inside a model entry (its extra keys are the
 backend's parameters) and inside ``params`` mappings (checked by the task/substrate itself).
@@ -148,6 +149,19 @@ class RaySpec(_Strict):
         return value.strip() if value is not None else None
 
 
+class MastSpec(_Strict):
+    """The MAST judge run over every finished sample's trace (``hivethink.metrics.mast``):
+    ``judge`` is a model entry like those under ``models`` (any backend); the labels go into
+    each results line under ``mast``. ``max_chars`` cuts long traces in the middle (default:
+    the whole trace, as published); ``parse`` is "published" or the "lines" variant."""
+
+    judge: ModelSpec
+    max_tokens: int = Field(default=1024, ge=1)
+    max_chars: int | None = Field(default=None, ge=1000)
+    temperature: float = Field(default=1.0, ge=0)
+    parse: Literal["published", "lines"] = "published"
+
+
 class LabConfig(_Strict):
     """The whole grid: models x substrates x workers x tasks x instances x seeds."""
 
@@ -161,6 +175,7 @@ class LabConfig(_Strict):
     budgets: list[int] | None = None  # each sample at each budget (module docstring)
     prompts: str | None = None  # a directory of prompt books (module docstring)
     ray: RaySpec | None = None  # run on Ray by default (the command line can override it)
+    mast: MastSpec | None = None  # label every sample's trace with the MAST judge
 
     @field_validator("workers")
     @classmethod

@@ -1,7 +1,10 @@
 """Grid expansion: a :class:`LabConfig` becomes a list of samples, each with a stable key.
 
 Order: models x tasks x instances x substrates x workers x seeds (a task's ``substrates`` list
-restricts the substrates for that task). Worker counts per substrate: its own ``workers`` if
+restricts the substrates for that task). A task runs only on the substrates it is meant for
+(``hivethink.tasks.base.meant_for``: the ones it declares, else every text substrate); naming
+another one in a task's ``substrates`` list is an error, and so is a task meant for none of the
+configured substrates. Worker counts per substrate: its own ``workers`` if
 set, else the global list, deduplicated. ``single`` runs one worker; given N it takes N x
 ``max_tokens`` as its budget (the fair baseline for an N-worker team), so different N are
 different samples; but when ``budget.passes`` or ``budget.tokens`` is set (or ``budgets`` sets
@@ -30,7 +33,7 @@ from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
 from hivethink.lab.config import LabConfig, SubstrateSpec
 from hivethink.substrates.base import Budget, Substrate
-from hivethink.tasks.base import Instance, Task
+from hivethink.tasks.base import Instance, Task, meant_for
 
 # Substrates that run one worker whatever ``workers`` says (see the module docstring).
 SOLO_SUBSTRATES = frozenset({"single"})
@@ -185,6 +188,22 @@ def _build(kind: str, name: str, make: Callable[[], Any]) -> Any:
         raise HivethinkError(f"{kind} {name!r}: {type(err).__name__}: {err}") from None
 
 
+def _check_meant_for(config: LabConfig, tasks: list[Task], substrates: list[Substrate]) -> None:
+    """One-line errors for task/substrate pairings no sample could run (see the docstring)."""
+    labels = [s.display for s in config.substrates]
+    for spec, task in zip(config.tasks, tasks, strict=True):
+        fits = [label for label, sub in zip(labels, substrates, strict=True) if meant_for(task, sub)]
+        named = spec.substrates if spec.substrates is not None else labels
+        wrong = [label for label in named if label not in fits]
+        if spec.substrates is not None and wrong:
+            raise HivethinkError(
+                f"task {spec.label!r} is not meant for substrate(s) {', '.join(wrong)} "
+                f"(of those configured it fits: {', '.join(fits) or 'none'})"
+            )
+        if not fits:
+            raise HivethinkError(f"task {spec.label!r} is meant for none of the configured substrates")
+
+
 def expand_grid(config: LabConfig, factories: Factories) -> Plan:
     """Build every task and substrate once, generate the instances, and list every sample."""
     tasks = [
@@ -195,6 +214,7 @@ def expand_grid(config: LabConfig, factories: Factories) -> Plan:
         _build("substrate", s.name, functools.partial(factories.get_substrate, s.name, **s.params))
         for s in config.substrates
     ]
+    _check_meant_for(config, tasks, substrates)
     instances: list[list[Instance]] = []
     for spec, task in zip(config.tasks, tasks, strict=True):
         generated = _build(
@@ -215,6 +235,8 @@ def expand_grid(config: LabConfig, factories: Factories) -> Plan:
             for instance in instances[ti]:
                 for si, sspec in enumerate(config.substrates):
                     if allowed is not None and sspec.display not in allowed:
+                        continue
+                    if not meant_for(tasks[ti], substrates[si]):
                         continue
                     for workers, value, seed in itertools.product(
                         worker_counts(config, sspec), budgets, config.seeds

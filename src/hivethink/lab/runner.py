@@ -45,6 +45,7 @@ from hivethink.lab.grid import (
     expand_grid,
     job_budget,
 )
+from hivethink.lab.judge import judge_sample
 from hivethink.lab.records import compare, provenance, refusal
 from hivethink.lab.store import (
     CONFIG,
@@ -96,6 +97,7 @@ def _failure(err: Exception) -> tuple[list[Event], dict[str, Any]]:
         "agent_answers": {},
         "metrics": {},
         "info": {},
+        "outcome": None,
         "error": message,
     }
 
@@ -130,6 +132,7 @@ def _fields(
         "agent_answers": _jsonable(result.agent_answers),
         "metrics": metrics,
         "info": _jsonable(result.info),
+        "outcome": result.outcome.model_dump(mode="json") if result.outcome is not None else None,
         "error": f"backend: {len(failed_calls)} failed call(s); first: {failed_calls[0]}"
         if failed_calls
         else None,
@@ -350,9 +353,12 @@ def run_lab(
             todo = pending if limit is None else pending[: max(limit, 0)]
             jobs = plan.jobs(todo)
             backends = build_backends(plan, factories, todo) if ray is None else {}
+            mast = config.mast
+            judge = build_backend(mast.judge, factories) if mast is not None and todo else None
             try:
                 ran, failed, lost = _compute_and_write(
-                    out, plan, jobs, backends, factories, console, progress, ray, concurrency, mixed
+                    out, plan, jobs, backends, factories, console, progress, ray, concurrency, mixed,
+                    judge,
                 )
             finally:
                 if (out / RESULTS).exists():
@@ -380,10 +386,13 @@ def _compute_and_write(
     ray: RaySpec | None,
     concurrency: int,
     mixed: list[str],
+    judge: Backend | None = None,
 ) -> tuple[int, int, int]:
     """Compute ``jobs`` (here or on Ray) and write each sample as its job completes, with a
-    progress bar; -> (samples written, of them failed, samples lost on Ray)."""
+    progress bar; -> (samples written, of them failed, samples lost on Ray). With a MAST judge
+    (``mast:`` in the grid) each sample's trace is judged here, by the one writer, first."""
     ran = failed = 0
+    mast = plan.config.mast
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -417,6 +426,8 @@ def _compute_and_write(
             for _sample, events, record in finished:
                 if mixed:
                     record["mixed"] = mixed
+                if judge is not None and mast is not None:
+                    record["mast"] = judge_sample(judge, mast, record, events)
                 write_sample(out, record, events)
                 ran += 1
                 failed += record["error"] is not None

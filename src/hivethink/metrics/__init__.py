@@ -3,7 +3,8 @@
 :func:`compute_metrics` gives every metric of one sample as a flat dict; the modules hold the
 definitions: :mod:`.outcome` (score, cost, protocol facts), :mod:`.coordination` (redundancy,
 division of labour, references, checks and pivots, agreement, roles), :mod:`.pathology`
-(loops, repetition, role flips, flakes, drift, format failures), :mod:`.mast` (LLM judge).
+(loops, repetition, role flips, flakes, drift, format failures), :mod:`.probes` (common ground
+and error propagation), :mod:`.mast` (the LLM judge).
 """
 
 from hivethink.metrics.compute import compute_metrics
@@ -28,6 +29,7 @@ from hivethink.metrics.pathology import (
     is_repetitive,
     pathology_metrics,
 )
+from hivethink.metrics.probes import probe_metrics
 from hivethink.metrics.views import agent_names, final_answers, worker_outputs
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "outcome_metrics",
     "parse_mast_reply",
     "pathology_metrics",
+    "probe_metrics",
     "protocol_metrics",
     "redundancy",
     "references",

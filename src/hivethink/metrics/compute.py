@@ -13,6 +13,7 @@ from hivethink.metrics.outcome import (
     protocol_metrics,
 )
 from hivethink.metrics.pathology import pathology_metrics
+from hivethink.metrics.probes import probe_metrics
 from hivethink.tasks.base import Instance, Task
 from hivethink.trace import Event
 
@@ -25,15 +26,20 @@ def compute_metrics(
     result: ResultLike | None = None,
 ) -> Metrics:
     """Every metric that the inputs allow: coordination and pathologies from the trace; score
-    with task, instance and result; cost and protocol facts with the result. Values are numbers,
-    None (not applicable) or, for ``redundancy_unit``, a short string."""
+    with task, instance and result; cost, protocol facts and the typed outcome's metrics with
+    the result; probe metrics when the instance carries a probe. Values are numbers, None (not
+    applicable) or short strings (``redundancy_unit``, an outcome's class such as
+    ``game_result``)."""
     events = list(events)
     metrics: Metrics = {}
     if result is not None:
         if task is not None and instance is not None:
-            metrics |= outcome_metrics(task, instance, result.answer)
+            metrics |= outcome_metrics(task, instance, result.answer, result.outcome)
+            metrics |= probe_metrics(events, task, instance, result.answer)
         metrics |= cost_metrics(result)
         metrics |= protocol_metrics(result.info)
+        if result.outcome is not None:
+            metrics |= result.outcome.metrics()
     metrics |= coordination_metrics(events, task, instance)
     metrics |= pathology_metrics(events, instance)
     return metrics

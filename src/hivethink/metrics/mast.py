@@ -1,16 +1,27 @@
-"""Optional LLM judge: label a trace with the 14 MAST failure modes (Cemri et al., 2025).
+"""The MAST judge (Cemri et al., "Why Do Multi-Agent LLM Systems Fail?"): an LLM labels a trace.
 
-The judge is any :class:`~hivethink.backends.base.Backend`; its reply is parsed robustly (JSON
-object anywhere in the text, code fences, "yes"/"no" strings, or ``1.1: yes`` lines).
+The judge (any :class:`~hivethink.backends.base.Backend`) reads one prompt (the ``mast`` book):
+the instruction and answer format, the whole trace, the definitions of the 14 failure modes and
+a few labelled examples. It answers: A. a summary, B. whether the task succeeded (yes/no),
+C. yes/no per mode (``1.1`` ... ``3.3``). The reply is read as the published judge reads it
+(:func:`parse_mast_reply`): per mode, the first of a few patterns that finds the code followed
+by yes or no (the code's dots match any character, as published); a mode not found counts as
+"no". The success answer is the first yes/no after "B.". A published quirk follows: when the
+judge repeats a mode's name, the first "no" after the code may be a word of that name ("3.2
+No or Incomplete Verification: yes" reads as no). The named variant ``parse="lines"`` reads
+the yes or no after the last colon of the line that starts with the code. The rule-based
+detectors of
+:mod:`hivethink.metrics.pathology` stay the free default; the judge runs when a grid asks for
+it (``mast: {judge: <model>}``).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
 
+from hivethink import prompts
 from hivethink.backends.base import Backend, GenRequest
 from hivethink.trace import Event
 
@@ -41,151 +52,111 @@ MAST_MODES: dict[str, str] = {
     code: name for group in MAST_GROUPS.values() for code, name in group.items()
 }
 
-_CODE = re.compile(r"([123])\s*\.\s*([1-6])")
-_LINE = re.compile(r"([123]\s*\.\s*[1-6])[^\n]{0,80}?\b(yes|no|true|false|present|absent)\b", re.I)
-_TRUE = {"yes", "true", "present", "1", "y"}
-_FALSE = {"no", "false", "absent", "0", "n", "none"}
+BOOK = prompts.book(
+    "mast", {"judge": ["trace", "definitions", "examples"], "definitions": [], "examples": []}
+)
+
+_FLAGS = re.IGNORECASE | re.DOTALL
 
 
-def render_trace(events: Sequence[Event], max_chars: int = 12000) -> str:
-    """The trace as ``[kind] worker: text`` lines (tokens left out), middle cut to ``max_chars``."""
-    lines = [f"[{e.kind}] {e.worker}: {e.text.strip()}" for e in events if e.kind != "token"]
+def _mode_patterns(code: str) -> list[str]:
+    """The published patterns for one mode, tried in order (the code is not escaped)."""
+    return [
+        rf"C\..*?{code}.*?(yes|no)",
+        rf"C{code}\s+(yes|no)",
+        rf"{code}\s*[:]\s*(yes|no)",
+        rf"{code}\s+(yes|no)",
+        rf"{code}\s*\n\s*(yes|no)",
+        rf"C\.{code}\s*\n\s*(yes|no)",
+        rf"(?:C\.)?{code}.*?(yes|no)",
+    ]
+
+
+def render_trace(events: Sequence[Event], max_chars: int | None = None) -> str:
+    """The trace as ``[kind] worker: text`` lines: each worker's first prompt (its instructions)
+    and every other event but tokens and later prompts (which repeat the conversation). With
+    ``max_chars`` the middle is cut to fit."""
+    prompted: set[str] = set()
+    lines = []
+    for e in events:
+        if e.kind == "token" or (e.kind == "prompt" and e.worker in prompted):
+            continue
+        if e.kind == "prompt":
+            prompted.add(e.worker)
+        lines.append(f"[{e.kind}] {e.worker}: {e.text.strip()}")
     text = "\n".join(lines)
-    if len(text) <= max_chars:
+    if max_chars is None or len(text) <= max_chars:
         return text
     half = max_chars // 2
     return text[:half] + "\n[... trace cut ...]\n" + text[-half:]
 
 
-def mast_prompt(events: Sequence[Event], max_chars: int = 12000) -> str:
-    """The judge's instruction: the 14 modes by group, the trace, and the JSON reply format."""
-    groups = "\n".join(
-        f"{group}:\n" + "\n".join(f"  {code} {name}" for code, name in modes.items())
-        for group, modes in MAST_GROUPS.items()
-    )
-    example = json.dumps({code: False for code in MAST_MODES} | {"summary": "one sentence"})
-    return (
-        "You audit a multi-agent LLM run for failure modes of the MAST taxonomy:\n"
-        f"{groups}\n\nTrace:\n{render_trace(events, max_chars)}\n\n"
-        "Reply with one JSON object only, true for each failure mode present in the trace, e.g.\n"
-        f"{example}"
+def mast_prompt(events: Sequence[Event], max_chars: int | None = None) -> str:
+    return BOOK.render(
+        "judge",
+        trace=render_trace(events, max_chars),
+        definitions=BOOK.render("definitions"),
+        examples=BOOK.render("examples"),
     )
 
 
-def _as_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return bool(value)
-    if isinstance(value, dict):
-        for key in ("present", "value", "label", "answer"):
-            if key in value:
-                return _as_bool(value[key])
-        return None
-    if isinstance(value, str):
-        v = value.strip().lower()
-        return True if v in _TRUE else False if v in _FALSE else None
+def _published_mode(code: str, text: str) -> str | None:
+    match = next((m for p in _mode_patterns(code) if (m := re.search(p, text, _FLAGS))), None)
+    return match.group(1).lower() if match else None
+
+
+def _line_mode(code: str, text: str) -> str | None:
+    """The last yes/no after the last colon of the first line that starts with ``code``."""
+    for line in text.splitlines():
+        start = re.match(rf"\s*(?:C\.\s*)?{re.escape(code)}(?!\d)(.*)", line, re.IGNORECASE)
+        if start:
+            words = re.findall(r"\b(yes|no)\b", start.group(1).split(":")[-1], re.IGNORECASE)
+            return words[-1].lower() if words else None
     return None
 
 
-def _mode_code(key: str) -> str | None:
-    m = _CODE.search(key)
-    if m:
-        code = f"{m.group(1)}.{m.group(2)}"
-        return code if code in MAST_MODES else None
-    k = key.strip().lower().replace("_", " ")
-    return next((c for c, name in MAST_MODES.items() if name == k), None)
-
-
-def _json_objects(text: str) -> list[dict[str, Any]]:
-    """Every top-level JSON object in ``text`` (balanced braces, strings respected)."""
-    found: list[dict[str, Any]] = []
-    depth, start, in_str, escaped = 0, -1, False, False
-    for i, ch in enumerate(text):
-        if in_str:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_str = False
-            continue
-        if ch == '"':
-            in_str = depth > 0
-        elif ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                obj = _loads_lenient(text[start : i + 1])
-                if isinstance(obj, dict):
-                    found.append(obj)
-    return found
-
-
-def _loads_lenient(blob: str) -> Any:
-    """``json.loads``, retried with Python-style literals, single quotes and trailing commas fixed."""
-    try:
-        return json.loads(blob)
-    except (ValueError, RecursionError):
-        pass
-    fixed = re.sub(r",\s*([}\]])", r"\1", blob)
-    fixed = re.sub(
-        r"\bTrue\b", "true", re.sub(r"\bFalse\b", "false", re.sub(r"\bNone\b", "null", fixed))
-    )
-    if '"' not in fixed:
-        fixed = fixed.replace("'", '"')
-    try:
-        return json.loads(fixed)
-    except (ValueError, RecursionError):
-        return None
-
-
-def parse_mast_reply(text: str) -> dict[str, Any]:
-    """Parse a judge reply into ``{"modes": {code: bool | None}, "failures", "summary", "parsed"}``.
-
-    Tries JSON objects first (also nested under a key such as ``"modes"``), then ``1.1: yes``
-    lines. ``parsed`` is False when no mode could be read; unread modes are None.
-    """
-    modes: dict[str, bool | None] = dict.fromkeys(MAST_MODES)
-    summary = ""
-    for obj in _json_objects(text):
-        candidates = [obj] + [v for v in obj.values() if isinstance(v, dict)]
-        for cand in candidates:
-            for key, value in cand.items():
-                code = _mode_code(str(key))
-                if code is not None and modes[code] is None:
-                    modes[code] = _as_bool(value)
-        if isinstance(obj.get("summary"), str):
-            summary = summary or obj["summary"]
-    if all(v is None for v in modes.values()):
-        for m in _LINE.finditer(text):
-            code = _mode_code(m.group(1))
-            if code is not None and modes[code] is None:
-                modes[code] = _as_bool(m.group(2))
-    parsed = any(v is not None for v in modes.values())
+def parse_mast_reply(text: str, parse: str = "published") -> dict[str, Any]:
+    """The judge's reply as ``{"modes": {code: bool}, "failures": [codes], "success": bool |
+    None, "summary": str, "parsed": bool}``; ``parsed`` is False when no mode was found (all
+    then count as "no", as published). ``parse``: "published" or "lines" (module docstring)."""
+    cleaned = text.strip().removeprefix("@@").removesuffix("@@")
+    read = _line_mode if parse == "lines" else _published_mode
+    modes: dict[str, bool] = {}
+    found = 0
+    for code in MAST_MODES:
+        answer = read(code, cleaned)
+        found += answer is not None
+        modes[code] = answer == "yes"
+    success = re.search(r"B\..*?(yes|no)", cleaned, _FLAGS)
+    summary = re.search(r"A\.(.*?)(?:\bB\.|$)", cleaned, _FLAGS)
     return {
         "modes": modes,
         "failures": [c for c, v in modes.items() if v],
-        "summary": summary,
-        "parsed": parsed,
+        "success": None if success is None else success.group(1).lower() == "yes",
+        "summary": summary.group(1).strip() if summary else "",
+        "parsed": found > 0,
     }
 
 
 def mast_judge(
-    events: Sequence[Event], backend: Backend, *, max_tokens: int = 400, max_chars: int = 12000
+    events: Sequence[Event],
+    backend: Backend,
+    *,
+    max_tokens: int = 1024,
+    max_chars: int | None = None,
+    temperature: float = 1.0,
+    parse: str = "published",
 ) -> dict[str, Any]:
-    """Ask ``backend`` to label the trace with the MAST failure modes.
-
-    Returns :func:`parse_mast_reply`'s dict plus ``raw`` (the reply text) and ``error`` (the
-    backend's error, or None).
-    """
+    """Ask ``backend`` to label the trace: :func:`parse_mast_reply`'s dict plus ``raw`` (the
+    reply) and ``error`` (the backend's error, or None). Never raises for a failed call."""
     request = GenRequest(
         messages=[{"role": "user", "content": mast_prompt(events, max_chars)}],
         max_tokens=max_tokens,
-        temperature=0.0,
+        temperature=temperature,
     )
     completion = backend.generate([request])[0]
-    return {**parse_mast_reply(completion.text), "raw": completion.text, "error": completion.error}
+    return {
+        **parse_mast_reply(completion.text, parse),
+        "raw": completion.text,
+        "error": completion.error,
+    }

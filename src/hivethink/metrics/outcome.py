@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from hivethink.tasks.base import Instance, Task
+from hivethink.tasks.base import Instance, Outcome, OutcomeTask, Task
 
 Metrics = dict[str, float | int | str | None]
 
@@ -23,11 +23,19 @@ class ResultLike(Protocol):
     prompt_tokens: int
     wall_s: float
     info: dict[str, Any]
+    outcome: Outcome | None
 
 
-def outcome_metrics(task: Task, instance: Instance, answer: str | None) -> Metrics:
-    """``score`` in [0, 1] from the task's scorer and ``correct`` (1 when the score is 1)."""
-    score = float(task.score(instance, answer))
+def outcome_metrics(
+    task: Task, instance: Instance, answer: str | None, outcome: Outcome | None = None
+) -> Metrics:
+    """``score`` in [0, 1] and ``correct`` (1 when the score is 1). The task scores the
+    protocol's typed outcome when it defines ``score_outcome`` and there is one (graph and game
+    tasks), else the team answer; the outcome's own metrics (``Outcome.metrics``) follow."""
+    if outcome is not None and isinstance(task, OutcomeTask):
+        score = float(task.score_outcome(instance, outcome))
+    else:
+        score = float(task.score(instance, answer))
     return {"score": score, "correct": 1.0 if score >= 1.0 else 0.0}
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from hivethink.names import HELPERS
 from hivethink.trace import Event
 
-# Workers that are not agents: the team's combined answer, the lab runner's own records, and
-# the engine's shared prompt (shown to "all").
-NON_AGENTS = frozenset({"team", "lab", "system", "all"})
+# Workers that are not agents: the team's combined answer, the lab runner's own records, the
+# engine's shared prompt (shown to "all"), and protocol helpers (a belief extractor...).
+NON_AGENTS = frozenset({"team", "lab", "system", "all"}) | HELPERS
 # Kinds that carry a worker's own generated text, used when a worker has no `step` events.
 _MESSAGE_KINDS = ("message", "post")
 

@@ -18,6 +18,7 @@ from hivethink.report.data import (
     agreement,
     coordination,
     load,
+    mast_modes,
     merge_tokens,
     overview,
     pathologies,
@@ -202,6 +203,8 @@ def build_report(run_dir: str | Path) -> Path:
         agreement(records),
         pathologies(records),
     ]
+    if any(r.get("mast") for r in records):
+        tables.append(mast_modes(records))
     plots = all_plots(records)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = (

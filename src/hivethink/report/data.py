@@ -177,6 +177,28 @@ def pathologies(records: Sequence[Record]) -> Table:
                         [(p.removeprefix("patho_"), p, total) for p in PATHOLOGIES])
 
 
+def mast_modes(records: Sequence[Record]) -> Table:
+    """Per substrate, over the samples the MAST judge labelled (``mast`` in a results line):
+    how many it labelled, its errors, the share it judged successful and the share with each of
+    the 14 failure modes."""
+    from hivethink.metrics.mast import MAST_MODES
+
+    rows = []
+    for substrate, recs in group([r for r in records if r.get("mast")], lambda r: r["substrate"]).items():
+        labels = [r["mast"] for r in recs if not r["mast"].get("error")]
+        rows.append([
+            substrate, len(labels), len(recs) - len(labels),
+            mean(None if m.get("success") is None else float(m["success"]) for m in labels),
+            *(mean(float(bool(m["modes"].get(code))) for m in labels) for code in MAST_MODES),
+        ])  # fmt: skip
+    return Table(
+        "MAST failure modes (LLM judge)",
+        ["substrate", "judged", "judge errors", "success", *MAST_MODES],
+        rows,
+        "rates over the samples the judge labelled",
+    )
+
+
 def clip(value: Any, limit: int = 200) -> Any:
     """Long strings cut to ``limit`` characters (other values unchanged)."""
     if isinstance(value, str) and len(value) > limit:

@@ -1,4 +1,10 @@
-"""Coordination substrates and their registry: ``get_substrate("chat", topology="ring")``."""
+"""Coordination substrates and their registry: ``get_substrate("chat", topology="ring")``.
+
+The presets of published protocols are ``agentsnet``, ``consensus-game``, ``coral``,
+``debate-du`` and ``camel`` (their published rules are the defaults; our variants are named
+parameters). The older names ``agree``, ``pair``, ``debate`` and ``roleplay`` are aliases of
+the presets that replaced them.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,17 @@ import dataclasses
 from typing import Any
 
 from hivethink.errors import HivethinkError
-from hivethink.substrates.agree import Agree
+from hivethink.substrates.agentsnet import AgentsNet
 from hivethink.substrates.base import Budget, SampleResult, Substrate
 from hivethink.substrates.blackboard import Blackboard
+from hivethink.substrates.camel import Camel
 from hivethink.substrates.centralized import Centralized
 from hivethink.substrates.chat import Chat
-from hivethink.substrates.debate import Debate
+from hivethink.substrates.consensus_game import ConsensusGame
+from hivethink.substrates.coral import Coral
+from hivethink.substrates.debate import DebateDu
 from hivethink.substrates.independent import Independent
-from hivethink.substrates.pair import Pair
 from hivethink.substrates.program import Program
-from hivethink.substrates.roleplay import Roleplay
 from hivethink.substrates.sequential import Sequential
 from hivethink.substrates.shared_cache import SharedCache
 from hivethink.substrates.single import Single
@@ -29,14 +36,17 @@ SUBSTRATES: dict[str, type] = {
         Blackboard,
         Sequential,
         Centralized,
-        Debate,
         Program,
-        Roleplay,
-        Agree,
-        Pair,
         SharedCache,
+        AgentsNet,
+        ConsensusGame,
+        Coral,
+        DebateDu,
+        Camel,
     )
 }
+# Older names, kept so that existing grids run: each now means the preset that replaced it.
+ALIASES = {"agree": "consensus-game", "pair": "coral", "debate": "debate-du", "roleplay": "camel"}
 
 
 def _coerce(value: Any, default: Any) -> Any:
@@ -53,7 +63,9 @@ def _coerce(value: Any, default: Any) -> Any:
 
 
 def get_substrate(name: str, **params: Any) -> Substrate:
-    """The substrate ``name`` with ``params`` (dataclass fields; strings are converted)."""
+    """The substrate ``name`` (or an alias) with ``params`` (dataclass fields; strings are
+    converted)."""
+    name = ALIASES.get(name, name)
     cls = SUBSTRATES.get(name)
     if cls is None:
         raise HivethinkError(f"unknown substrate {name!r} (known: {', '.join(sorted(SUBSTRATES))})")
@@ -71,4 +83,4 @@ def get_substrate(name: str, **params: Any) -> Substrate:
     return cls(**values)
 
 
-__all__ = ["SUBSTRATES", "Budget", "SampleResult", "Substrate", "get_substrate"]
+__all__ = ["ALIASES", "SUBSTRATES", "Budget", "SampleResult", "Substrate", "get_substrate"]

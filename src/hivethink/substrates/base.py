@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from hivethink.backends.base import Backend
-from hivethink.tasks.base import Instance, Task
+from hivethink.tasks.base import Instance, Outcome, Task
 from hivethink.trace import Event
 
 
@@ -59,6 +59,9 @@ class SampleResult:
     prompt_tokens: int = 0
     wall_s: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)  # protocol-specific (timeout, rounds used...)
+    # The typed result of a protocol whose outcome is more than the team answer (the AgentsNet
+    # answers of every node, the consensus game's trajectory, Coral's per-turn beliefs...).
+    outcome: Outcome | None = None
     # budget -> the result this run would have given had that been its budget (``Budget.snapshots``)
     at_budget: dict[int, SampleResult] = field(default_factory=dict)
 

@@ -82,7 +82,7 @@ class Blackboard(SubstrateBase):
         budget: Budget,
         seed: int,
     ) -> SampleResult:
-        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature)
+        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature, probe=instance.probe)
         names = worker_names(workers)
         board: list[Entry] = []
         done = 0

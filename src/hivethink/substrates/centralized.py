@@ -53,7 +53,7 @@ class Centralized(SubstrateBase):
         budget: Budget,
         seed: int,
     ) -> SampleResult:
-        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature)
+        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature, probe=instance.probe)
         history = conversation(PLAN_SYSTEM.format(n=workers), instance.prompt)
         [plan] = rec.round([Call(COORDINATOR, list(history))], step=0)
         history.append({"role": "assistant", "content": plan})

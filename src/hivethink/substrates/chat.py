@@ -1,21 +1,18 @@
-"""``chat``: synchronous message rounds over a topology (AgentsNet-style), then final answers.
+"""``chat``: synchronous message rounds over a fixed topology, then final answers (any text task).
 
 Each round every agent replies with one JSON object ``{neighbour_name: message}``. Messages reach
 only named neighbours and arrive in the NEXT round (messages of the last round arrive with the
 final question); a ``null`` message sends nothing. Messages to non-neighbours are dropped
 (``error`` event, counted). A reply that holds no JSON object gets ONE retry with a short
 correction; if that also fails the agent sends nothing this round (``error`` event, counted).
-For ``instance.task == "graph"`` the topology, the rounds, the prompts and the answer parsing
-come from the instance and ``hivethink.tasks.graph``, ``agent_answers`` holds each node's
-answer, ``info["score"]`` is ``score_agents`` and the team answer is the JSON object of all
-answers (what ``GraphTask.score`` reads). Otherwise ``topology`` and ``budget.rounds`` apply and
-the team answer is the majority of the final answers (ties: earliest agent).
+``topology`` and ``budget.rounds`` apply; the team answer is the majority of the final answers
+(ties: earliest agent). The published AgentsNet protocol on graph tasks is the ``agentsnet``
+preset; this is our own neighbour chat for problems any agent could solve alone.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,14 +65,6 @@ def topology_neighbours(names: list[str], topology: str) -> dict[str, list[str]]
     return {a: names[1:] if a == hub else [hub] for a in names}
 
 
-def graph_neighbours(nodes: list[str], edges: list[Any]) -> dict[str, list[str]]:
-    adjacency: dict[str, list[str]] = {n: [] for n in nodes}
-    for u, v in edges:
-        adjacency[u].append(v)
-        adjacency[v].append(u)
-    return {n: sorted(set(nb), key=nodes.index) for n, nb in adjacency.items()}
-
-
 def show_inbox(inbox: list[tuple[str, str]]) -> str:
     return "\n".join(f"- from {sender}: {text}" for sender, text in inbox) or "(none)"
 
@@ -85,63 +74,8 @@ def example(neighbours: list[str]) -> str:
 
 
 @dataclass
-class Network:
-    """Who talks to whom for how many rounds, and how final answers are asked, read and joined."""
-
-    names: list[str]
-    adjacency: dict[str, list[str]]
-    rounds: int
-    system: dict[str, str]
-    question: Callable[[str], str]
-    parse: Callable[[str, str], str | None]  # (agent, text) -> answer
-    team: Callable[[dict[str, str | None]], tuple[str | None, dict[str, Any]]]
-
-
-def graph_network(instance: Instance) -> Network:
-    """The AgentsNet setting of a graph instance, through ``hivethink.tasks.graph``."""
-    from hivethink.tasks import graph
-
-    names = list(instance.data["nodes"])
-
-    def team(answers: dict[str, str | None]) -> tuple[str | None, dict[str, Any]]:
-        return json.dumps(answers, sort_keys=True), {"score": graph.score_agents(instance, answers)}
-
-    return Network(
-        names=names,
-        adjacency=graph_neighbours(names, instance.data["edges"]),
-        rounds=int(instance.data["rounds"]),
-        system={n: graph.agent_system_prompt(instance, n) for n in names},
-        question=lambda n: graph.final_question(instance, n),
-        parse=lambda n, text: graph.parse_final(instance, n, text),
-        team=team,
-    )
-
-
-def topology_network(
-    instance: Instance, task: Task, names: list[str], topology: str, rounds: int
-) -> Network:
-    """A team of named workers on a fixed topology, answering the instance's problem."""
-    adjacency = topology_neighbours(names, topology)
-    system = {
-        n: SYSTEM.format(
-            name=n, n=len(names), neighbours=", ".join(adjacency[n]), problem=instance.prompt
-        )
-        for n in names
-    }
-    return Network(
-        names=names,
-        adjacency=adjacency,
-        rounds=rounds,
-        system=system,
-        question=lambda n: QUESTION,
-        parse=lambda n, text: task.extract(text),
-        team=lambda answers: (majority(answers.values()), {}),
-    )
-
-
-@dataclass
 class Chat(SubstrateBase):
-    """Round-based neighbour messaging; ``topology`` = complete | ring | star (non-graph tasks)."""
+    """Round-based neighbour messaging; ``topology`` = complete | ring | star."""
 
     name = "chat"
     topology: str = "complete"
@@ -162,27 +96,25 @@ class Chat(SubstrateBase):
         budget: Budget,
         seed: int,
     ) -> SampleResult:
-        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature)
-        if instance.task == "graph":
-            net = graph_network(instance)
-        else:
-            net = topology_network(
-                instance, task, worker_names(workers), self.topology, budget.rounds
-            )
-        names, adjacency = net.names, net.adjacency
+        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature, probe=instance.probe)
+        names = worker_names(workers)
+        adjacency = topology_neighbours(names, self.topology)
+        rounds = budget.rounds
         history: dict[str, Messages] = {
-            n: [{"role": "system", "content": net.system[n]}] for n in names
-        }
+            n: [{"role": "system", "content": SYSTEM.format(
+                name=n, n=len(names), neighbours=", ".join(adjacency[n]), problem=instance.prompt)}]
+            for n in names
+        }  # fmt: skip
         inbox: dict[str, list[tuple[str, str]]] = {n: [] for n in names}
         counts = {"retries": 0, "silent": 0, "dropped": 0, "delivered": 0}
         done = 0
-        for r in range(net.rounds):
+        for r in range(rounds):
             if rec.exhausted:
                 break
             for n in names:
                 prompt = ROUND.format(
                     round=r + 1,
-                    rounds=net.rounds,
+                    rounds=rounds,
                     inbox=show_inbox(inbox[n]),
                     example=example(adjacency[n]),
                     neighbours=", ".join(adjacency[n]) or "none",
@@ -193,22 +125,20 @@ class Chat(SubstrateBase):
             done = r + 1
 
         for n in names:
-            prompt = FINAL.format(inbox=show_inbox(inbox[n]), question=net.question(n))
+            prompt = FINAL.format(inbox=show_inbox(inbox[n]), question=QUESTION)
             history[n].append({"role": "user", "content": prompt})
         texts = rec.round(
             [Call(n, list(history[n]), seen=[s for s, _ in inbox[n]]) for n in names], step=done
         )
-        answers = {n: net.parse(n, t) for n, t in zip(names, texts, strict=True)}
+        answers = {n: task.extract(t) for n, t in zip(names, texts, strict=True)}
         rec.answers(answers, step=done)
-        team, extra = net.team(answers)
         info: dict[str, Any] = {
             "rounds": done,
-            "budget_exhausted": done < net.rounds,
+            "budget_exhausted": done < rounds,
             "format_errors": counts["silent"] + counts["dropped"],
             **counts,
-            **extra,
         }
-        return rec.finish(team, agent_answers=answers, info=info)
+        return rec.finish(majority(answers.values()), agent_answers=answers, info=info)
 
     @staticmethod
     def _messages(

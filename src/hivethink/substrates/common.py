@@ -7,6 +7,12 @@ such as ``retry`` or ``phase``); a failed completion adds an ``error`` event wit
 ``data["reason"]`` and ``data["backend"] = True`` (agents' format failures have no ``backend``).
 ``step`` is the round index. Final answers are ``answer`` events, one per agent and one with
 ``worker="team"``; ``data["none"]`` marks a missing answer.
+
+Probes (:class:`~hivethink.tasks.base.Probe`, carried by the instance) are shown here, so every
+substrate that runs its calls through a :class:`Recorder` can be probed: the probe's text is
+added to the newest user message of the calls it applies to, and their ``prompt`` events get
+``data["probe"]`` (the probe's kind). Helper calls (``Call.helper``: a belief extractor, a task
+specifier) are never probed.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from hivethink.backends.base import Backend, GenRequest
 from hivethink.errors import HivethinkError
 from hivethink.substrates.base import Budget, SampleResult
 from hivethink.tasks._common import past_deep_nesting
-from hivethink.tasks.base import Task
+from hivethink.tasks.base import Probe, Task
 from hivethink.trace import Event, EventKind
 
 Messages = list[dict[str, str]]
@@ -34,21 +40,42 @@ class SubstrateBase:
 
     name: ClassVar[str]
     snapshots: ClassVar[bool] = False  # see Substrate.snapshots
+    # "text" for substrates that answer any text task; a preset that needs a structured instance
+    # (a graph, a game) says what it needs, so tasks can declare it (``tasks.base.meant_for``).
+    kind: ClassVar[str] = "text"
+    # The prompt books (``hivethink.prompts``) whose texts the substrate shows, for the records.
+    prompt_books: ClassVar[tuple[str, ...]] = ()
     temperature: float = 0.7  # sampling temperature of every agent call
 
 
 @dataclass
 class Call:
-    """One agent's backend call inside a round; ``seen`` names whose texts are in the prompt."""
+    """One agent's backend call inside a round; ``seen`` names whose texts are in the prompt.
+
+    ``json_schema`` constrains the reply where the protocol publishes constrained JSON output;
+    ``helper`` marks a call of a protocol helper rather than a team agent (never probed)."""
 
     worker: str
     messages: Messages
     seen: list[str] | None = None
+    json_schema: dict[str, Any] | None = None
+    helper: bool = False
 
 
 def conversation(system: str, user: str) -> Messages:
     """A two-message chat: system prompt, then one user turn."""
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def with_note(messages: Messages, note: str) -> Messages:
+    """``messages`` with ``note`` added to the newest user message (a new one if the newest
+    message is not the user's); the list given is not changed."""
+    out = [dict(m) for m in messages]
+    if out and out[-1]["role"] == "user":
+        out[-1]["content"] = f"{out[-1]['content']}\n\n{note}"
+    else:
+        out.append({"role": "user", "content": note})
+    return out
 
 
 def render(messages: Messages) -> str:
@@ -68,11 +95,22 @@ class Recorder:
     round (calls within a round run in parallel, so only the longest is on the critical path).
     """
 
-    def __init__(self, backend: Backend, budget: Budget, *, seed: int, temperature: float) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        budget: Budget,
+        *,
+        seed: int,
+        temperature: float,
+        probe: Probe | None = None,
+    ) -> None:
         self.backend = backend
         self.budget = budget
         self.seed = seed
         self.temperature = temperature
+        self.probe = probe
+        self.agent_rounds = 0  # rounds so far that held a team agent's call (probe timing)
+        self.seeded: str | None = None  # the agent a "seed" probe is shown to: the first called
         self.events: list[Event] = []
         self.tokens = 0
         self.prompt_tokens = 0
@@ -99,22 +137,37 @@ class Recorder:
         step: int,
         max_tokens: int | None = None,
         data: dict[str, Any] | None = None,
+        temperature: float | None = None,
     ) -> list[str]:
-        """Run ``calls`` as ONE batched backend call; return the texts in call order."""
+        """Run ``calls`` as ONE batched backend call; return the texts in call order.
+
+        ``max_tokens`` and ``temperature`` override the per-call cap and the sampling
+        temperature for this round (the cap is still clipped by :meth:`call_cap`)."""
         if not calls:
             return []
         cap = self.call_cap(len(calls), max_tokens)
+        shown = [self._probed(call) for call in calls]
+        if any(not call.helper for call in calls):
+            self.agent_rounds += 1
         requests = [
             GenRequest(
-                messages=call.messages,
+                messages=messages,
                 max_tokens=cap,
-                temperature=self.temperature,
+                temperature=self.temperature if temperature is None else temperature,
                 seed=derive_seed(self.seed, self.sequential_calls, i),
+                json_schema=call.json_schema,
             )
-            for i, call in enumerate(calls)
+            for i, (call, (messages, _)) in enumerate(zip(calls, shown, strict=True))
         ]
-        for call in calls:
-            self.event("prompt", call.worker, render(call.messages), step=step, seen=call.seen)
+        for call, (messages, probe) in zip(calls, shown, strict=True):
+            self.event(
+                "prompt",
+                call.worker,
+                render(messages),
+                step=step,
+                seen=call.seen,
+                data={"probe": probe} if probe else {},
+            )
         completions = self.backend.generate(requests)
         if len(completions) != len(requests):
             raise HivethinkError(
@@ -146,6 +199,20 @@ class Recorder:
                     data={"reason": comp.error, "backend": True},
                 )
         return [c.text for c in completions]
+
+    def _probed(self, call: Call) -> tuple[Messages, str | None]:
+        """The messages ``call`` is sent (with the probe's text where it applies) and the kind of
+        probe shown, if any (see :class:`~hivethink.tasks.base.Probe`)."""
+        probe = self.probe
+        if probe is None or call.helper:
+            return call.messages, None
+        if probe.kind == "revision" and self.agent_rounds < probe.start:
+            return call.messages, None
+        if probe.kind == "seed":
+            self.seeded = self.seeded or call.worker
+            if call.worker != self.seeded:
+                return call.messages, None
+        return with_note(call.messages, probe.text), probe.kind
 
     def call_cap(self, n_calls: int, max_tokens: int | None = None) -> int:
         """The most tokens each of ``n_calls`` parallel calls may generate now: the call's own cap

@@ -29,7 +29,7 @@ class Independent(SubstrateBase):
         budget: Budget,
         seed: int,
     ) -> SampleResult:
-        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature)
+        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature, probe=instance.probe)
         names = worker_names(workers)
         calls = [Call(n, conversation(SYSTEM.format(name=n), instance.prompt)) for n in names]
         texts = rec.round(calls, step=0)

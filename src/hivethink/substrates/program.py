@@ -51,7 +51,7 @@ class Program(SubstrateBase):
         budget: Budget,
         seed: int,
     ) -> SampleResult:
-        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature)
+        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature, probe=instance.probe)
         [plan] = rec.round(
             [Call(PLANNER, conversation(PLAN_SYSTEM.format(n=workers), instance.prompt))], step=0
         )

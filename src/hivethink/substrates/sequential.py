@@ -64,7 +64,7 @@ class Sequential(SubstrateBase):
         budget: Budget,
         seed: int,
     ) -> SampleResult:
-        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature)
+        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature, probe=instance.probe)
         names = worker_names(workers)
         work: list[str] = []
         answers: dict[str, str | None] = {}

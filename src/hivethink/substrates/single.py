@@ -31,7 +31,7 @@ class Single(SubstrateBase):
         budget: Budget,
         seed: int,
     ) -> SampleResult:
-        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature)
+        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature, probe=instance.probe)
         [name] = worker_names(1)
         if budget.passes is None and budget.tokens is None:
             max_tokens = workers * budget.max_tokens

@@ -2,8 +2,9 @@
 
 ``get_task("graph", kind="coloring", size=16)`` builds a task by name; each task is a dataclass
 whose fields are its parameters. The task files also hold the helpers that substrates need for
-multi-agent games (``graph``: AgentsNet prompts and scoring; ``agree``: the consensus game;
-``pair``: the sycophancy probe).
+multi-agent protocols (``graph``: AgentsNet instances, loading and scoring; ``agree``: the
+consensus game's stop rule and outcome; ``pair``: the sycophancy probe; ``probes``: the common
+ground and error propagation probes).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import Any
 
 from hivethink.errors import HivethinkError
 from hivethink.tasks.agree import AgreeTask
+from hivethink.tasks.arithmetic import ArithmeticTask
 from hivethink.tasks.base import Instance, Task
 from hivethink.tasks.countdown import CountdownTask
 from hivethink.tasks.enumerate import EnumerateTask
 from hivethink.tasks.graph import GraphTask
 from hivethink.tasks.math import MathTask
 from hivethink.tasks.pair import PairTask
+from hivethink.tasks.probes import CommonGroundTask, ErrorPropagationTask
 
 TASKS: dict[str, type] = {
     "math": MathTask,
@@ -29,6 +32,9 @@ TASKS: dict[str, type] = {
     "graph": GraphTask,
     "agree": AgreeTask,
     "pair": PairTask,
+    "arithmetic": ArithmeticTask,
+    "common-ground": CommonGroundTask,
+    "error-propagation": ErrorPropagationTask,
 }
 
 
@@ -86,8 +92,11 @@ def _type_name(hint: Any) -> str:
 __all__ = [
     "TASKS",
     "AgreeTask",
+    "ArithmeticTask",
+    "CommonGroundTask",
     "CountdownTask",
     "EnumerateTask",
+    "ErrorPropagationTask",
     "GraphTask",
     "Instance",
     "MathTask",

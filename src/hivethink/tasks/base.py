@@ -1,9 +1,43 @@
-"""The task contract: instances generated offline from a seed, each with an exact, pure scorer."""
+"""The task contract: instances generated offline from a seed, each with an exact, pure scorer.
+
+A task owns its outcome. Most tasks are answered with text: a substrate returns the team's
+answer string and :meth:`Task.score` scores it. Tasks whose result is not one answer (the
+AgentsNet graph problems, the consensus game) define a typed :class:`Outcome` that the
+substrate fills in and score it with ``score_outcome`` (:class:`OutcomeTask`).
+
+A task says which substrates it is meant for with a class attribute ``substrates``: a tuple of
+substrate names, or absent for "every substrate that answers with text" (see :func:`meant_for`).
+A task whose instances carry model-facing text from a prompt book (graph descriptions, probe
+texts) names those books in a class attribute ``prompt_books``, as substrates do.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+Metric = float | int | str | None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Something the substrate's :class:`~hivethink.substrates.common.Recorder` shows the agents
+    on top of the protocol (``hivethink.tasks.probes``).
+
+    ``revision``: from the ``start``-th round of agent calls on (0-based), every agent call is
+    shown ``text`` (a partner revising a premise). ``seed``: every call of one agent (the first
+    to be called) is shown ``text`` (a wrong claim); ``marker`` is what the metrics look for in
+    the other agents' outputs. ``misled`` is the answer a team reaches that keeps the first
+    premise (revision) or believes the wrong claim (seed).
+    """
+
+    kind: Literal["revision", "seed"]
+    text: str
+    misled: str
+    start: int = 1
+    marker: str | None = None
 
 
 @dataclass
@@ -15,6 +49,33 @@ class Instance:
     prompt: str
     target: Any = None
     data: dict[str, Any] = field(default_factory=dict)  # task-specific (graph, start values, ...)
+    probe: Probe | None = None
+
+    @property
+    def question(self) -> str:
+        """The problem alone, without the task's answer-format line (``data["question"]`` where
+        the task keeps one), for protocols that state their own answer format."""
+        return str(self.data.get("question") or self.prompt)
+
+
+class Outcome(BaseModel):
+    """The typed result of running a protocol on one instance (beyond a team answer string).
+
+    Subclasses set ``prefix``; :meth:`metrics` turns their scalar fields into metrics named
+    ``<prefix>_<field>`` (booleans as 0/1; lists and mappings stay in the record only).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    prefix: ClassVar[str] = "outcome"
+
+    def metrics(self) -> dict[str, Metric]:
+        out: dict[str, Metric] = {}
+        for name, value in self:
+            if isinstance(value, bool):
+                out[f"{self.prefix}_{name}"] = int(value)
+            elif value is None or isinstance(value, (int, float, str)):
+                out[f"{self.prefix}_{name}"] = value
+        return out
 
 
 @runtime_checkable
@@ -32,3 +93,21 @@ class Task(Protocol):
     def score(self, instance: Instance, answer: str | None) -> float:
         """Score in [0, 1] of one team answer (None = no answer = 0)."""
         ...
+
+
+@runtime_checkable
+class OutcomeTask(Task, Protocol):
+    """A task whose protocol result is an :class:`Outcome`, scored by the task itself."""
+
+    def score_outcome(self, instance: Instance, outcome: Outcome) -> float:
+        """Score in [0, 1] of the outcome a substrate produced for ``instance``."""
+        ...
+
+
+def meant_for(task: Task, substrate: Any) -> bool:
+    """Whether ``task`` is meant to run on ``substrate``: its declared ``substrates`` name it, or
+    the task declares none and the substrate answers with text (``kind == "text"``)."""
+    declared: tuple[str, ...] | None = getattr(task, "substrates", None)
+    if declared is not None:
+        return str(substrate.name) in declared
+    return getattr(substrate, "kind", "text") == "text"

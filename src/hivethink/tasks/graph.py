@@ -1,87 +1,64 @@
 """AgentsNet tasks: agents on the nodes of a graph solve a global problem by local messages.
 
-Each agent knows N, its own name and its neighbours' names only. For ``rounds`` synchronous
-rounds it sends a JSON object ``{neighbour_name: message}``; then each agent gives one final
-answer (``final_question`` / ``parse_final``), and ``score_agents`` scores the answers together.
+Each agent knows N, its own name and its neighbours' names only; the protocol is the
+``agentsnet`` substrate. This module owns the instances (generated like the published ones,
+or loaded from the published node-link files), the valid final answers and the published
+scores (``floriangroetschla/AgentsNet``, ``LiteralMessagePassing.get_score``):
 
-Scores (AgentsNet):
+- consensus: 1 iff every answer is "0" or "1" and all are equal;
+- leader_election: 1 iff every answer is "Yes" or "No" and exactly one is "Yes";
+- matching: a node is inconsistent if its answer is not a neighbour's name (a missing answer
+  included) or that neighbour does not name it back, or if it answers "None" while a
+  neighbour also answers "None"; score = consistent nodes / N;
+- coloring (options "Group 1".."Group k", k = max degree + 1): 1[every answer an option] x the
+  fraction of edges whose ends differ;
+- vertex_cover ("Yes" = in the cover): coverage (edges with an end in the cover / edges) x
+  (cover nodes whose switch to "No" leaves coverage below 1) / cover size. With an incomplete
+  cover every cover node counts (coverage is below 1 already), as in the published code. The
+  published code divides by zero on an empty cover; here an empty cover scores 0.
 
-- consensus: 1 iff every agent answers, all with the same value of "0"/"1";
-- leader_election: 1 iff every agent answers "Yes"/"No" and exactly one says "Yes";
-- matching: fraction of consistent agents. An agent naming neighbour ``v`` is consistent iff
-  ``v`` names it back; an agent answering "None" is consistent iff every neighbour is matched
-  (sits in a mutual pair), i.e. it could not have joined a pair (maximality). A missing
-  answer, or a name that is not a neighbour, is inconsistent;
-- coloring (max degree + 1 colours "1".."k"): 0 unless every agent answers a valid colour, else
-  the fraction of edges whose ends differ;
-- vertex_cover ("Yes" = in the cover; a missing answer counts as "No"): edge coverage times the
-  fraction of cover agents that are necessary (have a neighbour outside the cover, so dropping
-  them uncovers an edge). An empty cover scores 0.
+Answers are compared exactly (case-sensitive); the preset's parser yields the option strings.
 
-Rounds: 2*diameter+1 for consensus and leader election, and for every task on more than 16
-nodes; otherwise the fixed counts the AgentsNet scripts use for small graphs: 4 rounds up to
-4 nodes, 5 up to 8, 6 up to 16. ``rounds=`` overrides both.
+Rounds (published ``main.py`` and ``main.sh``): 2*diameter+1 for consensus and leader election
+and for every task on more than 16 nodes; otherwise 4, 5, 6 rounds at 4, 8, 16 nodes (sizes in
+between take the count of the next published size).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from random import Random
-from typing import Any
+from typing import Any, ClassVar
 
 import networkx as nx
 
+from hivethink import prompts
 from hivethink.errors import HivethinkError
-from hivethink.tasks._common import (
-    agent_names,
-    instance_id,
-    instance_rng,
-    json_objects,
-    params_of,
-)
-from hivethink.tasks.base import Instance
+from hivethink.tasks._common import NAMES, instance_id, instance_rng, json_objects, params_of
+from hivethink.tasks.base import Instance, Outcome
 
 KINDS = ("consensus", "leader_election", "matching", "coloring", "vertex_cover")
 GRAPHS = ("ws", "ba", "delaunay")
-MAX_SIZE = 200
+MIN_SIZE, MAX_SIZE = 4, 100
+# The published file names and dataset rows call the Delaunay family "dt".
+_FAMILY_ALIASES = {"dt": "delaunay"}
+_FILE_NAME = re.compile(r"graph_([a-z]+)_(\d+)_(\d+)")
 
-_DESCRIPTIONS = {
-    "consensus": (
-        "All agents must end up choosing the same value, either 0 or 1. Any common value is "
-        "fine, but everybody must pick the same one."
-    ),
-    "leader_election": (
-        "The agents must elect exactly one leader among all {n} agents: in the end exactly one "
-        "agent says it is the leader and every other agent says it is not."
-    ),
-    "matching": (
-        "The agents must form pairs of neighbours. Every agent is in at most one pair, the two "
-        "members of a pair must name each other, and an agent may stay unpaired only when all "
-        "of its neighbours are already paired with someone else."
-    ),
-    "coloring": (
-        "Every agent must pick one of {colors} colours, numbered 1 to {colors}, so that no two "
-        "neighbours pick the same colour."
-    ),
-    "vertex_cover": (
-        "The agents must choose a group of coordinators so that for every pair of neighbours "
-        "at least one of the two is a coordinator, and every coordinator has at least one "
-        "neighbour who is not a coordinator (no coordinator is unnecessary)."
-    ),
-}
-
-_QUESTIONS = {
-    "consensus": "Which value do you choose? Answer 0 or 1.",
-    "leader_election": "Are you the leader? Answer Yes or No.",
-    "matching": (
-        "Which neighbour are you paired with? Answer with that neighbour's name, or None if "
-        "you are not in a pair."
-    ),
-    "coloring": "Which colour do you pick? Answer with a number from 1 to {colors}.",
-    "vertex_cover": "Are you a coordinator? Answer Yes or No.",
-}
+# Texts about the tasks (what each agent is told to achieve and asked at the end), and the prompt
+# of the single-solver baseline that sees the whole graph.
+BOOK = prompts.book(
+    "agentsnet-tasks",
+    {
+        **{f"task_{k}": [] for k in KINDS},
+        **{f"goal_{k}": ["n", "colors", "options"] for k in KINDS},
+        **{f"question_{k}": [] for k in KINDS},
+        "baseline": ["n", "names", "edges", "task", "goal", "question", "options", "example"],
+    },
+)
 
 
 # --- graphs ----------------------------------------------------------------------------------
@@ -135,12 +112,13 @@ def delaunay_triangles(points: list[tuple[int, int]]) -> list[tuple[int, int, in
 
 
 def _delaunay_graph(n: int, rng: Random) -> nx.Graph:
+    """Delaunay triangulation of ``n`` uniform points in the unit square (on a 10^6 grid)."""
     points: set[tuple[int, int]] = set()
     while len(points) < n:
         points.add((rng.randint(0, 10**6), rng.randint(0, 10**6)))
     ordered = sorted(points)
     rng.shuffle(ordered)
-    g = nx.Graph()
+    g: nx.Graph = nx.Graph()
     g.add_nodes_from(range(n))
     for a, b, c in delaunay_triangles(ordered):
         g.add_edges_from(((a, b), (b, c), (c, a)))
@@ -148,324 +126,383 @@ def _delaunay_graph(n: int, rng: Random) -> nx.Graph:
 
 
 def make_graph(graph: str, n: int, rng: Random) -> nx.Graph:
-    """A connected graph on nodes ``0..n-1`` of the given family."""
+    """A connected graph on nodes ``0..n-1`` of the given family (the published generators:
+    connected Watts-Strogatz k=4 p=0.4, Barabasi-Albert m=2, Delaunay)."""
     if graph == "ws":
-        for _ in range(100):
-            try:
-                return nx.connected_watts_strogatz_graph(
-                    n, min(4, n), 0.4, tries=100, seed=rng.randrange(2**32)
-                )
-            except nx.NetworkXException:
-                continue
-        raise HivethinkError(f"graph: no connected Watts-Strogatz graph on {n} nodes")
+        return nx.connected_watts_strogatz_graph(n, 4, 0.4, tries=1000, seed=rng.randrange(2**32))
     if graph == "ba":
         return nx.barabasi_albert_graph(n, 2, seed=rng.randrange(2**32))
     return _delaunay_graph(n, rng)
 
 
 def agentsnet_rounds(kind: str, n: int, diameter: int) -> int:
-    """Rounds as in AgentsNet (see the module docstring)."""
+    """Rounds as published (see the module docstring)."""
     if kind in ("consensus", "leader_election") or n > 16:
         return 2 * diameter + 1
     return 4 if n <= 4 else 5 if n <= 8 else 6
 
 
-# --- instance helpers ------------------------------------------------------------------------
+# --- the network of one instance ----------------------------------------------------------------
 
 
-def neighbours(instance: Instance, name: str) -> list[str]:
-    """Neighbours of ``name`` in node order."""
-    order = {v: i for i, v in enumerate(instance.data["nodes"])}
-    found = {v for u, v in instance.data["edges"] if u == name}
-    found |= {u for u, v in instance.data["edges"] if v == name}
-    return sorted(found, key=order.__getitem__)
-
-
-def valid_answers(instance: Instance, name: str) -> list[str]:
-    """The canonical final answers open to ``name``."""
-    kind = instance.data["kind"]
-    if kind == "consensus":
-        return ["0", "1"]
-    if kind in ("leader_election", "vertex_cover"):
-        return ["Yes", "No"]
-    if kind == "matching":
-        return [*neighbours(instance, name), "None"]
-    return [str(c) for c in range(1, int(instance.data["colors"]) + 1)]
-
-
-def _describe(instance: Instance) -> str:
-    d = instance.data
-    return _DESCRIPTIONS[d["kind"]].format(n=len(d["nodes"]), colors=d["colors"])
-
-
-def _question(instance: Instance) -> str:
-    return _QUESTIONS[instance.data["kind"]].format(colors=instance.data["colors"])
-
-
-def agent_system_prompt(instance: Instance, name: str) -> str:
-    """What agent ``name`` is told once: N, its name, its neighbours, the task and the format."""
-    d = instance.data
-    nbrs = neighbours(instance, name)
-    example = json.dumps({v: f"your message to {v}" for v in nbrs[:2]})
-    return (
-        f"You are {name}, one of {len(d['nodes'])} agents connected in a network. Every agent "
-        f"has a unique name. You can talk only to your neighbours: {', '.join(nbrs)}. You "
-        "cannot see or reach anyone else, except through messages your neighbours pass on.\n\n"
-        f"Task: {_describe(instance)}\n\n"
-        f"You communicate for {d['rounds']} synchronous rounds. In each round you first read "
-        "the messages your neighbours sent in the previous round, then write your messages for "
-        "this round; your neighbours read them in the next round. Write each round's messages "
-        "as one JSON object that maps a neighbour's name to the text you send them, for "
-        f"example: {example}. You may leave a neighbour out to send them nothing.\n\n"
-        "After the last round you will be asked for your final answer: "
-        f"{_question(instance)}"
-    )
-
-
-def final_question(instance: Instance, name: str) -> str:
-    """The question asked after the last round; the reply is read with :func:`parse_final`."""
-    options = ", ".join(valid_answers(instance, name))
-    return (
-        f"Message passing is over. {_question(instance)} Reply with one line of the form "
-        f"'ANSWER: <answer>', where <answer> is one of: {options}."
-    )
-
-
-def parse_messages(instance: Instance, name: str, text: str) -> dict[str, str] | None:
-    """Messages to neighbours from the last JSON object in ``text``; None if there is none.
-
-    Keys that are not neighbours are dropped; non-string values are sent as JSON text. An object
-    with keys but no neighbour among them counts as unparseable (None); ``{}`` sends nothing.
-    """
-    objects = json_objects(text)
-    if not objects:
-        return None
-    obj = objects[-1]
-    nbrs = set(neighbours(instance, name))
-    out = {
-        k: v if isinstance(v, str) else json.dumps(v)
-        for k, v in obj.items()
-        if k in nbrs and v is not None
-    }
-    if obj and not out:
-        return None
+def adjacency(nodes: list[str], edges: list[list[str]]) -> dict[str, list[str]]:
+    """Neighbour lists in the order networkx builds them from a node-link file (nodes first,
+    then each edge in file order appends each end to the other's list once): the order in which
+    the published agents are shown their neighbours and options."""
+    out: dict[str, list[str]] = {n: [] for n in nodes}
+    for u, v in edges:
+        if v not in out[u]:
+            out[u].append(v)
+            out[v].append(u)
     return out
 
 
-_MARKER = re.compile(r"answer(?![a-z])\s*(?:#+)?\s*(?:is\b)?\s*[:=\-]?", re.IGNORECASE)
-_COLOUR = re.compile(r"(?:group|colou?r)?\s*#?\s*(\d+)", re.IGNORECASE)
-_STRIP = " \t\r\n*`'\"#:.,!()[]"
+@dataclass(frozen=True)
+class Network:
+    """An AgentsNet instance as its agents see it: names in node order, ordered neighbours."""
+
+    kind: str
+    nodes: list[str]
+    neighbours: dict[str, list[str]]
+    edges: list[tuple[str, str]]
+    rounds: int
+    colors: int | None
+
+    def options(self, name: str) -> list[str]:
+        """The valid final answers of ``name``, in the order they are offered (and matched)."""
+        if self.kind == "consensus":
+            return ["0", "1"]
+        if self.kind in ("leader_election", "vertex_cover"):
+            return ["Yes", "No"]
+        if self.kind == "matching":
+            return [*self.neighbours[name], "None"]
+        return [f"Group {c}" for c in range(1, int(self.colors or 0) + 1)]
 
 
-def _option_at(fragment: str, options: list[str], kind: str, whole: bool) -> str | None:
-    """The option that ``fragment`` starts with (or is, when ``whole``), canonical; else None."""
-    fragment = fragment.strip(_STRIP) if whole else fragment.lstrip(_STRIP)
-    if kind == "coloring":
-        m = _COLOUR.fullmatch(fragment) if whole else _COLOUR.match(fragment)
-        if m and (whole or not fragment[m.end() : m.end() + 1].isalnum()):
-            colour = str(int(m.group(1)))
-            return colour if colour in options else None
-        return None
-    for option in sorted(options, key=len, reverse=True):
-        pattern = re.escape(option) + (r"" if whole else r"(?!\w)")
-        matcher = re.fullmatch if whole else re.match
-        if matcher(pattern, fragment, re.IGNORECASE):
-            return option
-    return None
-
-
-def parse_final(instance: Instance, name: str, text: str) -> str | None:
-    """The canonical final answer in ``text``, or None.
-
-    Tried in order: the text after the last "ANSWER:" marker (also "### Final Answer ###",
-    "answer is"); the whole text being just an option; the one option mentioned (exact case,
-    as a whole word; colours as "colour 3"/"group 3") when exactly one is mentioned.
-    """
-    if not text:
-        return None
-    kind = instance.data["kind"]
-    options = valid_answers(instance, name)
-    for m in reversed(list(_MARKER.finditer(text))):
-        found = _option_at(text[m.end() :], options, kind, whole=False)
-        if found is not None:
-            return found
-    found = _option_at(text, options, kind, whole=True)
-    if found is not None:
-        return found
-    if kind == "coloring":
-        mentioned = {
-            str(int(m.group(1)))
-            for m in re.finditer(r"\b(?:group|colou?r)\s*#?\s*(\d+)\b", text, re.IGNORECASE)
-        }
-        mentioned &= set(options)
-    else:
-        mentioned = {o for o in options if re.search(rf"(?<!\w){re.escape(o)}(?!\w)", text)}
-    return mentioned.pop() if len(mentioned) == 1 else None
-
-
-def _canonical(instance: Instance, name: str, value: Any) -> str | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    if value in valid_answers(instance, name):
-        return value
-    return parse_final(instance, name, value)
-
-
-def score_agents(instance: Instance, answers: dict[str, str | None]) -> float:
-    """AgentsNet score of all agents' final answers (see the module docstring); in [0, 1].
-
-    Answers are normalised with :func:`parse_final` first, so ``"yes"`` or ``"Group 2"`` count;
-    agents missing from ``answers`` have no answer.
-    """
+def network(instance: Instance) -> Network:
+    """The network of a graph-task instance; another instance is a one-line error."""
     d = instance.data
-    nodes: list[str] = list(d["nodes"])
-    kind = d["kind"]
-    if not nodes:
-        return 0.0
-    a = {v: _canonical(instance, v, answers.get(v)) for v in nodes}
-    if kind == "consensus":
-        values = set(a.values())
-        return 1.0 if len(values) == 1 and None not in values else 0.0
-    if kind == "leader_election":
-        if any(x is None for x in a.values()):
-            return 0.0
-        return 1.0 if sum(x == "Yes" for x in a.values()) == 1 else 0.0
-    nbrs = {v: set(neighbours(instance, v)) for v in nodes}
-    edges = [(u, v) for u, v in d["edges"]]  # lists in JSON; pairs here
-    if kind == "matching":
-        matched = {v for v in nodes if a[v] in nbrs[v] and a[a[v]] == v}
-        consistent = 0
-        for v in nodes:
-            if a[v] == "None":
-                consistent += all(u in matched for u in nbrs[v])
-            elif a[v] is not None:
-                consistent += v in matched
-        return consistent / len(nodes)
-    if kind == "coloring":
-        if any(x is None for x in a.values()) or not edges:
-            return 0.0
-        return sum(a[u] != a[v] for u, v in edges) / len(edges)
-    # vertex_cover
-    cover = {v for v in nodes if a[v] == "Yes"}
-    if not cover or not edges:
-        return 0.0
-    coverage = sum(u in cover or v in cover for u, v in edges) / len(edges)
-    necessary = sum(any(u not in cover for u in nbrs[v]) for v in cover)
-    return coverage * necessary / len(cover)
-
-
-def reference_answers(
-    kind: str, g: nx.Graph, names: dict[int, str], order: list[str]
-) -> dict[str, str]:
-    """One answer set that scores 1 (stored as ``Instance.target``), keyed in ``order``."""
-    answers = _reference(kind, g, names)
-    return {name: answers[name] for name in order}
-
-
-def _reference(kind: str, g: nx.Graph, names: dict[int, str]) -> dict[str, str]:
-    if kind == "consensus":
-        return {names[v]: "0" for v in g}
-    if kind == "leader_election":
-        first = min(g, key=lambda v: names[v])
-        return {names[v]: "Yes" if v == first else "No" for v in g}
-    if kind == "matching":
-        out = {names[v]: "None" for v in g}
-        for u, v in sorted(nx.maximal_matching(g)):
-            out[names[u]], out[names[v]] = names[v], names[u]
-        return out
-    if kind == "coloring":
-        colours = nx.greedy_color(g, strategy="largest_first")  # uses at most max degree + 1
-        return {names[v]: str(c + 1) for v, c in colours.items()}
-    cover = set(g)  # shrink "everybody" to a minimal cover
-    for v in sorted(g, key=lambda v: (g.degree(v), names[v])):  # drop low-degree nodes first
-        if all(u in cover for u in g[v]):
-            cover.discard(v)
-    return {names[v]: "Yes" if v in cover else "No" for v in g}
-
-
-def _full_prompt(instance: Instance) -> str:
-    """The whole problem for one solver that sees the entire graph (single-agent baselines)."""
-    d = instance.data
-    edges = "; ".join(f"{u}-{v}" for u, v in d["edges"])
-    return (
-        f"A network has {len(d['nodes'])} agents: {', '.join(d['nodes'])}. Neighbours (edges): "
-        f"{edges}.\n\nTask: {_describe(instance)}\n\nFor every agent, the answer to: "
-        f"{_question(instance)}\n\nReply with one JSON object that maps every agent's name to "
-        f'its answer as a string, for example {{"{d["nodes"][0]}": "..."}}.'
+    if not all(k in d for k in ("kind", "nodes", "edges", "rounds")) or d["kind"] not in KINDS:
+        raise HivethinkError(f"instance {instance.id} is not an AgentsNet graph instance")
+    nodes = list(d["nodes"])
+    return Network(
+        kind=d["kind"],
+        nodes=nodes,
+        neighbours=adjacency(nodes, d["edges"]),
+        edges=[(u, v) for u, v in d["edges"]],
+        rounds=int(d["rounds"]),
+        colors=d.get("colors"),
     )
+
+
+# --- the published scores ------------------------------------------------------------------------
+
+
+def _coverage(net: Network, answers: Mapping[str, str | None]) -> float:
+    return sum(answers.get(u) == "Yes" or answers.get(v) == "Yes" for u, v in net.edges) / len(
+        net.edges
+    )
+
+
+def score_answers(net: Network, answers: Mapping[str, str | None]) -> float:
+    """The published score of the final answers (name -> option or None); see the module
+    docstring. Agents missing from ``answers`` have no answer."""
+    a = {v: answers.get(v) for v in net.nodes}
+    if net.kind == "consensus":
+        return float(all(x in ("0", "1") for x in a.values()) and len(set(a.values())) == 1)
+    if net.kind == "leader_election":
+        valid = all(x in ("Yes", "No") for x in a.values())
+        return float(valid and sum(x == "Yes" for x in a.values()) == 1)
+    if net.kind == "matching":
+        inconsistent = 0
+        for v in net.nodes:
+            if a[v] != "None":
+                inconsistent += a[v] not in net.neighbours[v] or a[str(a[v])] != v
+            else:
+                inconsistent += any(a[u] == "None" for u in net.neighbours[v])
+        return (len(net.nodes) - inconsistent) / len(net.nodes)
+    if net.kind == "coloring":
+        colours = net.options(net.nodes[0])
+        valid = all(x in colours for x in a.values())
+        return float(valid) * sum(a[u] != a[v] for u, v in net.edges) / len(net.edges)
+    cover = [v for v in net.nodes if a[v] == "Yes"]
+    if not cover:  # the published scorer divides by zero here
+        return 0.0
+    necessary = sum(_coverage(net, {**a, v: "No"}) < 1.0 for v in cover)
+    return _coverage(net, a) * necessary / len(cover)
+
+
+class GraphOutcome(Outcome):
+    """What the ``agentsnet`` preset returns: every node's final answer (an option, or None)
+    and the published failure counters, summed over agents."""
+
+    prefix: ClassVar[str] = "agentsnet"
+
+    answers: dict[str, str | None]
+    unparsed_messages: int = 0  # replies whose messages could not be parsed (first attempt)
+    unparsed_after_retry: int = 0  # ... nor after the retry: the agent sent nothing
+    answer_retries: int = 0  # final replies without a valid answer (first attempt)
+    answers_missing: int = 0  # ... nor after the retry: no answer
+    fallbacks: int = 0  # retries of either kind (the published num_fallbacks)
+    foreign_keys: int = 0  # messages addressed to known names that are not neighbours
+
+
+# --- loading the published instances -------------------------------------------------------------
+
+
+@dataclass
+class LoadedGraph:
+    """One graph read from a user's file: node names in order, edges in file order."""
+
+    where: str  # file (and line or index) it came from
+    nodes: list[str]
+    edges: list[list[str]]
+    family: str | None  # ws | ba | delaunay when the file says so
+
+
+def _node_link(row: Any, where: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(node-link mapping, metadata) from a file's JSON: node-link data itself, or a record
+    holding it under "graph" (as a mapping or as JSON text, possibly wrapped once more)."""
+    meta: dict[str, Any] = {}
+    for _ in range(3):
+        if isinstance(row, str):
+            try:
+                row = json.loads(row)
+            except ValueError:
+                raise HivethinkError(f"{where}: 'graph' is not JSON text") from None
+        if isinstance(row, dict) and "nodes" in row:
+            return row, meta
+        if isinstance(row, dict) and "graph" in row:
+            meta = {**{k: v for k, v in row.items() if k != "graph"}, **meta}
+            row = row["graph"]
+            continue
+        break
+    raise HivethinkError(f"{where}: not a node-link graph (no 'nodes' and 'links')")
+
+
+def _graph_from(row: Any, where: str, file_name: str) -> LoadedGraph:
+    data, meta = _node_link(row, where)
+    raw_nodes, raw_links = data.get("nodes"), data.get("links", data.get("edges"))
+    if not isinstance(raw_nodes, list) or not isinstance(raw_links, list):
+        raise HivethinkError(f"{where}: not a node-link graph ('nodes' and 'links' must be lists)")
+    names: dict[Any, str] = {}
+    for node in raw_nodes:
+        if not isinstance(node, dict) or not isinstance(node.get("id"), (int, str)):
+            raise HivethinkError(f"{where}: every node needs an 'id' (a number or text)")
+        name = node.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise HivethinkError(f"{where}: node {node['id']!r} has no name")
+        if name in names.values() or node["id"] in names:
+            raise HivethinkError(f"{where}: node names and ids must be unique ({name!r})")
+        names[node["id"]] = name
+    edges: list[list[str]] = []
+    for link in raw_links:
+        ends = (link.get("source"), link.get("target")) if isinstance(link, dict) else (None, None)
+        if any(not isinstance(e, (int, str)) or e not in names for e in ends) or ends[0] == ends[1]:
+            raise HivethinkError(f"{where}: link {link!r} does not join two distinct nodes")
+        edges.append([names[ends[0]], names[ends[1]]])
+    family = meta.get("graph_generator")
+    if family is None and (m := _FILE_NAME.search(file_name)):
+        family = m.group(1)
+    family = _FAMILY_ALIASES.get(str(family), family) if family is not None else None
+    return LoadedGraph(where, list(names.values()), edges, family)
+
+
+def load_graphs(source: str) -> list[LoadedGraph]:
+    """Every graph in ``source``: a ``.json`` file (node-link data, a record holding it under
+    "graph", or a list of those), a ``.jsonl`` file (one per line, e.g. rows of the published
+    dataset), or a directory of such files (sorted by name). Anything else is a one-line error."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl"))
+        if not files:
+            raise HivethinkError(f"{path}: holds no .json or .jsonl graph files")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise HivethinkError(f"{path}: no such graph file or directory")
+    graphs: list[LoadedGraph] = []
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise HivethinkError(f"{file}: cannot read: {err}") from None
+        if file.suffix == ".jsonl":
+            lines = [(i + 1, line) for i, line in enumerate(text.splitlines()) if line.strip()]
+            rows = [(f"{file}:{i}", _loads(line, f"{file}:{i}")) for i, line in lines]
+        else:
+            data = _loads(text, str(file))
+            items = data if isinstance(data, list) else [data]
+            rows = [(f"{file}[{i}]" if len(items) > 1 else str(file), r) for i, r in enumerate(items)]
+        graphs += [_graph_from(row, where, file.name) for where, row in rows]
+    if not graphs:
+        raise HivethinkError(f"{path}: holds no graph")
+    return graphs
+
+
+def _loads(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise HivethinkError(f"{where}: not valid JSON") from None
+
+
+# --- the task -------------------------------------------------------------------------------------
 
 
 @dataclass
 class GraphTask:
-    """An AgentsNet task (``kind``) on a ``graph`` family ("ws", "ba", "delaunay") of ``size`` nodes.
+    """An AgentsNet task (``kind``) on graphs of a family (``graph``: ws, ba, delaunay) and size.
 
-    ``Instance.data`` is exactly ``{"kind", "graph", "nodes", "edges", "rounds", "colors"}``;
-    ``Instance.target`` is a reference answer set (name -> answer) scoring 1. A team answer
-    (``score``) is a JSON object mapping names to answers.
+    Generated (default 8 nodes, ws): nodes get distinct random common first names, as published.
+    With ``source`` (a file or directory, see :func:`load_graphs`) the instances are the graphs
+    read from it, in order; ``size`` and ``graph`` then select among them (by node count and by
+    the family a record or file name states). ``rounds`` overrides the published round count.
+
+    ``Instance.data``: ``{"kind", "graph", "nodes", "edges", "rounds", "colors", "where"}``;
+    ``Instance.target`` is one answer set scoring 1. The ``agentsnet`` preset returns a
+    :class:`GraphOutcome`; the ``single`` baseline answers with a JSON object name -> answer.
     """
 
     name = "graph"
+    substrates: ClassVar[tuple[str, ...]] = ("agentsnet", "single")
+    prompt_books: ClassVar[tuple[str, ...]] = ("agentsnet-tasks",)
 
     kind: str = "consensus"
-    size: int = 8
-    graph: str = "ws"
+    size: int | None = None
+    graph: str | None = None
     rounds: int | None = None
+    source: str | None = None
+    _loaded: list[LoadedGraph] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise HivethinkError(f"graph: unknown kind {self.kind!r} (choose {', '.join(KINDS)})")
-        if self.graph not in GRAPHS:
+        if self.graph is not None and self.graph not in GRAPHS:
             raise HivethinkError(
                 f"graph: unknown graph {self.graph!r} (choose {', '.join(GRAPHS)})"
             )
-        if not 3 <= self.size <= MAX_SIZE:
-            raise HivethinkError(f"graph: size must be between 3 and {MAX_SIZE}, got {self.size}")
+        if self.size is not None and not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise HivethinkError(
+                f"graph: size must be between {MIN_SIZE} and {MAX_SIZE}, got {self.size}"
+            )
         if self.rounds is not None and self.rounds < 1:
             raise HivethinkError(f"graph: rounds must be at least 1, got {self.rounds}")
+        if self.source is not None:
+            self._loaded = load_graphs(self.source)
 
     def generate(self, n: int, seed: int) -> list[Instance]:
         params = params_of(self)
+        if self._loaded is not None:
+            chosen = [
+                g for g in self._loaded
+                if (self.size is None or len(g.nodes) == self.size)
+                and (self.graph is None or g.family == self.graph)
+            ]  # fmt: skip
+            if len(chosen) < n:
+                raise HivethinkError(
+                    f"graph: {self.source} holds {len(chosen)} graph(s) with size={self.size}, "
+                    f"graph={self.graph}; {n} asked for"
+                )
+            return [
+                self._instance(g.nodes, g.edges, g.family, g.where, instance_id(self.name, params, seed, i))
+                for i, g in enumerate(chosen[:n])
+            ]
         out = []
+        size, family = self.size or 8, self.graph or "ws"
         for i in range(n):
             rng = instance_rng(self.name, params, seed, i)
-            g = make_graph(self.graph, self.size, rng)
-            nodes = agent_names(self.size)
-            perm = list(range(self.size))
-            rng.shuffle(perm)  # so the best-connected node is not always "Alice"
-            names = {v: nodes[perm[v]] for v in g}
-            order = {name: k for k, name in enumerate(nodes)}
-            edges = sorted(
-                (sorted((names[u], names[v]), key=order.__getitem__) for u, v in g.edges),
-                key=lambda e: (order[e[0]], order[e[1]]),
-            )
-            rounds = self.rounds or agentsnet_rounds(self.kind, self.size, nx.diameter(g))
-            colors = max(d for _, d in g.degree) + 1 if self.kind == "coloring" else None
-            data = {
-                "kind": self.kind, "graph": self.graph, "nodes": nodes, "edges": edges,
-                "rounds": rounds, "colors": colors,
-            }  # fmt: skip
-            inst = Instance(
-                task=self.name, id=instance_id(self.name, params, seed, i), prompt="",
-                target=reference_answers(self.kind, g, names, nodes), data=data,
-            )  # fmt: skip
-            inst.prompt = _full_prompt(inst)
-            out.append(inst)
+            g = make_graph(family, size, rng)
+            names = rng.sample(NAMES, size)  # distinct random common first names, node by node
+            edges = [[names[u], names[v]] for u, v in g.edges]
+            where = f"generated {family} graph, seed {seed}, index {i}"
+            out.append(self._instance(names, edges, family, where, instance_id(self.name, params, seed, i)))
         return out
 
+    def _instance(
+        self, nodes: list[str], edges: list[list[str]], family: str | None, where: str, iid: str
+    ) -> Instance:
+        g: nx.Graph = nx.Graph()
+        g.add_nodes_from(nodes)
+        g.add_edges_from((u, v) for u, v in edges)
+        if not nx.is_connected(g) or len(nodes) < 2:
+            raise HivethinkError(f"graph: {where} is not a connected graph of 2 or more nodes")
+        data = {
+            "kind": self.kind, "graph": family, "nodes": nodes, "edges": edges,
+            "rounds": self.rounds or agentsnet_rounds(self.kind, len(nodes), nx.diameter(g)),
+            "colors": max(d for _, d in g.degree) + 1 if self.kind == "coloring" else None,
+            "where": where,
+        }  # fmt: skip
+        inst = Instance(task=self.name, id=iid, prompt="", target=reference_answers(self.kind, g), data=data)
+        inst.prompt = baseline_prompt(network(inst))
+        return inst
+
     def extract(self, text: str) -> str | None:
-        """The last JSON object in ``text`` (re-serialised), or None."""
+        """The last JSON object in ``text`` (re-serialised): the single baseline's answers."""
         objects = json_objects(text)
         return json.dumps(objects[-1]) if objects else None
 
     def score(self, instance: Instance, answer: str | None) -> float:
-        """Score a JSON object ``{name: answer}`` with :func:`score_agents`; other text scores 0."""
-        if not answer:
-            return 0.0
-        objects = json_objects(answer)
+        """The published score of a JSON object name -> answer (the single baseline); numbers
+        count as their text; anything else scores 0."""
+        objects = json_objects(answer or "")
         if not objects:
             return 0.0
-        return score_agents(instance, objects[-1])
+        values = {
+            k: str(v) if isinstance(v, (str, int)) and not isinstance(v, bool) else None
+            for k, v in objects[-1].items()
+        }
+        return score_answers(network(instance), values)
+
+    def score_outcome(self, instance: Instance, outcome: Outcome) -> float:
+        if not isinstance(outcome, GraphOutcome):
+            raise HivethinkError(f"graph: cannot score a {type(outcome).__name__}")
+        return score_answers(network(instance), outcome.answers)
+
+
+def reference_answers(kind: str, g: nx.Graph) -> dict[str, str]:
+    """One answer set that scores 1 (stored as ``Instance.target``), keyed in node order."""
+    if kind == "consensus":
+        return {v: "0" for v in g}
+    if kind == "leader_election":
+        return {v: "Yes" if i == 0 else "No" for i, v in enumerate(g)}
+    if kind == "matching":
+        out = {v: "None" for v in g}
+        for u, v in sorted(nx.maximal_matching(g)):
+            out[u], out[v] = v, u
+        return out
+    if kind == "coloring":
+        colours = nx.greedy_color(g, strategy="largest_first")  # at most max degree + 1
+        return {v: f"Group {colours[v] + 1}" for v in g}
+    cover = set(g)  # shrink "everybody" to a minimal cover, low-degree nodes first
+    for v in sorted(g, key=lambda v: (g.degree(v), v)):
+        if all(u in cover for u in g[v]):
+            cover.discard(v)
+    return {v: "Yes" if v in cover else "No" for v in g}
+
+
+def task_texts(net: Network, name: str) -> dict[str, str]:
+    """The task's descriptions for agent ``name``: ``task`` (short), ``goal`` (what is asked
+    after the last round) and ``question`` (the final question)."""
+    options = net.options(name)
+    values = {"n": len(net.nodes), "colors": net.colors or 0, "options": ", ".join(options)}
+    return {
+        "task": BOOK.render(f"task_{net.kind}"),
+        "goal": BOOK.render(f"goal_{net.kind}", **values),
+        "question": BOOK.render(f"question_{net.kind}"),
+    }
+
+
+def baseline_prompt(net: Network) -> str:
+    """The whole problem for one solver that sees the entire graph (the single baseline)."""
+    texts = task_texts(net, net.nodes[0])
+    return BOOK.render(
+        "baseline",
+        n=len(net.nodes),
+        names=", ".join(net.nodes),
+        edges="; ".join(f"{u}-{v}" for u, v in net.edges),
+        options=", ".join(net.options(net.nodes[0])) if net.kind != "matching" else
+        "a neighbour's name or None",
+        example=json.dumps({net.nodes[0]: "..."}),
+        **texts,
+    )
