@@ -330,3 +330,12 @@ def test_a_reasoning_model_starts_inside_its_thinking_block(tiny_smol):
     # and the end of thinking is never sampled
     guard = Guard.of(Vocab.of(model), model, job.names, False, torch.device("cpu"))
     assert guard.base[tok.convert_tokens_to_ids("</think>")]
+
+
+def test_the_engine_and_the_metrics_count_references_alike(tiny_smol):
+    from hivethink.metrics.coordination import references as metric_references
+
+    job = run(tiny_smol, cfg(workers=3, max_steps=40),
+              {"Alice": "Bob, please check. Everyone agrees.\n\nCarol too!\n\n", "Bob": "Alice is right.\n\n"})
+    assert job.result.references["Alice"] == 2 and job.result.references["Bob"] == 1
+    assert metric_references(job.result.events) == job.result.references

@@ -1,5 +1,6 @@
 """Shared substrate helpers: votes, JSON finding, the round recorder and its cost arithmetic."""
 
+from hivethink.answers import majority
 from hivethink.backends.fake import ScriptedBackend
 from hivethink.names import worker_names
 from hivethink.substrates.base import Budget
@@ -8,7 +9,6 @@ from hivethink.substrates.common import (
     Recorder,
     conversation,
     find_json,
-    majority,
     parse_subtasks,
 )
 from hivethink.tasks.base import Probe
@@ -20,6 +20,7 @@ def test_majority_ignores_none_and_breaks_ties_by_first_appearance():
     assert majority(["b", "a"]) == "b"
     assert majority([None, None]) is None
     assert majority([]) is None
+    assert majority(["", None, "x"]) == "x"  # an empty answer does not vote
 
 
 def test_find_json_skips_prose_and_broken_values():

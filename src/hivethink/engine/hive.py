@@ -52,7 +52,7 @@ from hivethink.engine.scheduler import Engine, GenJob, Job, PassRow
 from hivethink.engine.text import STEP_SEPARATOR, Extractor, boxed, step_ends, yes_no
 from hivethink.errors import HivethinkError
 from hivethink.models.loader import LoadedModel
-from hivethink.names import NAMES, header_mentions, references, worker_names
+from hivethink.names import FINISHER, NAMES, header_mentions, references, worker_names
 from hivethink.trace import Event
 
 HOGWILD = prompts.book("hogwild", {
@@ -686,7 +686,7 @@ class HiveJob(Job):
             answers = {x.name: x.answer if self._answered_by(x, state) else None for x in self.workers}
         for (b, w), (text, n_tokens) in self._finisher_text.items():
             if b == budget:
-                events.append(Event(kind="step", worker="finisher" if w is None else names[w], step=state.passes,
+                events.append(Event(kind="step", worker=FINISHER if w is None else names[w], step=state.passes,
                                     t=now, text=text, data={"finisher": True, "tokens": n_tokens}))
         for n, a in answers.items():
             if a is not None and not any(e.kind == "answer" and e.worker == n for e in events):

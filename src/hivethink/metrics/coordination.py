@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import re
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from itertools import combinations
@@ -19,6 +18,7 @@ from hivethink.metrics.views import (
     own_pieces,
     worker_outputs,
 )
+from hivethink.names import references as count_references
 from hivethink.tasks.base import Instance, Task
 from hivethink.trace import Event
 
@@ -91,18 +91,12 @@ def division_of_labour(units: dict[str, set[Hashable]]) -> float | None:
 
 
 def references(events: Sequence[Event]) -> dict[str, int]:
-    """Per agent, how many times its outputs name another agent (case-sensitive whole words)."""
+    """Per agent, how many times its own text (forced headers and checks cut out) names another
+    agent, by whole names only: ``names.references``, the one count the engine uses too."""
     outputs = worker_outputs(events)
     names = list(outputs)
-    out: dict[str, int] = {}
-    for w, texts in outputs.items():
-        others = [n for n in names if n != w]
-        if not others:
-            out[w] = 0
-            continue
-        pattern = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in others) + r")\b")
-        out[w] = sum(len(pattern.findall(t)) for t in texts)
-    return out
+    own = own_pieces(events)
+    return {w: sum(count_references(t, w, names) for t in own(texts)) for w, texts in outputs.items()}
 
 
 def check_pivots(events: Sequence[Event]) -> list[tuple[str, str, bool | None]]:

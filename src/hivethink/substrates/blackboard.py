@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from hivethink.answers import majority
 from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
 from hivethink.names import worker_names
 from hivethink.substrates.base import Budget, SampleResult
-from hivethink.substrates.common import Call, Recorder, SubstrateBase, conversation, majority
+from hivethink.substrates.common import Call, Recorder, SubstrateBase, conversation
 from hivethink.tasks.base import Instance, Task
 
 KINDS = ("plan", "claim", "result", "question", "answer")

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from hivethink.answers import majority
 from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
 from hivethink.names import worker_names
@@ -27,7 +28,6 @@ from hivethink.substrates.common import (
     SubstrateBase,
     as_text,
     find_json,
-    majority,
 )
 from hivethink.tasks.base import Instance, Task
 

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -265,15 +264,6 @@ class Recorder:
             wall_s=self.elapsed(),
             info=dict(info or {}),
         )
-
-
-def majority(answers: Iterable[str | None]) -> str | None:
-    """The most frequent non-None answer; a tie goes to the one that appears first."""
-    counts = Counter(a for a in answers if a is not None)  # keeps first-appearance order
-    if not counts:
-        return None
-    best = max(counts.values())
-    return next(a for a, c in counts.items() if c == best)
 
 
 def find_json(text: str, kind: type[dict] | type[list]) -> Any | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hivethink.answers import majority
 from hivethink.backends.base import Backend
 from hivethink.names import worker_names
 from hivethink.substrates.base import Budget, SampleResult
-from hivethink.substrates.common import Call, Recorder, SubstrateBase, conversation, majority
+from hivethink.substrates.common import Call, Recorder, SubstrateBase, conversation
 from hivethink.tasks.base import Instance, Task
 
 SYSTEM = "You are {name}. Solve the problem on your own and state your final answer clearly."
