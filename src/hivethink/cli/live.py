@@ -58,11 +58,15 @@ def summary(console: Console, result: HiveResult, cfg: HiveConfig, *, expected: 
     its checks, impersonations and loops; then the answer, how it was reached and (with
     ``expected``) whether it is right; then what to try next."""
     from hivethink.metrics.pathology import is_repetitive
+    from hivethink.names import references
 
     table = Table(title=f"{cfg.workers} workers, {cfg.layout} layout, {result.visibility} visibility",
-                  caption="named: mentions of other workers; checks: redundancy checks (answered yes); "
+                  caption="named: whom it named in its own text; checks: redundancy checks (answered yes); "
                           "headers: other workers' step headers written (impersonation)", show_header=True)
-    for col in ("worker", "steps", "tokens", "named", "checks", "headers", "loops"):
+    for col in ("worker", "steps", "tokens"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("named", overflow="fold")
+    for col in ("checks", "headers", "loops"):
         table.add_column(col, no_wrap=True)
     table.add_column("answer", overflow="fold", min_width=8)
     steps = {n: 0 for n in result.texts}
@@ -73,8 +77,16 @@ def summary(console: Console, result: HiveResult, cfg: HiveConfig, *, expected: 
         if e.kind == "check" and e.worker in checks:
             checks[e.worker][0] += 1
             checks[e.worker][1] += e.data.get("answer") == "yes"
+    names = list(result.texts)
+    own_text = {n: "".join(e.text for e in result.events
+                           if e.kind == "token" and e.worker == n and not e.data.get("forced")) for n in names}
+
+    def named(n: str) -> str:  # whom each worker named, and how often (its own text only)
+        counts = [(o, references(own_text[n], n, [n, o])) for o in names if o != n]
+        return ", ".join(f"{o} {k}" for o, k in counts if k) or "-"
+
     for name, text in result.texts.items():
-        table.add_row(name, str(steps[name]), str(result.tokens[name]), str(result.references[name]),
+        table.add_row(name, str(steps[name]), str(result.tokens[name]), named(name),
                       f"{checks[name][0]} ({checks[name][1]})", str(result.impersonations.get(name, 0)),
                       "yes" if is_repetitive(text) else "no",
                       # model text: neutralised, and a Text so that "[...]" is never rich markup
