@@ -356,6 +356,15 @@ def _mount_lab() -> None:
 _mount_lab()
 
 
+def _mount_data() -> None:
+    from hivethink.cli.data import app as data_app
+
+    app.add_typer(data_app, name="data", help="Check problem files before a run.")
+
+
+_mount_data()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="hivethink")
