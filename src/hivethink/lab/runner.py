@@ -29,6 +29,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
@@ -45,6 +46,7 @@ from hivethink.lab.store import (
     write_summary,
 )
 from hivethink.metrics import compute_metrics
+from hivethink.report.text import clean_text
 from hivethink.substrates.base import Budget
 from hivethink.trace import Event
 
@@ -196,11 +198,24 @@ def _exclusive(out: Path) -> Iterator[None]:
         yield
 
 
-def _describe(config: LabConfig, sample: Sample) -> str:
-    """The progress line of a sample (labels from the config escaped: they are not rich markup)."""
+def _label(config: LabConfig, sample: Sample) -> str:
     substrate = config.substrates[sample.substrate].display
     task = config.tasks[sample.task].label
-    return escape(f"{substrate} / {task} / N={sample.workers} / seed {sample.seed}")
+    return f"{substrate} / {task} / N={sample.workers} / seed {sample.seed}"
+
+
+def _describe(config: LabConfig, sample: Sample) -> str:
+    """The progress line of a sample (labels from the config escaped: they are not rich markup)."""
+    return escape(_label(config, sample))
+
+
+def _done_line(config: LabConfig, sample: Sample, record: dict[str, Any], n: int, of: int) -> Text:
+    """One plain line per finished sample, for a log or CI (no terminal: no live bar)."""
+    score = record.get("score")
+    outcome = f"score {score:g}" if isinstance(score, (int, float)) else "no score"
+    if record.get("error"):
+        outcome = "failed: " + clean_text(str(record["error"])).splitlines()[0][:200]
+    return Text(f"[{n}/{of}] {_label(config, sample)}: {outcome} ({record['lab_wall_s']:.1f}s)")
 
 
 def run_lab(
@@ -253,9 +268,15 @@ def run_lab(
             TimeElapsedColumn(),
             TimeRemainingColumn(),
         )
+        plain = progress and not console.is_terminal  # a log or CI: a line per sample, no bar
+        if plain:
+            console.print(f"{len(todo)} samples to run, {len(plan.samples) - len(pending)} already "
+                          f"done -> {escape(str(out))}", highlight=False, soft_wrap=True)
         try:
             with ExitStack() as stack:
-                bar = stack.enter_context(Progress(*columns, console=console, disable=not progress))
+                bar = stack.enter_context(
+                    Progress(*columns, console=console, disable=not progress or plain)
+                )
                 job = bar.add_task("samples", total=len(todo))
 
                 def started(sample: Sample) -> None:
@@ -273,11 +294,14 @@ def run_lab(
                     outcomes = iter(on_ray)
                 else:
                     outcomes = iter(())
-                for _sample, events, record in outcomes:
+                for sample, events, record in outcomes:
                     write_sample(out, record, events)
                     ran += 1
                     failed += record["error"] is not None
                     bar.advance(job)
+                    if plain:
+                        line = _done_line(config, sample, record, ran, len(todo))
+                        console.print(line, highlight=False, soft_wrap=True)
                 lost = on_ray.lost if on_ray is not None else 0
         finally:
             if (out / RESULTS).exists():
