@@ -16,7 +16,6 @@ from hivethink.tasks.graph import (
     final_question,
     neighbours,
     parse_final,
-    parse_messages,
     score_agents,
     valid_answers,
 )
@@ -183,17 +182,6 @@ def test_valid_answers_and_neighbours():
     assert neighbours(_inst("matching"), "B") == ["A", "C", "D"]
     assert valid_answers(_inst("matching"), "A") == ["B", "None"]
     assert valid_answers(_inst("coloring", colors=3), "A") == ["1", "2", "3"]
-
-
-def test_parse_messages():
-    inst = _inst("consensus")
-    assert parse_messages(inst, "B", 'ok {"A": "hi", "C": "yo", "X": "drop"}') == {
-        "A": "hi", "C": "yo",
-    }  # fmt: skip
-    assert parse_messages(inst, "B", '{"A": {"v": 1}}') == {"A": '{"v": 1}'}
-    assert parse_messages(inst, "B", "{}") == {}
-    assert parse_messages(inst, "B", '{"message": "hi"}') is None
-    assert parse_messages(inst, "B", "no json") is None
 
 
 def test_prompts_show_only_local_knowledge():

@@ -140,7 +140,7 @@ def _delaunay_graph(n: int, rng: Random) -> nx.Graph:
         points.add((rng.randint(0, 10**6), rng.randint(0, 10**6)))
     ordered = sorted(points)
     rng.shuffle(ordered)
-    g = nx.Graph()
+    g: nx.Graph[int] = nx.Graph()
     g.add_nodes_from(range(n))
     for a, b, c in delaunay_triangles(ordered):
         g.add_edges_from(((a, b), (b, c), (c, a)))
@@ -231,27 +231,6 @@ def final_question(instance: Instance, name: str) -> str:
     )
 
 
-def parse_messages(instance: Instance, name: str, text: str) -> dict[str, str] | None:
-    """Messages to neighbours from the last JSON object in ``text``; None if there is none.
-
-    Keys that are not neighbours are dropped; non-string values are sent as JSON text. An object
-    with keys but no neighbour among them counts as unparseable (None); ``{}`` sends nothing.
-    """
-    objects = json_objects(text)
-    if not objects:
-        return None
-    obj = objects[-1]
-    nbrs = set(neighbours(instance, name))
-    out = {
-        k: v if isinstance(v, str) else json.dumps(v)
-        for k, v in obj.items()
-        if k in nbrs and v is not None
-    }
-    if obj and not out:
-        return None
-    return out
-
-
 _MARKER = re.compile(r"answer(?![a-z])\s*(?:#+)?\s*(?:is\b)?\s*[:=\-]?", re.IGNORECASE)
 _COLOUR = re.compile(r"(?:group|colou?r)?\s*#?\s*(\d+)", re.IGNORECASE)
 _STRIP = " \t\r\n*`'\"#:.,!()[]"
@@ -337,7 +316,7 @@ def score_agents(instance: Instance, answers: dict[str, str | None]) -> float:
     nbrs = {v: set(neighbours(instance, v)) for v in nodes}
     edges = [(u, v) for u, v in d["edges"]]  # lists in JSON; pairs here
     if kind == "matching":
-        matched = {v for v in nodes if a[v] in nbrs[v] and a[a[v]] == v}
+        matched = {v for v in nodes if (w := a[v]) is not None and w in nbrs[v] and a[w] == v}
         consistent = 0
         for v in nodes:
             if a[v] == "None":
