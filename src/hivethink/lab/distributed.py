@@ -37,6 +37,7 @@ from typing import Any
 
 from rich.console import Console
 
+from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
 from hivethink.lab.config import RaySpec
 from hivethink.lab.grid import Factories, Plan, Sample
@@ -109,6 +110,7 @@ def ray_session(spec: RaySpec) -> Iterator[ModuleType]:
                 logging_level=logging.WARNING,
             )
         else:
+            assert spec.address is not None  # not local: an address was given
             check_reachable(spec.address)
             ray.init(address=spec.address, logging_level=logging.WARNING)
     except HivethinkError:
@@ -133,10 +135,11 @@ class SampleWorker:
     def __init__(self, plan: Plan, model: int, factories: Factories) -> None:
         self.plan = plan
         self.error: str | None = None
+        self.backend: Backend | None = None
         try:
             self.backend = build_backend(plan.config.models[model], factories)
         except HivethinkError as err:
-            self.backend, self.error = None, str(err)
+            self.error = str(err)
 
     def ready(self) -> str | None:
         """``None`` once the backend is built, else the reason it could not be."""
@@ -144,6 +147,7 @@ class SampleWorker:
 
     def run(self, index: int) -> tuple[list[Event], dict[str, Any]]:
         """Compute the sample at grid position ``index`` (never raises for a failing sample)."""
+        assert self.backend is not None, "the driver runs samples only after ready() said None"
         return execute_sample(self.plan, self.plan.samples[index], self.backend)
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from hivethink.backends.base import Backend
@@ -115,18 +116,16 @@ def _build(kind: str, name: str, make: Callable[[], Any]) -> Any:
 def expand_grid(config: LabConfig, factories: Factories) -> Plan:
     """Build every task and substrate once, generate the instances, and list every sample."""
     tasks = [
-        _build("task", t.name, lambda t=t: factories.get_task(t.name, **t.params))
+        _build("task", t.name, partial(factories.get_task, t.name, **t.params))
         for t in config.tasks
     ]
     substrates = [
-        _build("substrate", s.name, lambda s=s: factories.get_substrate(s.name, **s.params))
+        _build("substrate", s.name, partial(factories.get_substrate, s.name, **s.params))
         for s in config.substrates
     ]
     instances: list[list[Instance]] = []
     for spec, task in zip(config.tasks, tasks, strict=True):
-        generated = _build(
-            "task", spec.name, lambda s=spec, t=task: t.generate(s.n, s.instance_seed)
-        )
+        generated = _build("task", spec.name, partial(task.generate, spec.n, spec.instance_seed))
         instances.append(list(generated))
     budget = config.budget.model_dump()
     samples: list[Sample] = []

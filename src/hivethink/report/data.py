@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from hivethink.trace import Event
 
 Record = dict[str, Any]
+K = TypeVar("K", bound=Hashable)
 
 PATHOLOGIES = (
     "patho_loops",
@@ -49,11 +50,9 @@ def total(values: Iterable[Any]) -> int | None:
     return int(sum(nums)) if nums else None
 
 
-def group(
-    records: Sequence[Record], key: Callable[[Record], Hashable]
-) -> dict[Hashable, list[Record]]:
+def group(records: Sequence[Record], key: Callable[[Record], K]) -> dict[K, list[Record]]:
     """Records grouped by ``key``, groups in order of first appearance."""
-    out: dict[Hashable, list[Record]] = {}
+    out: dict[K, list[Record]] = {}
     for rec in records:
         out.setdefault(key(rec), []).append(rec)
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib
@@ -54,7 +54,8 @@ def _png(fig: Figure) -> str:
 def _line_axes() -> tuple[Figure, Axes]:
     """Axes for one line per series: 20 distinct colours, room for a legend on the right."""
     fig, ax = plt.subplots(figsize=(8.5, 4))
-    ax.set_prop_cycle(color=list(plt.get_cmap("tab20").colors))
+    tab20 = plt.get_cmap("tab20")
+    ax.set_prop_cycle(color=[tab20(i) for i in range(tab20.N)])
     return fig, ax
 
 
@@ -72,7 +73,7 @@ def _grouped_bars(
     title: str,
     ylabel: str,
     groups: list[str],
-    series: dict[str, list[float | None]],
+    series: Mapping[str, Sequence[float | None]],
     *,
     rate: bool = False,
 ) -> str:

@@ -105,7 +105,7 @@ class Agree(SubstrateBase):
                 break
 
         final_values: dict[str, int | None] = {a: game.values[a] for a in game.honest}
-        answers = {a: str(v) for a, v in final_values.items()}
+        answers: dict[str, str | None] = {a: str(v) for a, v in final_values.items()}
         rec.answers(answers, step=rounds_done - 1)
         info = {
             "rounds": rounds_done,

@@ -315,10 +315,10 @@ def read_answer(value: Any, answer_format: str = "auto") -> tuple[str, str]:
             raise AnswerError("nothing after '####'")
         return final, style
     if style == "boxed":
-        final = boxed(text)
-        if not final:
+        content = boxed(text)
+        if not content:
             raise AnswerError("answer has no \\boxed{} with balanced braces")
-        return final, style
+        return content, style
     return text, style
 
 
