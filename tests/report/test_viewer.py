@@ -60,7 +60,7 @@ def test_text_protocol_as_rounds_with_who_saw_what():
     assert [e["seen_by"] for e in second["events"] if e["kind"] == "step"] == [[], []]  # nobody after
     prompts = [e for e in second["events"] if e["kind"] == "prompt"]
     assert [p["seen"] for p in prompts] == [["Bob"], ["Alice"]]
-    assert steps[0]["details"] == {"finish_reason": "stop", "tokens": "5"}
+    assert steps[0]["details"] == ["finish stop", "tokens 5"]
     assert [e["worker"] for e in answers["events"]] == ["Alice", "Bob", "team"]
 
 
@@ -74,7 +74,9 @@ def test_messages_are_seen_only_by_their_recipients():
     alice_step = next(e for e in events if e["kind"] == "step")
     assert alice_step["seen_by"] == ["Bob"]  # Carol's next prompt holds Bob's texts only
     vote = next(e for e in view["rounds"][1]["events"] if e["kind"] == "vote")
-    assert vote["details"] == {"value": "stop"}
+    assert vote["details"] == []  # the value is the vote's text already
+    error = next(e for e in view["rounds"][0]["events"] if e["kind"] == "error")
+    assert error["details"] == ["reason format"]
 
 
 def test_sample_rows_tolerate_new_fields_and_use_the_metrics(run: Path):

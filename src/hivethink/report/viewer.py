@@ -126,8 +126,21 @@ def _seen_by(events: Sequence[Event]) -> list[list[str]]:
     return out
 
 
-_DETAIL_KEYS = ("reason", "value", "entry_kind", "phase", "retry", "finish_reason", "tokens",
-                "abstain", "role", "none", "finisher")  # fmt: skip
+# Event data worth a word next to the event: key -> label (flags show their label alone).
+_DETAILS = {"reason": "reason", "value": "value", "entry_kind": "entry", "phase": "phase",
+            "retry": "retry", "finish_reason": "finish", "tokens": "tokens", "abstain": "abstains",
+            "role": "role", "none": "no answer", "finisher": "asked by the finisher"}  # fmt: skip
+
+
+def _details(ev: Event) -> list[str]:
+    """The event's data as short labels; a value the event's text already shows is left out."""
+    out = []
+    for key, label in _DETAILS.items():
+        value = ev.data.get(key)
+        if value is None or value is False or str(value) == ev.text:
+            continue
+        out.append(label if value is True else f"{label} {_text(value, 200)}")
+    return out
 
 
 def _rounds(events: Sequence[Event]) -> dict[str, Any]:
@@ -143,7 +156,7 @@ def _rounds(events: Sequence[Event]) -> dict[str, Any]:
             "kind": ev.kind, "worker": _text(ev.worker, 100), "text": _text(ev.text),
             "to": [_text(r, 100) for r in ev.recipients] if ev.recipients else None,
             "seen": [_text(s, 100) for s in ev.seen] if ev.seen is not None else None,
-            "details": {k: _text(v, 200) for k in _DETAIL_KEYS if (v := ev.data.get(k)) is not None},
+            "details": _details(ev),
         }
         if ev.kind in ("step", "message", "post"):
             item["seen_by"] = sorted(seen_by[i], key=lambda a: order.get(a, len(order)))

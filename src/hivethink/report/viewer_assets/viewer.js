@@ -117,7 +117,7 @@
     if (e.to) route.push("→ " + e.to.join(", "));
     if (e.kind === "prompt" && e.seen) route.push("held texts of: " + (e.seen.length ? e.seen.join(", ") : "nobody"));
     if (e.seen_by) route.push("seen by: " + (e.seen_by.length ? e.seen_by.join(", ") : "nobody"));
-    const details = Object.entries(e.details).map(([k, v]) => `${k} ${v}`).join(" · ");
+    const details = e.details.join(" · ");
     const head = [el("span", { class: "who " + c(e.worker) }, e.worker), el("span", { class: "kind" }, e.kind),
       route.length ? el("span", { class: "route" }, route.join(" · ")) : null,
       details ? el("span", { class: "route" }, details) : null];
