@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 
 import pytest
 import torch
@@ -57,3 +59,20 @@ def test_bench_engine_on_cuda_uses_the_flex_path(tmp_path):
     r = json.loads(out.read_text())
     assert r["attention"] == "flex" and r["gpu"] and set(r["step_ratio_n4_n1"]) == {"256"}
     assert all(x["bandwidth_fraction"] is not None for x in r["rows"])
+
+
+@pytest.mark.slow
+def test_bench_engine_without_llamacpp_says_why_it_is_not_timed(tmp_path, capsys, monkeypatch):
+    """llama-cpp-python is only in the llamacpp extra: without it the bench runs and says so."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llama_cpp" else real(name, *a))
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # importing it fails
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "engine", "--device", "cpu", "--contexts", "16", "--workers", "1",
+               "--steps", "1", "--no-baseline", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert "llama.cpp not timed: llama-cpp-python is not installed" in capsys.readouterr().out
+    r = json.loads(out.read_text())
+    assert r["model"].endswith(".gguf") and r["llamacpp_tok_s"] is None
+    assert r["rows"][0]["vs_llamacpp"] is None

@@ -51,6 +51,11 @@ def backend(smol):
     return LocalBackend(loaded=smol)
 
 
+# Tokens one backend call may write: budget.max_tokens, except that ``single`` is one worker
+# given the whole team's allowance (N x max_tokens).
+CALL_CAP = {"single": 2 * 8}
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_substrate_on_the_embedded_model(name, backend):
     task_name, task_params, params = CASES[name]
@@ -58,9 +63,22 @@ def test_substrate_on_the_embedded_model(name, backend):
     inst = INSTANCES.get(name) or task.generate(1, 0)[0]
     res = get_substrate(name, **params).run(inst, task, backend, workers=2,
                                             budget=Budget(max_tokens=8, rounds=1), seed=0)
-    assert res.events, name
+    events = res.events
     assert res.tokens > 0 and res.sequential_passes > 0
-    assert any(e.kind == "answer" for e in res.events)
-    metrics = compute_metrics(res.events, task=task, instance=inst, result=res)
-    assert metrics["tokens"] == res.tokens
+    if any(e.kind == "token" for e in events):  # a hive: N tokens at most per lockstep pass
+        assert res.sequential_passes <= 8 and res.tokens <= 2 * res.sequential_passes
+    else:  # the trace accounts for every token the result reports, and each call's cap held
+        calls = [e for e in events if e.kind == "step"]
+        assert sum(e.data["tokens"] for e in calls) == res.tokens, name
+        assert all(e.data["tokens"] <= CALL_CAP.get(name, 8) for e in calls), name
+        assert res.sequential_passes <= res.tokens
+    # every generation follows a prompt of its agent (what it saw is recorded); a scripted
+    # partner (pair) writes without a model
+    for i, e in enumerate(events):
+        if e.kind == "step" and not e.data.get("scripted"):
+            assert any(p.kind == "prompt" and p.worker in (e.worker, "all") for p in events[:i]), name
+    # one team answer, the one the result reports
+    team = [e for e in events if e.kind == "answer" and e.worker == "team"]
+    assert len(team) == 1 and team[0].text == (res.answer or ""), name
+    metrics = compute_metrics(events, task=task, instance=inst, result=res)
     assert 0.0 <= metrics["score"] <= 1.0

@@ -122,8 +122,9 @@ def test_source_file(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("", "no problems"),
-        ('{"question": "q"}\n', "line 1"),
+        ("", "no rows"),
+        ('{"question": "q"}\n', "no answer field"),
+        ('{"question": "q", "answer": 1}\n{"question": "r"}\n', "line 2: no field 'answer'"),
         ('{"question": "q", "answer": 1}\nnot json\n', "line 2: not JSON"),
         ('{"question": "", "answer": 1}\n', "question"),
         ('{"question": "q", "answer": null}\n', "answer"),

@@ -1,4 +1,4 @@
-"""``hivethink lab``: run a grid from YAML, build its report, show one sample's trace.
+"""``hivethink lab``: run a grid from YAML, build its report, show one sample's trace, browse a run.
 
 Bad input (config, paths, sample) prints one line on stderr and exits with code 2.
 """
@@ -188,3 +188,31 @@ def show(
 
     with _user_errors():
         show_sample(run_dir, sample, Console(), prompts=prompts)
+
+
+@app.command()
+def view(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free one).")] = 0,
+    serve: Annotated[
+        bool, typer.Option(help="Serve the page on 127.0.0.1 after writing view.html.")
+    ] = True,
+) -> None:
+    """Browse a run: the samples (filter by substrate, task, N, score) and each trace as the
+    workers saw it. Writes RUN/view.html (a file to keep or share), then serves it locally."""
+    from hivethink.report.viewer import ViewerServer, write_viewer
+
+    with _user_errors():
+        if not 0 <= port <= 65535:
+            raise HivethinkError(f"--port must be between 0 and 65535, got {port}")
+        typer.echo(f"wrote {write_viewer(run_dir)}")
+        if not serve:
+            return
+        server = ViewerServer(run_dir, port)
+    typer.echo(f"serving {server.url} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -187,6 +187,12 @@ def bench_engine(
     console.print(f"weights {result['weight_bytes'] / 1e9:.2f} GB per step, measured bandwidth "
                   f"{result['bandwidth_gb_s']:.0f} GB/s: bound {result['weight_bound_ms']:.2f} ms/step "
                   f"({result['attention']} attention)", highlight=False)
+    if llamacpp and shape is None and result["llamacpp_tok_s"] is None and result["model"].endswith(".gguf"):
+        import importlib.util
+
+        if importlib.util.find_spec("llama_cpp") is None:  # an optional extra: say why it is missing
+            console.print("llama.cpp not timed: llama-cpp-python is not installed "
+                          "(pip install 'hivethink[llamacpp]' builds it)", markup=False, highlight=False)
     for ctx, tok_s in (result["llamacpp_tok_s"] or {}).items():
         at = ", ".join(f"N={r['workers']} {r['engine_tok_s']:.1f} ({r['vs_llamacpp']:.2f}x)"
                        for r in result["rows"] if r["context"] == ctx)
@@ -411,6 +417,15 @@ def _mount_lab() -> None:
 
 
 _mount_lab()
+
+
+def _mount_data() -> None:
+    from hivethink.cli.data import app as data_app
+
+    app.add_typer(data_app, name="data", help="Check problem files before a run.")
+
+
+_mount_data()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(fn: Callable[[], None], steps: int, device: torch.device, warmup: int = 3,
+def _time(fn: Callable[[], object], steps: int, device: torch.device, warmup: int = 3,
           rounds: int = 5) -> float:
     """ms per call: the median over ``rounds`` rounds of the mean of steps / rounds calls, so one
     disturbed round (a shared machine) does not move the figure. Warm-up calls also absorb
@@ -224,8 +224,8 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
     # whatever is timed next on a small machine.
     gguf = Path(model.source) if model.source.endswith(".gguf") else None
     llama: dict[int, float] = {}
-    for ctx in contexts if llamacpp and gguf is not None else []:
-        tok_s = llamacpp_tok_s(gguf, ctx, steps, torch.get_num_threads())
+    for ctx in contexts if llamacpp else []:
+        tok_s = llamacpp_tok_s(gguf, ctx, steps, torch.get_num_threads()) if gguf else None
         if tok_s is None:
             break
         llama[ctx] = round(tok_s, 2)

@@ -31,6 +31,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from hivethink import prompts
 from hivethink.backends.base import Backend
@@ -59,6 +60,7 @@ from hivethink.lab.store import (
     write_summary,
 )
 from hivethink.metrics import compute_metrics
+from hivethink.report.text import clean_text
 from hivethink.substrates.base import Budget, SampleResult
 from hivethink.trace import Event
 
@@ -297,6 +299,18 @@ def _resume(
     return {r.key for r in records}, comparison.blocking
 
 
+def _done_line(config: LabConfig, sample: Sample, record: dict[str, Any], n: int, of: int) -> Text:
+    """One plain line per finished sample, for a log or CI (no terminal: no live bar)."""
+    substrate = config.substrates[sample.substrate].display
+    task = config.tasks[sample.task].label
+    at = f" / budget {sample.budget}" if sample.budget is not None else ""
+    label = f"{substrate} / {task} / N={sample.workers}{at} / seed {sample.seed}"
+    score = record.get("score")
+    outcome = f"score {score:g}" if isinstance(score, (int, float)) else "no score"
+    if record.get("error"):
+        outcome = "failed: " + clean_text(str(record["error"])).splitlines()[0][:200]
+    return Text(f"[{n}/{of}] {label}: {outcome} ({record['lab_wall_s']:.1f}s)")
+
 def run_lab(
     config: LabConfig,
     out_dir: str | Path,
@@ -401,9 +415,13 @@ def _compute_and_write(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
+    total = sum(len(j.samples) for j in jobs)
+    plain = progress and not console.is_terminal  # a log or CI: a line per sample, no bar
+    if plain:
+        console.print(f"{total} samples to run -> {escape(str(out))}", highlight=False, soft_wrap=True)
     with ExitStack() as stack:
-        bar = stack.enter_context(Progress(*columns, console=console, disable=not progress))
-        task = bar.add_task("samples", total=sum(len(j.samples) for j in jobs))
+        bar = stack.enter_context(Progress(*columns, console=console, disable=not progress or plain))
+        task = bar.add_task("samples", total=total)
 
         def started(job: Job) -> None:
             bar.update(task, description=_describe(plan.config, job, concurrency))
@@ -423,7 +441,7 @@ def _compute_and_write(
         else:
             outcomes = iter(())
         for finished in outcomes:
-            for _sample, events, record in finished:
+            for sample_, events, record in finished:
                 if mixed:
                     record["mixed"] = mixed
                 if judge is not None and mast is not None:
@@ -432,4 +450,7 @@ def _compute_and_write(
                 ran += 1
                 failed += record["error"] is not None
                 bar.advance(task)
+                if plain:
+                    console.print(_done_line(plan.config, sample_, record, ran, total), highlight=False,
+                                  soft_wrap=True)
         return ran, failed, on_ray.lost if on_ray is not None else 0

@@ -45,7 +45,8 @@ def work_units(
 
         def listed(text: str) -> set[Hashable]:
             found = items(text, instance) if takes_instance else items(text)
-            return {normalize(str(it)) for it in found} - {""}
+            units: set[Hashable] = {normalize(str(it)) for it in found}
+            return units - {""}
 
         prompt_items = listed(instance.prompt) if instance is not None else set()
         return "items", {

@@ -6,12 +6,15 @@ config) under ``$HIVETHINK_CACHE`` (default ``~/.cache/hivethink``), so later lo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,6 +174,28 @@ def _gguf_key(path: Path) -> str:
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
+@contextmanager
+def _gguf_parsed_once() -> Iterator[None]:
+    """Within: ``gguf.GGUFReader`` and ``gguf.get_tensor_name_map`` remember their results.
+
+    transformers reads a GGUF file three times (config, weights, tokenizer), each a pure-Python
+    pass over the whole vocabulary, and builds the tensor-name map once per module of the model
+    (hundreds of times); on two cores that was most of a minute of the first load. It imports
+    both names from ``gguf`` inside the functions that use them, so swapping the module
+    attributes for the duration of one load is enough (and, should that change, harmless: the
+    load is then just slower). Readers are only read from, never advanced or written.
+    """
+    import gguf
+
+    reader, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    gguf.GGUFReader = functools.lru_cache(maxsize=4)(reader)  # type: ignore[misc,assignment]
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=16)(name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map  # type: ignore[misc]
+
+
 def _load_gguf_cached(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
     from safetensors.torch import load_file, save_file
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -186,8 +211,10 @@ def _load_gguf_cached(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
             except Exception:  # a torn cache (killed mid-write) is rebuilt below
                 pass
         try:
-            model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+            with _gguf_parsed_once():
+                model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
+                                                             dtype=torch.float32)
+                tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         except Exception as e:
             raise HivethinkError(f"could not read GGUF file {path}: {_first_line(e)}") from None
         weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}

@@ -90,8 +90,8 @@ class Decoder:
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Decoder:
         """Move/cast every weight in place (norm weights included: the math upcasts itself)."""
-        def cast(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(device=device, dtype=dtype)
+        def cast(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device=device, dtype=dtype)
 
         tied = self.lm_head is self.embed
         self._packed = {}
@@ -99,7 +99,8 @@ class Decoder:
         self.lm_head = self.embed if tied else cast(self.lm_head)
         for lw in self.layers:
             for name in lw.__dataclass_fields__:
-                setattr(lw, name, cast(getattr(lw, name)))
+                if (t := getattr(lw, name)) is not None:  # optional weights (biases, norms) stay None
+                    setattr(lw, name, cast(t))
         return self
 
     def pack(self) -> bool:

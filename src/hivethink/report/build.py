@@ -182,7 +182,7 @@ def table_md(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run_name(run_dir: Path) -> str:
+def run_name(run_dir: Path) -> str:
     try:
         config = json.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -194,7 +194,7 @@ def build_report(run_dir: str | Path) -> Path:
     """Write ``report.html`` and ``summary.md`` into ``run_dir``; return the HTML path."""
     run_dir = Path(run_dir)
     records = load(run_dir)
-    name = _run_name(run_dir)
+    name = run_name(run_dir)
     errors = sum(1 for r in records if r.get("error"))
     tables = [
         overview(records),

@@ -12,6 +12,7 @@ from hivethink.report.stats import NOTE, mean_ci, rate_ci
 from hivethink.trace import Event
 
 Record = dict[str, Any]
+K = TypeVar("K", bound=Hashable)
 
 PATHOLOGIES = (
     "patho_loops",

@@ -12,6 +12,7 @@ neither add nor subtract). Score = min(#distinct valid items, K) / K.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from random import Random
 from typing import Any
@@ -105,7 +106,10 @@ def _words(rng: Random, k: int) -> tuple[str, list[str], dict[str, Any]]:
     return what, sorted(good), {"category": category, "words": shown}
 
 
-_BUILDERS = {"primes": _primes, "multiples": _multiples, "squares": _squares, "words": _words}
+# kind -> builder of (what to list, the valid items, instance data)
+_BUILDERS: dict[str, Callable[[Random, int], tuple[str, Sequence[int | str], dict[str, Any]]]] = {
+    "primes": _primes, "multiples": _multiples, "squares": _squares, "words": _words,
+}  # fmt: skip
 
 
 def _norm_number(token: str) -> str:

@@ -1,4 +1,4 @@
-r"""Multi-step arithmetic and word problems with exact answers, or the user's own JSONL problems.
+r"""Multi-step arithmetic and word problems with exact answers, or the user's own problem file.
 
 Generated problems chain ``steps`` operations in one of several templates (a bare expression,
 an inventory, shopping, ages, a train journey). Every answer is an exact integer or a reduced
@@ -8,13 +8,11 @@ then with math-verify (so ``\frac{1}{2}`` equals ``0.5``).
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import pairwise
-from pathlib import Path
 from random import Random
 
 from hivethink.answers import boxed as last_boxed
@@ -27,6 +25,7 @@ from hivethink.tasks._common import (
     params_of,
 )
 from hivethink.tasks.base import Instance
+from hivethink.tasks.datasets import Problem, load_problems
 
 TEMPLATES = ("arith", "inventory", "shopping", "ages", "train")
 ANSWER_FORMAT = "Think step by step, then put the final answer in \\boxed{}."
@@ -252,46 +251,6 @@ def score_math(target: str, answer: str | None) -> float:
 # --- the task --------------------------------------------------------------------------------
 
 
-def load_jsonl(path: str) -> list[tuple[str, str]]:
-    """(question, answer) pairs from a JSONL file; any problem is a one-line HivethinkError."""
-    p = Path(path)
-    if not p.is_file():
-        raise HivethinkError(f"math source {path!r}: no such file")
-    rows: list[tuple[str, str]] = []
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise HivethinkError(f"math source {path!r}: cannot read ({e.__class__.__name__})") from e
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise HivethinkError(f"math source {path!r} line {n}: not JSON") from e
-        if not isinstance(row, dict) or "question" not in row or "answer" not in row:
-            raise HivethinkError(
-                f"math source {path!r} line {n}: need an object with 'question' and 'answer'"
-            )
-        question, answer = row["question"], row["answer"]
-        if not isinstance(question, str) or not question.strip():
-            raise HivethinkError(
-                f"math source {path!r} line {n}: 'question' must be a non-empty string"
-            )
-        if (
-            isinstance(answer, bool)
-            or not isinstance(answer, (str, int, float))
-            or not str(answer).strip()
-        ):
-            raise HivethinkError(
-                f"math source {path!r} line {n}: 'answer' must be a string or number"
-            )
-        rows.append((question.strip(), str(answer).strip()))
-    if not rows:
-        raise HivethinkError(f"math source {path!r}: no problems in the file")
-    return rows
-
-
 class MathAnswers:
     r"""Extraction and scoring of a final maths answer (``\boxed{}``), shared by the tasks whose
     answer is a number: math and pair."""
@@ -308,8 +267,12 @@ class MathTask(MathAnswers):
     r"""Math word problems; the answer goes in ``\boxed{}``.
 
     ``steps``: operations chained per problem. ``template``: one of ``TEMPLATES`` or ``"mixed"``.
-    ``source``: a JSONL file of ``{"question", "answer"}`` lines used instead of generation
-    (at most one instance per line: ``generate`` returns fewer than ``n`` when the file is short).
+    ``source``: a problem file used instead of generation (JSONL, JSON, Parquet or CSV; see
+    :mod:`hivethink.tasks.datasets`), read with ``fields`` (``{"question": ..., "answer": ...,
+    "id": ...}``, each left out is found by name) and ``answer_format`` (auto, gsm8k, boxed,
+    plain). ``limit``: use only the file's first rows. ``shuffle``: draw the instances in an
+    order given by the seed ``generate`` gets (the lab's ``instance_seed``), else in file order.
+    At most one instance per row: ``generate`` returns fewer than ``n`` when the file is short.
     """
 
     name = "math"
@@ -317,7 +280,13 @@ class MathTask(MathAnswers):
     steps: int = 3
     template: str = "mixed"
     source: str | None = None
-    _rows: list[tuple[str, str]] | None = field(default=None, init=False, repr=False, compare=False)
+    fields: dict[str, str] | None = None
+    answer_format: str = "auto"
+    limit: int | None = None
+    shuffle: bool = True
+    _problems: list[Problem] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 20:
@@ -326,8 +295,17 @@ class MathTask(MathAnswers):
             raise HivethinkError(
                 f"math: unknown template {self.template!r} (choose mixed, {', '.join(TEMPLATES)})"
             )
+        if self.fields is not None and not (
+            isinstance(self.fields, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in self.fields.items())
+        ):
+            raise HivethinkError(f"math: fields must map roles to field names, got {self.fields!r}")
         if self.source is not None:
-            self._rows = load_jsonl(self.source)
+            self._problems = load_problems(
+                self.source, self.fields, self.answer_format, self.limit
+            )
+        elif self.fields is not None or self.limit is not None:
+            raise HivethinkError("math: fields and limit apply to a source file; none is given")
 
     def problem(self, rng: Random) -> tuple[str, Fraction, str]:
         """One generated problem: (question, exact answer, template name)."""
@@ -337,16 +315,20 @@ class MathTask(MathAnswers):
 
     def generate(self, n: int, seed: int) -> list[Instance]:
         params = params_of(self)
-        if self._rows is not None:
-            order = list(range(len(self._rows)))
-            Random(seed).shuffle(order)
+        if self._problems is not None:
+            order = list(range(len(self._problems)))
+            if self.shuffle:
+                Random(seed).shuffle(order)
             out = []
             for i, row in enumerate(order[:n]):
-                question, answer = self._rows[row]
+                p = self._problems[row]
+                data = {"question": p.question, "template": "source", "row": p.number,
+                        "where": p.where, "answer_style": p.style}
+                if p.id is not None:
+                    data["source_id"] = p.id
                 out.append(Instance(
                     task=self.name, id=instance_id(self.name, params, seed, i),
-                    prompt=f"{question}\n\n{ANSWER_FORMAT}", target=answer,
-                    data={"question": question, "template": "source", "line": row + 1},
+                    prompt=f"{p.question}\n\n{ANSWER_FORMAT}", target=p.answer, data=data,
                 ))  # fmt: skip
             return out
         out = []
