@@ -24,7 +24,7 @@ class LocalBackend:
                  loaded: LoadedModel | None = None, max_rows: int = 64, max_pages: int | None = None):
         self.model = loaded or load_model(model, dtype=dtype, device=device)
         self.name = f"local:{model or 'smollm2'}"
-        self._engine_args = dict(max_rows=max_rows, max_pages=max_pages)
+        self.max_rows, self.max_pages = max_rows, max_pages
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
@@ -33,7 +33,7 @@ class LocalBackend:
         """The backend's engine, its loop thread started on first use."""
         with self._lock:
             if self._engine is None:
-                self._engine = Engine(self.model, **self._engine_args).start()
+                self._engine = Engine(self.model, max_rows=self.max_rows, max_pages=self.max_pages).start()
             return self._engine
 
     def close(self) -> None:

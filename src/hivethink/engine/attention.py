@@ -31,9 +31,9 @@ G = Hq / Hkv, D head dim.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
 
@@ -271,11 +271,14 @@ class BlocksAttention:
         return o.to(q.dtype).reshape(T, Hq * D)
 
 
-_BACKENDS: dict[str, type] = {"blocks": BlocksAttention}
+_BACKENDS: dict[str, Callable[[], AttentionBackend]] = {"blocks": BlocksAttention}
+
+B = TypeVar("B", bound=Callable[[], AttentionBackend])
 
 
-def register_backend(cls: type) -> type:
-    _BACKENDS[cls.name] = cls
+def register_backend(cls: B) -> B:
+    """Class decorator: the backend becomes selectable by its ``name``."""
+    _BACKENDS[getattr(cls, "name")] = cls  # noqa: B009  (a class attribute the protocol declares)
     return cls
 
 
@@ -293,5 +296,4 @@ def attention_backend(device: torch.device, name: str | None = None) -> Attentio
     if choice not in names:
         raise HivethinkError(f"attention must be one of {', '.join(names)}, got {choice!r}"
                              + ("" if name else " (from HIVETHINK_ATTENTION)"))
-    backend: AttentionBackend = _BACKENDS[choice]()
-    return backend
+    return _BACKENDS[choice]()

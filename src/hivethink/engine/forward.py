@@ -71,9 +71,9 @@ class Runner:
             idx = _to_device(picked + [picked[-1]] * (m - len(picked)), cache.device)
             logits = self.decoder.logits(hidden[idx])
             it = iter(range(len(picked)))
-            for r, w in enumerate(want):
+            for i, w in enumerate(want):
                 if w:
-                    out[r] = logits[next(it)]
+                    out[i] = logits[next(it)]
         return out
 
     # -- conveniences for one group of rows (tests, benchmarks) ----------------------------

@@ -23,7 +23,7 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,7 +126,7 @@ class GenJob(Job):
     token cap or the end of a JSON schema. Iterate it for text pieces as they are sampled."""
 
     def __init__(self, prompt: list[int], *, max_tokens: int, sampling: SamplingParams,
-                 stop: Sequence[str] = (), end_ids: Sequence[int] = (), tokenizer: Any = None,
+                 stop: Sequence[str] = (), end_ids: Iterable[int] = (), tokenizer: Any = None,
                  json_schema: dict[str, Any] | None = None, chunk: int = 128, stream: bool = False):
         super().__init__()
         if not prompt:

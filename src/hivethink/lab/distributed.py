@@ -137,7 +137,6 @@ class SampleWorker:
         self.plan = plan
         self.backend: Backend | None = None
         self.error: str | None = None
-        self.backend: Backend | None = None
         try:
             activate_prompts(plan.config.prompts)
             self.backend = build_backend(plan.config.models[model], factories)

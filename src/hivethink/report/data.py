@@ -59,7 +59,6 @@ def total(values: Iterable[Any]) -> int | None:
 
 
 T = TypeVar("T")
-K = TypeVar("K", bound=Hashable)
 
 
 def group(records: Sequence[T], key: Callable[[T], K]) -> dict[K, list[T]]:
