@@ -70,7 +70,7 @@ def solve(
     expect: Annotated[str | None, typer.Option(help="The right answer, if known: the summary says whether the team got it.")] = None,
     examples: Annotated[bool, typer.Option(help="Worked examples in the collaboration instruction (as published).")] = True,
     guard: Annotated[bool, typer.Option(help="Keep workers from writing step headers inside a step (hivethink's addition).")] = True,
-    step_end: Annotated[str, typer.Option(help="fenced (not inside open code/math, protocols.md) | reference-code")] = "fenced",
+    step_end: Annotated[str, typer.Option(help="fenced (the published rule, not inside open code/math) | reference-code (no open-block check) | text (a blank line however it is tokenized)")] = "fenced",
     prompts_dir: Annotated[Path | None, typer.Option("--prompts", help="A directory of prompt books replacing the built-in texts.")] = None,
     trace: Annotated[Path | None, typer.Option(help="Write every token and event as JSONL here.")] = None,
     live: Annotated[bool, typer.Option(help="Show the workers writing, side by side.")] = True,

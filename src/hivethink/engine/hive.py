@@ -79,7 +79,7 @@ HOGWILD = prompts.book("hogwild", {
 
 MAX_WORKERS = len(NAMES)
 LAYOUTS = ("combined", "interleaved", "contiguous", "independent")
-STEP_END = ("fenced", "reference-code")
+STEP_END = ("fenced", "reference-code", "text")
 SAMPLING = ("model", "greedy")
 THINK = "<think>"  # the reference writes it in its examples whatever the model
 
@@ -100,7 +100,9 @@ class HiveConfig:
     finisher_tokens: int = 16
     snapshots: tuple[int, ...] = ()  # smaller budgets (passes) that also get an answer
     examples: bool = True  # the worked examples in the instruction (the reference's add_examples)
-    step_end: str = "fenced"  # "reference-code": no open-block check, as generation.py
+    # "reference-code": no open-block check, as generation.py; "text": a blank line however it is
+    # tokenized (the published rule needs it in one token)
+    step_end: str = "fenced"
     guard_headers: bool = True  # hivethink: keep workers from writing step headers
     page_size: int = 64
 
@@ -541,7 +543,7 @@ class HiveJob(Job):
             if worker.check_from is not None:
                 self._read_check(worker, tid)
             worker.pending, worker.sampled_lead = [tid], 1
-            if tid in self.vocab.sep and step_ends(self.decode(worker.step_tokens), fenced=cfg.step_end == "fenced"):
+            if self._ends_step(worker, tid):
                 self._end_step(w, tid)
             self.fed_since_check += len(worker.pending)
         if self.decode_passes in self.budgets:
@@ -553,6 +555,19 @@ class HiveJob(Job):
                 if b not in self.states:
                     self._snapshot(b)
             self._start_finish()
+
+    def _ends_step(self, worker: Worker, tid: int) -> bool:
+        """Whether ``tid``, just sampled, ends the worker's step. The reference looks only at
+        tokens holding a whole blank line; ``step_end: text`` also ends a step on a blank line
+        written as two newline tokens (small models such as SmolLM2 rarely emit the one token)."""
+        if self.cfg.step_end == "text":
+            if "\n" not in self.vocab.texts[tid]:
+                return False
+            text = self.decode(worker.step_tokens)
+            return text.endswith(STEP_SEPARATOR) and step_ends(text)
+        if tid not in self.vocab.sep:
+            return False
+        return step_ends(self.decode(worker.step_tokens), fenced=self.cfg.step_end == "fenced")
 
     def choose(self, logits: torch.Tensor, live: list[int]) -> list[int]:
         """The next token of each live worker (logits [len(live), V]): the model's sampling, the

@@ -31,7 +31,7 @@ class SharedCache:
     check_every: int = 256  # fed tokens between redundancy checks; 0 = off
     examples: bool = True
     guard_headers: bool = True
-    step_end: str = "fenced"
+    step_end: str = "fenced"  # "reference-code" | "text" (HiveConfig.step_end)
 
     def passes(self, budget: Budget, workers: int) -> tuple[int, tuple[int, ...]]:
         """The pass budget and the snapshot budgets in passes."""
