@@ -339,3 +339,18 @@ def test_the_engine_and_the_metrics_count_references_alike(tiny_smol):
               {"Alice": "Bob, please check. Everyone agrees.\n\nCarol too!\n\n", "Bob": "Alice is right.\n\n"})
     assert job.result.references["Alice"] == 2 and job.result.references["Bob"] == 1
     assert metric_references(job.result.events) == job.result.references
+
+
+def test_a_blank_line_in_two_tokens_ends_a_step_only_in_the_text_variant(tiny_smol):
+    """The reference ends a step only on a token holding the whole blank line; small models often
+    write it as two newline tokens, which ``step_end: text`` accepts too."""
+    class TwoNewlines(Scripted):
+        def tokens(self, text):
+            [nl] = self.encode("\n")
+            return [t for part in text.split("\n") for t in (self.encode(part) if part else []) + [nl]][:-1]
+
+    for rule, ends in (("fenced", False), ("reference-code", False), ("text", True)):
+        job = TwoNewlines(tiny_smol, cfg(max_steps=12, step_end=rule), {"Alice": "It is done.\n\nNext"})
+        Engine(tiny_smol).run_jobs([job])
+        steps = [e for e in job.result.events if e.kind == "step" and e.worker == "Alice"]
+        assert bool(steps) == ends, rule
