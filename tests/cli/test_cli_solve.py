@@ -16,7 +16,8 @@ def test_solve_writes_a_valid_trace(tmp_path, capsys):
     trace = tmp_path / "out.jsonl"
     problem = tmp_path / "p.txt"
     problem.write_text("What is 6 times 7?")
-    rc = main(["solve", f"@{problem}", "--workers", "3", "--max-steps", "30", "--trace", str(trace), "--no-live"])
+    rc = main(["solve", f"@{problem}", "--workers", "3", "--max-steps", "20", "--no-examples", "--trace", str(trace),
+               "--no-live"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "answer:" in out and "sequential passes" in out and "tokens/s" in out and "lab run" in out

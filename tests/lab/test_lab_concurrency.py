@@ -135,7 +135,7 @@ def test_local_model_results_do_not_depend_on_concurrency(tmp_path: Path, smol: 
                           registry.get_substrate)
     cfg = parse_config({
         "models": [{"kind": "local"}],
-        "substrates": ["independent", {"name": "debate", "params": {"temperature": 0.7}}],
+        "substrates": ["independent", {"name": "debate-du", "params": {"temperature": 0.7, "max_tokens": 8}}],
         "workers": [2],
         "tasks": [{"name": "math", "params": {"steps": 1}, "n": 2}],
         "budget": {"max_tokens": 8, "rounds": 1},

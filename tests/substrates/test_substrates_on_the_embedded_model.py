@@ -8,6 +8,7 @@ import pytest
 
 from hivethink.backends.local import LocalBackend
 from hivethink.metrics import compute_metrics
+from hivethink.names import EXTRACTOR
 from hivethink.substrates import SUBSTRATES, get_substrate
 from hivethink.substrates.base import Budget
 from hivethink.tasks import get_task
@@ -70,7 +71,8 @@ def test_substrate_on_the_embedded_model(name, backend):
     else:  # the trace accounts for every token the result reports, and each call's cap held
         calls = [e for e in events if e.kind == "step"]
         assert sum(e.data["tokens"] for e in calls) == res.tokens, name
-        assert all(e.data["tokens"] <= CALL_CAP.get(name, 8) for e in calls), name
+        assert all(e.data["tokens"] <= (32 if e.worker == EXTRACTOR else CALL_CAP.get(name, 8))
+                   for e in calls), name  # Coral's belief extractor has its published 32
         assert res.sequential_passes <= res.tokens
     # every generation follows a prompt of its agent (what it saw is recorded); a scripted
     # partner (pair) writes without a model

@@ -29,10 +29,11 @@ PREVIEW_CHARS = 160
 
 
 def file_tasks() -> list[str]:
-    """The tasks that read problem files (those with a ``source`` parameter)."""
+    """The tasks that read question/answer files (a ``source`` and a ``fields`` mapping; the graph
+    task's ``source`` is node-link graphs, which it checks itself when it loads them)."""
     from hivethink.tasks import TASKS, task_parameters
 
-    return sorted(name for name in TASKS if "source" in task_parameters(name))
+    return sorted(name for name in TASKS if {"source", "fields"} <= set(task_parameters(name)))
 
 
 def _line(console: Console, *parts: str | tuple[str, str]) -> None:

@@ -372,7 +372,7 @@ def run_lab(
             try:
                 ran, failed, lost = _compute_and_write(
                     out, plan, jobs, backends, factories, console, progress, ray, concurrency, mixed,
-                    judge,
+                    judge, already=len(plan.samples) - len(pending),
                 )
             finally:
                 if (out / RESULTS).exists():
@@ -401,6 +401,7 @@ def _compute_and_write(
     concurrency: int,
     mixed: list[str],
     judge: Backend | None = None,
+    already: int = 0,
 ) -> tuple[int, int, int]:
     """Compute ``jobs`` (here or on Ray) and write each sample as its job completes, with a
     progress bar; -> (samples written, of them failed, samples lost on Ray). With a MAST judge
@@ -418,7 +419,8 @@ def _compute_and_write(
     total = sum(len(j.samples) for j in jobs)
     plain = progress and not console.is_terminal  # a log or CI: a line per sample, no bar
     if plain:
-        console.print(f"{total} samples to run -> {escape(str(out))}", highlight=False, soft_wrap=True)
+        console.print(f"{total} samples to run, {already} already done -> {escape(str(out))}",
+                      highlight=False, soft_wrap=True)
     with ExitStack() as stack:
         bar = stack.enter_context(Progress(*columns, console=console, disable=not progress or plain))
         task = bar.add_task("samples", total=total)
