@@ -133,6 +133,7 @@ def bench_engine(
     shape: Annotated[str | None, typer.Option(help="Random weights at a public model's shape instead of --model: qwen3-8b | qwq-32b | tiny (no download).")] = None,
     attention: Annotated[str | None, typer.Option(help="blocks | flex (default: flex on cuda, blocks on cpu).")] = None,
     profile: Annotated[bool, typer.Option(help="Also profile each point: the top operators of a step (torch profiler), printed for the last point and kept in the JSON.")] = False,
+    batch_invariant: Annotated[bool, typer.Option(help="Rows in tiles of 4, so a row's result does not depend on the rest of the pass (the engine's default; costs passes of fewer than 4 tokens).")] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
 ) -> None:
     """Per-step latency of the engine for N workers vs transformers decoding batch N."""
@@ -174,7 +175,8 @@ def bench_engine(
                       f"{r.vs_one_worker:.2f}x", f"{r.engine_tok_s:.1f}", f"{r.bandwidth_fraction or 0:.0%}")
 
     result = run_bench(loaded, contexts=ctxs, workers=ns, steps=steps, baseline=baseline,
-                       llamacpp=llamacpp, attention=attention, profile=profile, on_row=show)
+                       llamacpp=llamacpp, attention=attention, profile=profile, on_row=show,
+                       batch_invariant=batch_invariant)
     console.print(table)
     last = result["rows"][-1] if result["rows"] else None
     if last and last["profile"]:

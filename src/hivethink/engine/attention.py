@@ -148,6 +148,9 @@ class BlocksPlan:
     mask: torch.Tensor  # [J, E, 1, Q, 1, P] additive: 0 visible, MASKED hidden
     out_group: torch.Tensor  # [T] group of each flat token (padding tokens: 0)
     out_slot: torch.Tensor  # [T] its query slot
+    # (first, end) when there is one group whose entries are the arena's pages first..end-1 in
+    # order: keys and values are then read in place (the same tensor a gather would copy)
+    entry_run: tuple[int, int] | None = None
 
 
 class AttentionBackend(Protocol):
@@ -239,8 +242,13 @@ class BlocksAttention:
         cos, sin = rope.lookup(delta.clamp(min=0).to(dev))  # [J, B, Q, D]
         q_cos = (cos.float() * scale).to(cos.dtype)
         q_sin = (signed_sin(sin).float() * scale).to(sin.dtype)
+        run = None
+        if J == 1 and E > 1:
+            first = int(entry_page[0, 0])
+            if entry_page[0].tolist() == list(range(first, first + E)):
+                run = (first, first + E)
         return BlocksPlan(
-            writes=writes, q_index=q_index.to(dev),
+            entry_run=run, writes=writes, q_index=q_index.to(dev),
             q_cos=q_cos[:, :, None, :, None, :], q_sin=q_sin[:, :, None, :, None, :],
             entry_page=entry_page.to(dev), entry_block=entry_block.to(dev),
             mask=mask[:, :, None, :, None, :].to(dev),
@@ -259,14 +267,18 @@ class BlocksAttention:
         qg = q[plan.q_index].view(J, 1, Q, Hkv, G, D).permute(0, 1, 3, 2, 4, 5)  # [J, 1, Hkv, Q, G, D]
         qr = rotate(qg, plan.q_cos, plan.q_sin)  # [J, B, Hkv, Q, G, D]: one rotation per block
         qe = qr[torch.arange(J, device=q.device)[:, None], plan.entry_block]  # [J, E, Hkv, Q, G, D]
-        keys = k_arena[plan.entry_page]  # [J, E, Hkv, P, D]
+        if plan.entry_run is not None:  # one group over consecutive pages: no copy
+            keys = k_arena[plan.entry_run[0] : plan.entry_run[1]][None]
+            values = v_arena[plan.entry_run[0] : plan.entry_run[1]][None]
+        else:
+            keys, values = k_arena[plan.entry_page], v_arena[plan.entry_page]  # [J, E, Hkv, P, D]
         s = torch.matmul(qe.reshape(J, E, Hkv, Q * G, D), keys.transpose(-1, -2))  # [J, E, Hkv, QG, P]
         s = s.view(J, E, Hkv, Q, G, P) + plan.mask
         # One softmax over every entry and slot of a query (fp32 inside, model dtype out).
         rows = s.permute(0, 2, 3, 4, 1, 5).reshape(J, Hkv, Q, G, E * P)
         p = torch.softmax(rows, dim=-1).view(J, Hkv, Q, G, E, P).permute(0, 4, 1, 2, 3, 5)
         p = p.reshape(J, E, Hkv, Q * G, P)
-        o = torch.matmul(p, v_arena[plan.entry_page]).sum(1, dtype=torch.float32)  # [J, Hkv, QG, D]
+        o = torch.matmul(p, values).sum(1, dtype=torch.float32)  # [J, Hkv, QG, D]
         o = o.view(J, Hkv, Q, G, D)[plan.out_group, :, plan.out_slot]  # [T, Hkv, G, D]
         return o.to(q.dtype).reshape(T, Hq * D)
 

@@ -79,12 +79,12 @@ def bandwidth_gb_s(device: torch.device, mb: int | None = None, reps: int = 10) 
 
 
 def engine_step(model: LoadedModel, context: int, workers: int, steps: int,
-                attention: str | None = None) -> tuple[Callable[[], Any], torch.device]:
+                attention: str | None = None, batch_invariant: bool = True) -> tuple[Callable[[], Any], torch.device]:
     """A decode pass of N workers over a shared ``context``-token prompt, ready to call."""
     P = 64
     # The whole run fits from the start: no arena growth (and no recompile) while timing.
     pages = 2 + (context + P - 1) // P + workers * (1 + (steps + 8) // P)
-    runner = Runner(model, page_size=P, pages=pages, attention=attention)
+    runner = Runner(model, page_size=P, pages=pages, attention=attention, batch_invariant=batch_invariant)
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(100, model.cfg.vocab_size - 100, (context,), generator=gen).tolist()
     common = runner.cache.new_block("common")
@@ -96,18 +96,18 @@ def engine_step(model: LoadedModel, context: int, workers: int, steps: int,
 
 
 def engine_step_ms(model: LoadedModel, context: int, workers: int, steps: int,
-                   attention: str | None = None) -> float:
-    step, device = engine_step(model, context, workers, steps, attention)
+                   attention: str | None = None, batch_invariant: bool = True) -> float:
+    step, device = engine_step(model, context, workers, steps, attention, batch_invariant)
     return _time(step, steps, device)
 
 
 def profile_step(model: LoadedModel, context: int, workers: int, steps: int = 10,
-                 attention: str | None = None, top: int = 12) -> list[dict[str, Any]]:
+                 attention: str | None = None, top: int = 12, batch_invariant: bool = True) -> list[dict[str, Any]]:
     """Where a step's time goes: the ``top`` operators by own time (torch profiler; device time
     on CUDA), per step, over ``steps`` passes after a warm-up."""
     from torch.profiler import ProfilerActivity, profile
 
-    step, device = engine_step(model, context, workers, steps + 3, attention)
+    step, device = engine_step(model, context, workers, steps + 3, attention, batch_invariant)
     for _ in range(3):
         step()
     cuda = device.type == "cuda"
@@ -195,7 +195,8 @@ def llamacpp_tok_s(gguf: Path, context: int, steps: int, threads: int) -> float 
 
 def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], steps: int,
               baseline: bool = True, llamacpp: bool = True, attention: str | None = None,
-              profile: bool = False, on_row: Callable[[BenchRow], None] | None = None) -> dict[str, Any]:
+              profile: bool = False, on_row: Callable[[BenchRow], None] | None = None,
+              batch_invariant: bool = True) -> dict[str, Any]:
     from hivethink.models.shapes import weight_bytes
 
     dev = model.decoder.device
@@ -207,7 +208,7 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
     for ctx in contexts:
         one: float | None = None
         for n in workers:
-            ms = engine_step_ms(model, ctx, n, steps, attention)
+            ms = engine_step_ms(model, ctx, n, steps, attention, batch_invariant)
             one = ms if one is None or n == 1 else one
             base = baseline_step_ms(hf, model.cfg.vocab_size, ctx, n, steps) if hf is not None else None
             row = BenchRow(context=ctx, workers=n, engine_ms=round(ms, 3),
@@ -216,7 +217,8 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
                            vs_baseline=None if base is None else round(base / ms, 3),
                            vs_one_worker=round(ms / one, 3),
                            bandwidth_fraction=round(bound_ms / ms, 3),
-                           profile=profile_step(model, ctx, n, attention=attention) if profile else None)
+                           profile=profile_step(model, ctx, n, attention=attention,
+                                                batch_invariant=batch_invariant) if profile else None)
             rows.append(row)
             if on_row:
                 on_row(row)
@@ -236,7 +238,7 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
     return {
         "model": model.source, "dtype": str(model.dtype).removeprefix("torch."),
         "device": str(dev), "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
-        "attention": attention_backend(dev, attention).name,
+        "attention": attention_backend(dev, attention).name, "batch_invariant": batch_invariant,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
         "steps": steps, "llamacpp_tok_s": llama or None,

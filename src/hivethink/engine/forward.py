@@ -2,9 +2,12 @@
 
 A pass takes rows (:class:`~hivethink.engine.attention.RowSpec`): each appends its tokens to the
 last block of its view. The rows' tokens are laid out flat (no padding between rows of different
-lengths) and padded at the end to a multiple of ``ALIGN``: CPU matrix kernels pick their inner
-loops by the number of rows, and with a whole number of ``ALIGN``-row tiles a token's result does
-not depend on how many other tokens share the pass (measured: ``tests/engine/test_invariance.py``).
+lengths). With ``batch_invariant`` (the default) they are padded at the end to a multiple of
+``ALIGN``: CPU matrix kernels pick their inner loops by the number of rows, and with a whole number
+of ``ALIGN``-row tiles a token's result does not depend on how many other tokens share the pass
+(``tests/engine/test_engine.py::test_a_row_computes_the_same_alone_and_beside_other_jobs``), so
+results do not depend on what else runs. The price is paid by passes of fewer than ``ALIGN``
+tokens (one sequence decoding alone computes four rows: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ class Runner:
     """Runs batched forward passes; ``passes`` counts them (the engine's clock)."""
 
     def __init__(self, model: LoadedModel, *, page_size: int = 64, pages: int = 64,
-                 max_pages: int | None = None, attention: str | None = None, prefix_cache: bool = True):
+                 max_pages: int | None = None, attention: str | None = None, prefix_cache: bool = True,
+                 batch_invariant: bool = True):
         """``attention``: a backend name ("blocks", "flex"); default by device (see
         :func:`~hivethink.engine.attention.attention_backend`). ``max_pages``: the page budget."""
         self.model = model
@@ -39,6 +43,7 @@ class Runner:
         self.cache = KVCache(model.cfg, dtype=dt, device=dev, page_size=page_size, pages=pages,
                              max_pages=max_pages, head_major=self.backend.head_major,
                              prefix_cache=prefix_cache)
+        self.align = ALIGN if batch_invariant else 1
         self.passes = 0
 
     @property
@@ -53,7 +58,7 @@ class Runner:
         they are not wanted (a prompt chunk that is not the last: the LM head is skipped)."""
         cache = self.cache
         flat = [t for ts in tokens for t in ts]
-        n = -(-len(flat) // ALIGN) * ALIGN
+        n = -(-len(flat) // self.align) * self.align
         plan = self.backend.plan(cache, self.rope, rows, n)
         ids = _to_device(flat + [flat[-1]] * (n - len(flat)), cache.device)
         hidden = self.decoder.forward(ids, lambda layer, q, k, v: self.backend.attend(cache, layer, plan, q, k, v))
@@ -67,7 +72,7 @@ class Runner:
         out: list[torch.Tensor | None] = [None] * len(rows)
         if picked:
             # the LM head in tiles of ALIGN rows too, for the same reason
-            m = -(-len(picked) // ALIGN) * ALIGN
+            m = -(-len(picked) // self.align) * self.align
             idx = _to_device(picked + [picked[-1]] * (m - len(picked)), cache.device)
             logits = self.decoder.logits(hidden[idx])
             it = iter(range(len(picked)))
