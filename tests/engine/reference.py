@@ -80,6 +80,7 @@ class Scenario:
                 for v, k, g in zip(self.views, self.n_new, self.groups, strict=True)]
         T = sum(self.n_new)
         plan = be.plan(cache, rope, rows, T, **plan_kw)
+        self.last_plan = plan  # for tests of the plan's shape
         out = be.attend(cache, 0, plan, t["q"].to(device, dtype), t["k_new"].to(device, dtype),
                         t["v_new"].to(device, dtype))
         return out.float().cpu()
@@ -134,7 +135,7 @@ class Scenario:
         return reference_attention(torch.stack(qs), torch.tensor(qpos), K, V, P, rope)
 
 
-LENGTHS = {"common": 37, "h1": 5, "a": 13, "b": 1, "c": 22, "h2": 3, "d": 0, "x": 9, "y": 0}
+LENGTHS = {"common": 37, "h1": 5, "a": 13, "b": 1, "c": 22, "h2": 3, "d": 0, "x": 9, "y": 0, "z": 0}
 SCENARIOS = {
     # 4 workers of one hive: different orders and subsets, unequal blocks, an empty one, GQA 3
     "hive": Scenario(LENGTHS, [["common", "h1", "b", "c", "h2", "a"], ["common", "h1", "a", "c", "h2", "b"],
@@ -149,6 +150,11 @@ SCENARIOS = {
     # two jobs in one pass: a hive of two and a plain generation; they must not see each other
     "two-jobs": Scenario(LENGTHS, [["common", "h1", "b", "h2", "a"], ["common", "h1", "a", "h2", "b"],
                                    ["x", "y"]], [2, 1, 4], [0, 0, 7]),
+    # a 40-token prefill chunk beside three decoding jobs and a hive: groups of very different
+    # shapes, which the blocks backend computes in separate parts
+    "prefill-beside-decodes": Scenario(LENGTHS, [["common", "a"], ["h1", "b"], ["c", "d"], ["x", "y"],
+                                                 ["common", "h2", "z"], ["common", "z", "h2"]],
+                                       [1, 1, 1, 40, 1, 2], [1, 2, 3, 7, 4, 4]),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hivethink.engine.attention import attention_backend, attention_names
+from hivethink.engine.attention import attention_backend, attention_names, split_parts
 from hivethink.engine.cache import KVCache
 from hivethink.engine.rope import RopeTable
 from hivethink.errors import HivethinkError
@@ -23,6 +23,24 @@ def test_blocks_backend_equals_plain_attention(case, visibility):
     got = sc.run("blocks", visibility)
     want = sc.reference(visibility)
     assert (got - want).abs().max().item() < 1e-4
+
+
+def test_groups_of_very_different_shapes_go_in_separate_parts_and_stay_exact():
+    # (query slots, page entries): short decodes together, the two long hives together, and the
+    # 1024-token prefill chunk padded onto neither
+    sizes = [(1, 7), (3, 40), (1, 5), (2, 12), (1024, 40), (1, 9), (3, 38), (1, 6)]
+    parts = split_parts(sizes)
+    assert sorted(map(sorted, parts)) == [[0, 2, 3, 5, 7], [1, 6], [4]]
+    assert split_parts([(1, 7), (1, 7)], slack=0) == [[0, 1]]  # no padding: always together
+    assert split_parts([]) == []
+    sc = SCENARIOS["prefill-beside-decodes"]
+    want = sc.reference("instant")
+    split = sc.run("blocks", "instant", slack=0)
+    assert len(sc.last_plan.parts) > 1
+    together = sc.run("blocks", "instant", slack=1 << 30)
+    assert len(sc.last_plan.parts) == 1
+    assert (split - want).abs().max().item() < 1e-4
+    assert (together - want).abs().max().item() < 1e-4
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])

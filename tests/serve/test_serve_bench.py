@@ -10,7 +10,7 @@ import pytest
 from serve_helpers import MODEL, running_server
 
 from hivethink.cli.main import main
-from hivethink.serve.bench import run_load, write_json
+from hivethink.serve.bench import is_hive, run_load, write_json
 
 
 @pytest.mark.slow
@@ -26,6 +26,18 @@ def test_ten_concurrent_streams_none_lost(smol, tmp_path):
     assert json.loads((tmp_path / "bench.json").read_text())["lost"] == 0
 
 
+@pytest.mark.slow
+def test_hive_and_plain_requests_mixed_none_lost(smol):
+    with running_server(smol, max_batch=8) as server:
+        report = asyncio.run(run_load(server.url, requests=6, max_tokens=4, rounds=1, timeout_s=180,
+                                      hive_every=3, hive_workers=2))
+        assert server.engine.load == (0, 0) and not server.engine.cache.blocks
+    [r] = report.rounds
+    assert report.lost == 0 and r.ok == 6 and r.hive_requests == 2
+    assert [is_hive(i, 3) for i in range(6)] == [False, False, True, False, False, True]
+    assert not any(is_hive(i, 0) for i in range(6))
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -39,6 +51,8 @@ def test_ten_concurrent_streams_none_lost(smol, tmp_path):
         ["serve", "--log-level", "loud"],
         ["bench", "serve", "--requests", "0"],
         ["bench", "serve", "--max-tokens", "-1"],
+        ["bench", "serve", "--hive-every", "-1"],
+        ["bench", "serve", "--hive-workers", "0"],
     ],
 )
 def test_serve_commands_reject_bad_input(argv, capsys):

@@ -290,6 +290,8 @@ def bench_serve(
     max_tokens: Annotated[int, typer.Option(help="Tokens per request.")] = 32,
     rounds: Annotated[int, typer.Option(help="Rounds (memory is read after each).")] = 2,
     max_batch: Annotated[int, typer.Option(help="In-process server: requests per pass.")] = 32,
+    hive_every: Annotated[int, typer.Option(help="Every k-th request is a hive job (0: none): hive and plain requests mixed.")] = 0,
+    hive_workers: Annotated[int, typer.Option(help="Workers of each hive request.")] = 2,
     api_key: Annotated[str | None, typer.Option(envvar="HIVETHINK_API_KEY", help="API key of the server at --url.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds a round may take; unfinished requests are lost.")] = 300.0,
     device: Annotated[str | None, typer.Option(help="cpu | cuda (default: cuda if present).")] = None,
@@ -303,14 +305,17 @@ def bench_serve(
     from hivethink.serve.bench import run_load, write_json
 
     for what, value in (("--requests", requests), ("--max-tokens", max_tokens), ("--rounds", rounds),
-                        ("--concurrency", concurrency or 1)):
+                        ("--concurrency", concurrency or 1), ("--hive-workers", hive_workers)):
         if value < 1:
             raise HivethinkError(f"{what} must be at least 1, got {value}")
     if not timeout > 0:
         raise HivethinkError(f"--timeout must be positive, got {timeout}")
+    if hive_every < 0:
+        raise HivethinkError(f"--hive-every must be 0 or more, got {hive_every}")
     _check_batching(max_batch, 256)
     console = Console()
-    table = Table(title=f"serve load test: {requests} streaming requests x {max_tokens} tokens",
+    mix = f" (every {hive_every}th a {hive_workers}-worker hive)" if hive_every else ""
+    table = Table(title=f"serve load test: {requests} streaming requests x {max_tokens} tokens{mix}",
                   caption="latency (to the last chunk) and TTFT in seconds; RSS: the server's, after the round")
     for col in ("round", "ok", "lost", "wall s", "req/s", "tok/s", "lat p50", "lat p99",
                 "TTFT p50", "TTFT p99", "RSS MiB"):
@@ -328,7 +333,7 @@ def bench_serve(
     def load(target: str, name: str | None, key: str | None):
         return asyncio.run(run_load(target, name, requests=requests, concurrency=concurrency,
                                     max_tokens=max_tokens, rounds=rounds, api_key=key, timeout_s=timeout,
-                                    on_round=show))
+                                    on_round=show, hive_every=hive_every, hive_workers=hive_workers))
 
     load_before = [round(x, 2) for x in os.getloadavg()]
     if url is not None:

@@ -136,21 +136,31 @@ def store_kv(cache: KVCache, layer: int, w: Writes, k: torch.Tensor, v: torch.Te
 
 
 @dataclass
-class BlocksPlan:
-    """The batched-matmul plan: every group against its own pages, padded to a common shape."""
+class BlocksPart:
+    """Some groups of a pass, padded to a common shape: J groups, E entries, Q query slots."""
 
-    writes: Writes
     q_index: torch.Tensor  # [J, Q] flat token of each query slot (padding: 0, fully masked)
     q_cos: torch.Tensor  # [J, B, 1, Q, 1, D] one rotation per (block, query); carries 1/sqrt(D)
     q_sin: torch.Tensor  # sign-folded
     entry_page: torch.Tensor  # [J, E] pages each group reads (padding: the scratch page)
     entry_block: torch.Tensor  # [J, E] which of the group's blocks each entry belongs to
     mask: torch.Tensor  # [J, E, 1, Q, 1, P] additive: 0 visible, MASKED hidden
-    out_group: torch.Tensor  # [T] group of each flat token (padding tokens: 0)
-    out_slot: torch.Tensor  # [T] its query slot
+    tokens: torch.Tensor  # [n] the flat tokens this part answers, ascending
+    out_group: torch.Tensor  # [n] the group (within the part) of each
+    out_slot: torch.Tensor  # [n] its query slot
     # (first, end) when there is one group whose entries are the arena's pages first..end-1 in
     # order: keys and values are then read in place (the same tensor a gather would copy)
     entry_run: tuple[int, int] | None = None
+
+
+@dataclass
+class BlocksPlan:
+    """The batched-matmul plan: the pass's groups in parts of similar shape (see
+    :func:`split_parts`), each part padded to its own largest group."""
+
+    writes: Writes
+    parts: list[BlocksPart]
+    n_tokens: int
 
 
 class AttentionBackend(Protocol):
@@ -163,15 +173,44 @@ class AttentionBackend(Protocol):
                v: torch.Tensor) -> torch.Tensor: ...
 
 
+def split_parts(sizes: Sequence[tuple[int, int]], waste: float = 2.0, slack: int = 256) -> list[list[int]]:
+    """Groups (their (query slots, page entries)) into parts of similar shape.
+
+    A part is computed padded to its largest query count and entry count, so one group
+    prefilling a 1024-token chunk beside seven decoding ones would make all eight compute
+    1024 query slots. Groups are taken in order of (slots, entries) and a group joins the current
+    part while the padded size stays within ``waste`` times the useful size (or within ``slack``
+    slot-entries of it: a slot-entry is about 2 x heads x page x head-dim multiply-adds a layer,
+    so a few hundred cost less than the dozen kernel launches of another part)."""
+    order = sorted(range(len(sizes)), key=lambda g: sizes[g])
+    parts: list[list[int]] = []
+    q_max = e_max = useful = 0
+    for g in order:
+        q, e = sizes[g]
+        if parts:
+            qq, ee = max(q_max, q), max(e_max, e)
+            padded, used = (len(parts[-1]) + 1) * qq * ee, useful + q * e
+            if padded <= waste * used or padded - used <= slack:
+                parts[-1].append(g)
+                q_max, e_max, useful = qq, ee, used
+                continue
+        parts.append([g])
+        q_max, e_max, useful = q, e, q * e
+    return parts
+
+
 class BlocksAttention:
     """Batched matmuls over [groups x page entries x KV heads]: one gather of each group's pages,
-    scores and mask in one matmul, one softmax over every entry and slot of a row, values."""
+    scores and mask in one matmul, one softmax over every entry and slot of a row, values. Groups
+    of very different shapes (a prefill chunk beside decoding rows) go in separate parts."""
 
     name: ClassVar[str] = "blocks"
     head_major: ClassVar[bool] = False
 
-    def plan(self, cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], n_tokens: int) -> BlocksPlan:
-        P, dev = cache.page_size, cache.device
+    def plan(self, cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], n_tokens: int,
+             slack: int = 256) -> BlocksPlan:
+        """``slack``: see :func:`split_parts` (0 splits whenever padding would double a part)."""
+        P = cache.page_size
         geo = row_geometry(rows)
         writes = plan_writes(cache, rope, rows, geo, n_tokens)
         order: dict[int, list[int]] = {}  # group -> its rows, in pass order
@@ -203,7 +242,18 @@ class BlocksAttention:
             g_blocks.append(blocks)
             g_entries.append(entries)
             g_slots.append([(i, m) for i in members for m in range(rows[i].n_new)])
-        J = len(groups)
+        sizes = [(len(s), max(1, len(e))) for s, e in zip(g_slots, g_entries, strict=True)]
+        parts = [self._part(cache, rope, rows, geo, first_token, [g_blocks[j] for j in part],
+                            [g_entries[j] for j in part], [g_slots[j] for j in part])
+                 for part in split_parts(sizes, slack=slack)]
+        return BlocksPlan(writes=writes, parts=parts, n_tokens=n_tokens)
+
+    @staticmethod
+    def _part(cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], geo: list[RowGeometry],
+              first_token: list[int], g_blocks: list[list[Block]], g_entries: list[list[tuple[int, int, int]]],
+              g_slots: list[list[tuple[int, int]]]) -> BlocksPart:
+        P, dev = cache.page_size, cache.device
+        J = len(g_blocks)
         B = max(len(b) for b in g_blocks)
         E = max(1, max(len(e) for e in g_entries))
         Q = max(len(s) for s in g_slots)
@@ -214,15 +264,14 @@ class BlocksAttention:
         entry_page = torch.zeros(J, E, dtype=torch.long)
         entry_block = torch.zeros(J, E, dtype=torch.long)
         entry_start = torch.full((J, E), 1 << 40, dtype=torch.long)  # padding: never visible
-        out_group = torch.zeros(n_tokens, dtype=torch.long)
-        out_slot = torch.zeros(n_tokens, dtype=torch.long)
+        answers: list[tuple[int, int, int]] = []  # (flat token, group, slot)
         for j in range(J):
             slot_of = {b.id: s for s, b in enumerate(g_blocks[j])}
             for s, (i, m) in enumerate(g_slots[j]):
                 r, g = rows[i], geo[i]
                 flat = first_token[i] + m
                 q_index[j, s] = flat
-                out_group[flat], out_slot[flat] = j, s
+                answers.append((flat, j, s))
                 for k, b in enumerate(r.view):
                     bs = slot_of[b.id]
                     own = k == len(r.view) - 1
@@ -247,40 +296,56 @@ class BlocksAttention:
             first = int(entry_page[0, 0])
             if entry_page[0].tolist() == list(range(first, first + E)):
                 run = (first, first + E)
-        return BlocksPlan(
-            entry_run=run, writes=writes, q_index=q_index.to(dev),
+        # in flat order: a part that answers every token of the pass needs no scatter
+        tokens, out_group, out_slot = (list(x) for x in zip(*sorted(answers), strict=True))
+        return BlocksPart(
+            entry_run=run, q_index=q_index.to(dev),
             q_cos=q_cos[:, :, None, :, None, :], q_sin=q_sin[:, :, None, :, None, :],
             entry_page=entry_page.to(dev), entry_block=entry_block.to(dev),
             mask=mask[:, :, None, :, None, :].to(dev),
-            out_group=out_group.to(dev), out_slot=out_slot.to(dev))
+            tokens=_to_dev(tokens, dev), out_group=_to_dev(out_group, dev), out_slot=_to_dev(out_slot, dev))
 
     def attend(self, cache: KVCache, layer: int, plan: BlocksPlan, q: torch.Tensor, k: torch.Tensor,
                v: torch.Tensor) -> torch.Tensor:
         """q [T, Hq, D], k/v [T, Hkv, D] of the pass's tokens -> [T, Hq * D]."""
         store_kv(cache, layer, plan.writes, k, v)
         T, Hq, D = q.shape
+        if len(plan.parts) == 1 and plan.parts[0].tokens.numel() == T:
+            return self._attend_part(cache, layer, plan.parts[0], q).reshape(T, Hq * D)
+        out = q.new_zeros(T, Hq * D)  # padding tokens (answered by no part) keep zeros
+        for part in plan.parts:
+            out[part.tokens] = self._attend_part(cache, layer, part, q).reshape(-1, Hq * D)
+        return out
+
+    @staticmethod
+    def _attend_part(cache: KVCache, layer: int, part: BlocksPart, q: torch.Tensor) -> torch.Tensor:
+        """The part's queries -> their outputs [n, Hkv, G, D] in the order of ``part.tokens``."""
+        _, Hq, D = q.shape
         k_arena, v_arena = cache.k[layer], cache.v[layer]
         Hkv, P = k_arena.shape[1], k_arena.shape[2]
-        J, Q = plan.q_index.shape
-        E = plan.entry_page.shape[1]
+        J, Q = part.q_index.shape
+        E = part.entry_page.shape[1]
         G = Hq // Hkv
-        qg = q[plan.q_index].view(J, 1, Q, Hkv, G, D).permute(0, 1, 3, 2, 4, 5)  # [J, 1, Hkv, Q, G, D]
-        qr = rotate(qg, plan.q_cos, plan.q_sin)  # [J, B, Hkv, Q, G, D]: one rotation per block
-        qe = qr[torch.arange(J, device=q.device)[:, None], plan.entry_block]  # [J, E, Hkv, Q, G, D]
-        if plan.entry_run is not None:  # one group over consecutive pages: no copy
-            keys = k_arena[plan.entry_run[0] : plan.entry_run[1]][None]
-            values = v_arena[plan.entry_run[0] : plan.entry_run[1]][None]
+        qg = q[part.q_index].view(J, 1, Q, Hkv, G, D).permute(0, 1, 3, 2, 4, 5)  # [J, 1, Hkv, Q, G, D]
+        qr = rotate(qg, part.q_cos, part.q_sin)  # [J, B, Hkv, Q, G, D]: one rotation per block
+        qe = qr[torch.arange(J, device=q.device)[:, None], part.entry_block]  # [J, E, Hkv, Q, G, D]
+        if part.entry_run is not None:  # one group over consecutive pages: no copy
+            keys = k_arena[part.entry_run[0] : part.entry_run[1]][None]
+            values = v_arena[part.entry_run[0] : part.entry_run[1]][None]
         else:
-            keys, values = k_arena[plan.entry_page], v_arena[plan.entry_page]  # [J, E, Hkv, P, D]
+            keys, values = k_arena[part.entry_page], v_arena[part.entry_page]  # [J, E, Hkv, P, D]
         s = torch.matmul(qe.reshape(J, E, Hkv, Q * G, D), keys.transpose(-1, -2))  # [J, E, Hkv, QG, P]
-        s = s.view(J, E, Hkv, Q, G, P) + plan.mask
+        s = s.view(J, E, Hkv, Q, G, P) + part.mask
         # One softmax over every entry and slot of a query (fp32 inside, model dtype out).
         rows = s.permute(0, 2, 3, 4, 1, 5).reshape(J, Hkv, Q, G, E * P)
         p = torch.softmax(rows, dim=-1).view(J, Hkv, Q, G, E, P).permute(0, 4, 1, 2, 3, 5)
         p = p.reshape(J, E, Hkv, Q * G, P)
         o = torch.matmul(p, values).sum(1, dtype=torch.float32)  # [J, Hkv, QG, D]
-        o = o.view(J, Hkv, Q, G, D)[plan.out_group, :, plan.out_slot]  # [T, Hkv, G, D]
-        return o.to(q.dtype).reshape(T, Hq * D)
+        return o.view(J, Hkv, Q, G, D)[part.out_group, :, part.out_slot].to(q.dtype)  # [n, Hkv, G, D]
+
+
+def _to_dev(xs: list[int], dev: torch.device) -> torch.Tensor:
+    return torch.tensor(xs, dtype=torch.long).to(dev)
 
 
 _BACKENDS: dict[str, Callable[[], AttentionBackend]] = {"blocks": BlocksAttention}

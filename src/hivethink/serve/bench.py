@@ -4,7 +4,9 @@ Each round fires ``requests`` streaming requests at once (at most ``concurrency`
 with the official ``openai`` async client, and records for each one the latency to the last
 chunk, the time to the first text, the completion tokens (from ``usage``) and how it ended. A
 request that errs, times out or ends without ``finish_reason`` is *lost*. The server's resident
-memory (``/health``) after every round shows whether memory stays bounded.
+memory (``/health``) after every round shows whether memory stays bounded. With ``hive_every=k``
+every k-th request is a multi-worker hive job (the ``"hivethink"`` extension), so hive and plain
+requests share the server's passes as they would in use.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class RoundReport:
     ttft_p50_s: float | None
     ttft_p99_s: float | None
     server_rss_mb: float | None  # after the round
+    hive_requests: int = 0  # of ``requests``, how many were hive jobs
     errors: list[str] = field(default_factory=list)
 
 
@@ -62,6 +65,8 @@ class LoadReport:
     peak_rss_mb: float | None = None  # this process (the server too, when it runs in-process)
     in_process: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    hive_every: int = 0
+    hive_workers: int = 2
 
     @property
     def lost(self) -> int:
@@ -85,7 +90,10 @@ def health(url: str, api_key: str | None, timeout_s: float = 10) -> dict[str, An
 
 
 async def _one(client: openai.AsyncOpenAI, model: str, i: int, max_tokens: int,
-               gate: asyncio.Semaphore) -> RequestResult:
+               gate: asyncio.Semaphore, hive_workers: int | None = None) -> RequestResult:
+    """One streaming request; ``hive_workers``: send it as a hive job of that many workers (its
+    steps capped at ``max_tokens``, its usage counting every worker's tokens)."""
+    extra = None if hive_workers is None else {"hivethink": {"workers": hive_workers, "max_steps": max_tokens}}
     async with gate:
         t0 = time.perf_counter()
         ttft = finish = None
@@ -93,7 +101,8 @@ async def _one(client: openai.AsyncOpenAI, model: str, i: int, max_tokens: int,
         try:
             stream = await client.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": PROMPT.format(i=i)}],
-                max_tokens=max_tokens, temperature=0, stream=True, stream_options={"include_usage": True})
+                max_tokens=max_tokens, temperature=0, stream=True, stream_options={"include_usage": True},
+                extra_body=extra)
             async for chunk in stream:
                 if chunk.choices:
                     c = chunk.choices[0]
@@ -110,11 +119,19 @@ async def _one(client: openai.AsyncOpenAI, model: str, i: int, max_tokens: int,
                              None if ok else "ended without a finish_reason")
 
 
+def is_hive(i: int, hive_every: int) -> bool:
+    """Whether request ``i`` of a round is a hive job: every ``hive_every``-th, none for 0."""
+    return hive_every > 0 and i % hive_every == hive_every - 1
+
+
 async def _round(client: openai.AsyncOpenAI, model: str, n: int, concurrency: int, max_tokens: int,
-                 timeout_s: float, offset: int) -> tuple[list[RequestResult], float]:
+                 timeout_s: float, offset: int, hive_every: int = 0,
+                 hive_workers: int = 2) -> tuple[list[RequestResult], float]:
     gate = asyncio.Semaphore(concurrency)
     t0 = time.perf_counter()
-    tasks = [asyncio.create_task(_one(client, model, offset + i, max_tokens, gate)) for i in range(n)]
+    tasks = [asyncio.create_task(_one(client, model, offset + i, max_tokens, gate,
+                                      hive_workers if is_hive(i, hive_every) else None))
+             for i in range(n)]
     done, pending = await asyncio.wait(tasks, timeout=timeout_s)
     for t in pending:
         t.cancel()
@@ -126,8 +143,10 @@ async def _round(client: openai.AsyncOpenAI, model: str, n: int, concurrency: in
 
 async def run_load(url: str, model: str | None = None, *, requests: int = 50, concurrency: int | None = None,
                    max_tokens: int = 32, rounds: int = 1, api_key: str | None = None,
-                   timeout_s: float = 300, on_round: Any = None) -> LoadReport:
-    """Run ``rounds`` rounds of ``requests`` concurrent streaming requests against ``url``."""
+                   timeout_s: float = 300, on_round: Any = None, hive_every: int = 0,
+                   hive_workers: int = 2) -> LoadReport:
+    """Run ``rounds`` rounds of ``requests`` concurrent streaming requests against ``url``
+    (every ``hive_every``-th of them a hive job of ``hive_workers`` workers)."""
     concurrency = concurrency or requests
     key = api_key or "EMPTY"
     client = openai.AsyncOpenAI(base_url=url.rstrip("/") + "/v1", api_key=key, max_retries=0,
@@ -140,9 +159,11 @@ async def run_load(url: str, model: str | None = None, *, requests: int = 50, co
             raise RuntimeError(f"the warm-up request failed: {warm.error}")
         before = (await asyncio.to_thread(health, url, api_key)).get("rss_mb")
         report = LoadReport(url=url, model=model, requests=requests, concurrency=concurrency,
-                            max_tokens=max_tokens, rounds=[], server_rss_before_mb=before)
+                            max_tokens=max_tokens, rounds=[], server_rss_before_mb=before,
+                            hive_every=hive_every, hive_workers=hive_workers)
         for r in range(rounds):
-            results, wall = await _round(client, model, requests, concurrency, max_tokens, timeout_s, r * requests)
+            results, wall = await _round(client, model, requests, concurrency, max_tokens, timeout_s,
+                                         r * requests, hive_every, hive_workers)
             ok = [x for x in results if x.ok]
             lat = [x.latency_s for x in ok]
             ttft = [x.ttft_s for x in ok if x.ttft_s is not None]
@@ -152,6 +173,7 @@ async def run_load(url: str, model: str | None = None, *, requests: int = 50, co
                 requests_per_s=round(len(ok) / wall, 3), tokens_per_s=round(sum(x.tokens for x in ok) / wall, 2),
                 latency_p50_s=_r(percentile(lat, 50)), latency_p99_s=_r(percentile(lat, 99)),
                 ttft_p50_s=_r(percentile(ttft, 50)), ttft_p99_s=_r(percentile(ttft, 99)), server_rss_mb=rss,
+                hive_requests=sum(is_hive(i, hive_every) for i in range(requests)),
                 errors=sorted({x.error for x in results if x.error})[:5])
             report.rounds.append(rr)
             if on_round is not None:
