@@ -135,7 +135,7 @@ class Scenario:
         return reference_attention(torch.stack(qs), torch.tensor(qpos), K, V, P, rope)
 
 
-LENGTHS = {"common": 37, "h1": 5, "a": 13, "b": 1, "c": 22, "h2": 3, "d": 0, "x": 9, "y": 0, "z": 0}
+LENGTHS = {"common": 37, "h1": 5, "a": 13, "b": 1, "c": 22, "h2": 3, "d": 0, "x": 9, "y": 0, "z": 0, "p": 21}
 SCENARIOS = {
     # 4 workers of one hive: different orders and subsets, unequal blocks, an empty one, GQA 3
     "hive": Scenario(LENGTHS, [["common", "h1", "b", "c", "h2", "a"], ["common", "h1", "a", "c", "h2", "b"],
@@ -150,11 +150,12 @@ SCENARIOS = {
     # two jobs in one pass: a hive of two and a plain generation; they must not see each other
     "two-jobs": Scenario(LENGTHS, [["common", "h1", "b", "h2", "a"], ["common", "h1", "a", "h2", "b"],
                                    ["x", "y"]], [2, 1, 4], [0, 0, 7]),
-    # a 40-token prefill chunk beside three decoding jobs and a hive: groups of very different
-    # shapes, which the blocks backend computes in separate parts
+    # a 40-token chunk beside three decoding jobs and a hive: groups of very different shapes,
+    # which the blocks backend computes in separate parts; and a prompt chunk (20 tokens after 21
+    # in a one-block view), which it attends densely
     "prefill-beside-decodes": Scenario(LENGTHS, [["common", "a"], ["h1", "b"], ["c", "d"], ["x", "y"],
-                                                 ["common", "h2", "z"], ["common", "z", "h2"]],
-                                       [1, 1, 1, 40, 1, 2], [1, 2, 3, 7, 4, 4]),
+                                                 ["common", "h2", "z"], ["common", "z", "h2"], ["p"]],
+                                       [1, 1, 1, 40, 1, 2, 20], [1, 2, 3, 7, 4, 4, 9]),
 }
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
+import torch.nn.functional as F
 
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable, rotate, signed_sin
@@ -154,13 +155,33 @@ class BlocksPart:
 
 
 @dataclass
+class DensePart:
+    """A prefill chunk of a one-block view (a prompt): plain causal attention over its pages,
+    computed by ``scaled_dot_product_attention`` (a fused kernel, no padded score tensors)."""
+
+    tokens: torch.Tensor  # [Q] its flat tokens (consecutive)
+    q_cos: torch.Tensor  # [Q, 1, D] the query rotations; carry 1/sqrt(D)
+    q_sin: torch.Tensor  # sign-folded
+    pages: torch.Tensor  # [E] the block's pages up to the chunk's last token
+    mask: torch.Tensor  # [Q, E * P] bool: key visible (causal from the chunk's start)
+
+
+@dataclass
 class BlocksPlan:
     """The batched-matmul plan: the pass's groups in parts of similar shape (see
-    :func:`split_parts`), each part padded to its own largest group."""
+    :func:`split_parts`), each part padded to its own largest group; prefill chunks of one-block
+    views as dense parts."""
 
     writes: Writes
     parts: list[BlocksPart]
+    dense: list[DensePart]
     n_tokens: int
+
+
+# A one-row group over a one-block view with at least this many new tokens (a prompt chunk) is
+# attended densely. The choice depends on the group alone, so a row's numerics never depend on
+# what shares its pass.
+DENSE_MIN_TOKENS = 16
 
 
 class AttentionBackend(Protocol):
@@ -242,11 +263,29 @@ class BlocksAttention:
             g_blocks.append(blocks)
             g_entries.append(entries)
             g_slots.append([(i, m) for i in members for m in range(rows[i].n_new)])
-        sizes = [(len(s), max(1, len(e))) for s, e in zip(g_slots, g_entries, strict=True)]
-        parts = [self._part(cache, rope, rows, geo, first_token, [g_blocks[j] for j in part],
-                            [g_entries[j] for j in part], [g_slots[j] for j in part])
+        dense = [j for j, members in enumerate(groups) if len(members) == 1
+                 and len(rows[members[0]].view) == 1 and rows[members[0]].n_new >= DENSE_MIN_TOKENS]
+        rest = [j for j in range(len(groups)) if j not in dense]
+        sizes = [(len(g_slots[j]), max(1, len(g_entries[j]))) for j in rest]
+        parts = [self._part(cache, rope, rows, geo, first_token, [g_blocks[rest[j]] for j in part],
+                            [g_entries[rest[j]] for j in part], [g_slots[rest[j]] for j in part])
                  for part in split_parts(sizes, slack=slack)]
-        return BlocksPlan(writes=writes, parts=parts, n_tokens=n_tokens)
+        dense_parts = [self._dense(cache, rope, rows[groups[j][0]], geo[groups[j][0]], first_token[groups[j][0]],
+                                   [page for page, _, _ in g_entries[j]]) for j in dense]
+        return BlocksPlan(writes=writes, parts=parts, dense=dense_parts, n_tokens=n_tokens)
+
+    @staticmethod
+    def _dense(cache: KVCache, rope: RopeTable, row: RowSpec, geo: RowGeometry, first: int,
+               pages: list[int]) -> DensePart:
+        dev, n = cache.device, row.n_new
+        pos = torch.arange(geo.start, geo.start + n)  # the view is the block: view position = local
+        cos, sin = rope.lookup(pos.to(dev))  # [Q, D]
+        scale = cache.cfg.head_dim**-0.5
+        keys = torch.arange(len(pages) * cache.page_size)
+        return DensePart(tokens=torch.arange(first, first + n).to(dev),
+                         q_cos=(cos.float() * scale).to(cos.dtype)[:, None],
+                         q_sin=(signed_sin(sin).float() * scale).to(sin.dtype)[:, None],
+                         pages=_to_dev(pages, dev), mask=(keys[None, :] <= pos[:, None]).to(dev))
 
     @staticmethod
     def _part(cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], geo: list[RowGeometry],
@@ -310,12 +349,27 @@ class BlocksAttention:
         """q [T, Hq, D], k/v [T, Hkv, D] of the pass's tokens -> [T, Hq * D]."""
         store_kv(cache, layer, plan.writes, k, v)
         T, Hq, D = q.shape
-        if len(plan.parts) == 1 and plan.parts[0].tokens.numel() == T:
+        if not plan.dense and len(plan.parts) == 1 and plan.parts[0].tokens.numel() == T:
             return self._attend_part(cache, layer, plan.parts[0], q).reshape(T, Hq * D)
         out = q.new_zeros(T, Hq * D)  # padding tokens (answered by no part) keep zeros
         for part in plan.parts:
             out[part.tokens] = self._attend_part(cache, layer, part, q).reshape(-1, Hq * D)
+        for d in plan.dense:
+            out[d.tokens] = self._attend_dense(cache, layer, d, q)
         return out
+
+    @staticmethod
+    def _attend_dense(cache: KVCache, layer: int, d: DensePart, q: torch.Tensor) -> torch.Tensor:
+        """A dense part's queries -> [Q, Hq * D]."""
+        _, Hq, D = q.shape
+        k_arena, v_arena = cache.k[layer], cache.v[layer]
+        Hkv = k_arena.shape[1]
+        keys = k_arena[d.pages].transpose(0, 1).reshape(1, Hkv, -1, D)  # [1, Hkv, E * P, D]
+        values = v_arena[d.pages].transpose(0, 1).reshape(1, Hkv, -1, D)
+        qr = rotate(q[d.tokens], d.q_cos, d.q_sin).transpose(0, 1)[None]  # [1, Hq, Q, D]
+        o = F.scaled_dot_product_attention(qr, keys, values, attn_mask=d.mask, scale=1.0,
+                                           enable_gqa=Hq != Hkv)  # [1, Hq, Q, D]
+        return o[0].transpose(0, 1).reshape(-1, Hq * D)
 
     @staticmethod
     def _attend_part(cache: KVCache, layer: int, part: BlocksPart, q: torch.Tensor) -> torch.Tensor:
