@@ -93,6 +93,15 @@ def test_points_carry_intervals_and_frontier_marks() -> None:
     assert [row[9:] for row in table.rows[:3]] == [["yes", "yes"], ["yes", "yes"], ["yes", ""]]
 
 
+def test_budgets_are_in_increasing_order_whatever_order_samples_finished() -> None:
+    # a concurrent run writes records in completion order: 128 may come before 64
+    shuffled = sorted(RECORDS, key=lambda r: -(r["cell"]["budget"].get("passes") or 0))
+    assert [(p.substrate, p.budget, p.task) for p in budget_points(shuffled)] == [
+        ("a", "passes 64", "t"), ("a", "passes 128", "t"), ("b", "passes 64", "t"),
+        ("a", "passes 64", "other"),
+    ]
+
+
 def test_plots_for_passes_and_tokens() -> None:
     for cost in ("passes", "tokens"):
         plot = accuracy_vs_cost(RECORDS, cost)

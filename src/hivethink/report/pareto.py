@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hivethink.lab.grid import canonical_json
 from hivethink.report.data import Record, Table, group, metric, ok
@@ -63,8 +64,17 @@ def frontier(points: Sequence[tuple[float, float]]) -> list[bool]:
     ]
 
 
+def budget_order(record: Record) -> tuple[int, int, int]:
+    """The cell's budget as numbers (passes, tokens, per-call cap), for ordering points."""
+    budget = record.get("cell", {}).get("budget") or {}
+    passes, tokens, cap = (int(budget.get(name) or 0) for name in ("passes", "tokens", "max_tokens"))
+    return passes, tokens, cap
+
+
 def budget_points(records: Sequence[Record]) -> list[Point]:
-    """The points of the finished, scored samples, in order of first appearance."""
+    """The points of the finished, scored samples: series (model, task, substrate, N) in order of
+    first appearance, each series' budgets in increasing order (records of a concurrent run come
+    in completion order)."""
     cells = group(
         [r for r in ok(records) if r.get("score") is not None],  # a failed sample has no point
         lambda r: (
@@ -75,8 +85,11 @@ def budget_points(records: Sequence[Record]) -> list[Point]:
             canonical_json(r.get("cell", {}).get("budget")),
         ),
     )
+    series: dict[tuple[Any, ...], int] = {}
+    for key in cells:
+        series.setdefault(key[:4], len(series))
     points = []
-    for recs in cells.values():
+    for _, recs in sorted(cells.items(), key=lambda kv: (series[kv[0][:4]], budget_order(kv[1][0]))):
         first = recs[0]
         score = rate_ci(r["score"] for r in recs)
         if score is None:  # no finite score
