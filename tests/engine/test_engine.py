@@ -105,6 +105,29 @@ def test_agents_with_one_system_prompt_share_its_pages(smol32):
     assert jobs[0].cached_tokens == 0 and all(j.cached_tokens >= 16 for j in jobs[1:])
 
 
+def test_jobs_submitted_together_compute_a_shared_prefix_once(smol32):
+    """Hives of a grid share one long instruction: a job whose prefix another job is prefilling
+    waits for those pages instead of computing them again, and gives what it gives alone."""
+    system = " ".join(["Work step by step, check each result, and give the answer in a box."] * 6)
+    def jobs(engine):
+        return [GenJob(chat_ids(smol32.tokenizer, [{"role": "system", "content": system},
+                                                   {"role": "user", "content": q}]),
+                       max_tokens=3, sampling=SamplingParams(), end_ids=engine.end_ids,
+                       tokenizer=smol32.tokenizer) for q in QUESTIONS[:3]]
+    alone = []
+    for j in jobs(Engine(smol32, page_size=16, prefix_cache=False)):
+        e = Engine(smol32, page_size=16, prefix_cache=False)
+        e.run_jobs([j])
+        alone.append(j.tokens)
+    engine = Engine(smol32, page_size=16)
+    together = jobs(engine)
+    engine.run_jobs(together)  # submitted at once
+    assert [j.tokens for j in together] == alone
+    assert together[0].cached_tokens == 0
+    assert all(j.cached_tokens >= len(system) // 8 for j in together[1:])  # most of the instruction
+    assert engine.cache._pending == {} and engine.cache.blocks == {}
+
+
 @pytest.mark.slow
 def test_eviction_and_preemption_under_a_small_page_budget_never_corrupt_a_job(smol32):
     """Random joins, cancellations and a page budget that fits about three jobs: every job that

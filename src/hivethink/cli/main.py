@@ -349,7 +349,11 @@ def bench_serve(
         name = default_served_name(model)
         engine = Engine(loaded, max_rows=max_batch).start()
         try:
-            limits = ServeLimits(max_tokens=max(max_tokens, ServeLimits.max_tokens))
+            # every hive request of a round may be in flight: the test measures sharing, not the
+            # server's 429 back-pressure
+            hives = requests // hive_every if hive_every else 0
+            limits = ServeLimits(max_tokens=max(max_tokens, ServeLimits.max_tokens),
+                                 max_hive_jobs=max(hives, ServeLimits.max_hive_jobs))
             with BackgroundServer(create_app(engine, name, limits=limits)) as target:
                 report = load(target, name, None)
         finally:

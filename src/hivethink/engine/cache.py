@@ -75,6 +75,8 @@ class KVCache:
         self._page_hash: dict[int, int] = {}  # page -> its chain hash (registered pages)
         self._by_hash: dict[int, int] = {}  # chain hash -> page
         self._idle: OrderedDict[int, None] = OrderedDict()  # registered pages nobody holds (LRU)
+        # pages a prefilling block will register: chain hash -> that block's id (see prefix_pending)
+        self._pending: dict[int, int] = {}
         self.blocks: dict[int, Block] = {}
         self._next_id = 0
         self.hits = 0  # prompt tokens taken from the prefix cache (for benchmarks and tests)
@@ -108,19 +110,44 @@ class KVCache:
         b = self.new_block(name, cacheable=True)
         if not b.cacheable:
             return b
-        P, h = self.page_size, 0
-        for i in range((len(tokens) - 1) // P):
-            h = chain_hash(h, tokens[i * P : (i + 1) * P])
+        hashes = self._page_hashes(tokens)
+        for h in hashes:
             page = self._by_hash.get(h)
             if page is None:
                 break
             self._hold(page)
             b.pages.append(page)
             b.hashes.append(h)
-        b.length = len(b.pages) * P
+        b.length = len(b.pages) * self.page_size
         b.tokens = list(tokens[: b.length])
         self.hits += b.length
+        for h in hashes[len(b.pages) :]:  # the pages this block will fill
+            self._pending.setdefault(h, b.id)
         return b
+
+    def _page_hashes(self, tokens: list[int]) -> list[int]:
+        """The chain hashes of the pages of ``tokens`` a later block may take: whole pages, and
+        never the one holding the last token."""
+        P, h, out = self.page_size, 0, []
+        for i in range((len(tokens) - 1) // P):
+            h = chain_hash(h, tokens[i * P : (i + 1) * P])
+            out.append(h)
+        return out
+
+    def prefix_pending(self, tokens: list[int]) -> bool:
+        """Whether a block being prefilled now will register the next pages of ``tokens``' cached
+        prefix: a job admitted after that prefill reuses those pages instead of computing them
+        again (jobs with one long instruction admitted together, like a grid's hives)."""
+        if not self.prefix_cache:
+            return False
+        for h in self._page_hashes(tokens):
+            if h not in self._by_hash:
+                return h in self._pending
+        return False
+
+    def _drop_pending(self, block: Block) -> None:
+        for h in [h for h, owner in self._pending.items() if owner == block.id]:
+            del self._pending[h]
 
     def free_block(self, block: Block) -> None:
         """Drop the block: its pages lose one holder (pages nobody holds are free or idle)."""
@@ -128,6 +155,7 @@ class KVCache:
             self._release(p)
         block.pages = []
         self.blocks.pop(block.id, None)
+        self._drop_pending(block)
 
     # -- pages ------------------------------------------------------------------------------
     def _hold(self, page: int) -> None:
@@ -197,8 +225,9 @@ class KVCache:
         block stops being cacheable from here on. Pages a cacheable block fills are registered."""
         block.tokens.extend(tokens)
         block.length += len(tokens)
-        if not self_contained:
+        if not self_contained and block.cacheable:
             block.cacheable = False
+            self._drop_pending(block)
         if not block.cacheable:
             return
         P = self.page_size
@@ -207,6 +236,7 @@ class KVCache:
             h = chain_hash(block.hashes[-1] if block.hashes else 0, block.tokens[i * P : (i + 1) * P])
             block.hashes.append(h)
             page = block.pages[i]
+            self._pending.pop(h, None)
             if h not in self._by_hash and page not in self._page_hash:
                 self._by_hash[h], self._page_hash[page] = page, h
 

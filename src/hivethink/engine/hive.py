@@ -428,6 +428,9 @@ class HiveJob(Job):
         assert self._engine is not None, "the job has not been admitted"
         return self._engine
 
+    def prefix(self) -> list[int]:
+        return self.prompt
+
     def admit(self, engine: Engine) -> None:
         self._engine = engine
         cache = engine.cache

@@ -68,6 +68,10 @@ class Job:
         """Create the job's blocks (prefix-cache lookups). May raise PagesExhausted."""
         raise NotImplementedError
 
+    def prefix(self) -> list[int]:
+        """The prompt its first block takes from the prefix cache ([]: none)."""
+        return []
+
     def rows(self) -> list[PassRow]:
         """The rows to feed in the next pass ([] = none this pass). Must not change state: the
         engine may defer the job and ask again."""
@@ -149,6 +153,9 @@ class GenJob(Job):
     @property
     def prompt_tokens(self) -> int:
         return len(self.prompt)
+
+    def prefix(self) -> list[int]:
+        return self.prompt
 
     def admit(self, engine: Engine) -> None:
         self._block = engine.cache.block_with_prefix(f"gen{self.id}", self.prompt)
@@ -433,6 +440,7 @@ class Engine:
         with self._lock:
             waiting, self._waiting = self._waiting, []
         keep: list[Job] = []
+        deferred: list[Job] = []
         rows_used = sum(j.width for j in self._running if not j.done)
         for job in waiting:
             if job.cancelled:
@@ -440,6 +448,9 @@ class Engine:
                 continue
             if keep:  # first come, first admitted
                 keep.append(job)
+                continue
+            if self.cache.prefix_pending(job.prefix()):
+                deferred.append(job)  # its prefix is being prefilled: admitted once it is cached
                 continue
             try:
                 job.admit(self)
@@ -472,9 +483,9 @@ class Engine:
             rows_used += n
             with self._lock:
                 self._running.append(job)
-        if keep:
+        if keep or deferred:
             with self._lock:
-                self._waiting = keep + self._waiting
+                self._waiting = deferred + keep + self._waiting
 
     def _fit_pages(self, chosen: list[tuple[Job, list[PassRow]]]) -> list[tuple[Job, list[PassRow]]]:
         """Make room for the pass's new pages: preempt the youngest running jobs if needed; a job
