@@ -52,3 +52,41 @@ def test_non_utf8_problem_file(tmp_path, capsys):
     bad.write_bytes(b"\xff\xfe\x00bad")
     assert main(["solve", f"@{bad}"]) == 2
     assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_the_summary_reads_loops_from_what_each_worker_wrote_itself():
+    """A worker that writes the same sentence step after step loops, even though the forced text
+    between its steps (numbered headers, checks) makes its whole stream look varied (the demo's
+    run, where the summary said "no")."""
+    import io
+
+    from rich.console import Console
+
+    from hivethink.cli.live import summary
+    from hivethink.engine.hive import HiveConfig, HiveResult
+    from hivethink.trace import Event
+
+    events, streams = [], {"Alice": "", "Bob": ""}
+    seeded = ("Hello, {} here. Let us read the problem carefully, agree who computes which part, "
+              "write each intermediate result down once, compare our totals at the end, and box "
+              "the final number only after both of us have checked every single step twice.")
+    for worker in streams:  # the forced first step, long and varied
+        events.append(Event(kind="token", worker=worker, text=seeded.format(worker), data={"forced": True}))
+        streams[worker] += seeded.format(worker)
+    for k in range(1, 10):
+        for worker, said in (("Alice", "I'm not sure how to split the work. "),
+                             ("Bob", f"Step {k}: {k} times {k + 1} is {k * (k + 1)}, so we add it up next. ")):
+            header = f"\n\n**{worker} [{k}]:** "
+            if k % 3 == 0:  # the redundancy check, forced as in the demo's run
+                header += "Quick check: is my current work redundant? (yes/no): "
+            events.append(Event(kind="token", worker=worker, text=header, data={"forced": True}))
+            events.append(Event(kind="token", worker=worker, text=said))
+            streams[worker] += header + said
+    result = HiveResult(answer=None, finished_by="finisher", steps=90, tokens={"Alice": 90, "Bob": 90},
+                        texts=streams, answers={}, references={}, checks=0, checks_yes=0,
+                        impersonations={}, wall_s=1.0, events=events)
+    out = io.StringIO()
+    summary(Console(file=out, width=200), result, HiveConfig(workers=2))
+    rows = {line.split("│")[1].strip(): line for line in out.getvalue().splitlines() if line.count("│") > 5}
+    loops = {name: row.split("│")[7].strip() for name, row in rows.items() if name in ("Alice", "Bob")}
+    assert loops == {"Alice": "yes", "Bob": "no"}

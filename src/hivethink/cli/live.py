@@ -85,10 +85,10 @@ def summary(console: Console, result: HiveResult, cfg: HiveConfig, *, expected: 
         counts = [(o, references(own_text[n], n, [n, o])) for o in names if o != n]
         return ", ".join(f"{o} {k}" for o, k in counts if k) or "-"
 
-    for name, text in result.texts.items():
+    for name in result.texts:
         table.add_row(name, str(steps[name]), str(result.tokens[name]), named(name),
                       f"{checks[name][0]} ({checks[name][1]})", str(result.impersonations.get(name, 0)),
-                      "yes" if is_repetitive(text) else "no",
+                      "yes" if is_repetitive(own_text[name]) else "no",  # every step it wrote
                       # model text: neutralised, and a Text so that "[...]" is never rich markup
                       Text(neutralize(result.answers.get(name) or "-")))
     console.print(table)
