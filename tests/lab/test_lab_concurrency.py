@@ -3,8 +3,8 @@ Ctrl-C leaves a resumable run; bad values are one line. (kill -9 at K=4: tests/f
 
 from __future__ import annotations
 
-import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +77,10 @@ class InterruptOn(FakeSubstrate):
     def run(self, instance: Any, task: Any, backend: Any, *, workers: int, budget: Any,
             seed: int) -> Any:
         if (instance.id, workers, seed) == ("add-10-0-1", 2, 0):
-            os.kill(os.getpid(), signal.SIGINT)
+            # to the main thread, as a terminal's Ctrl-C reaches a process: a signal sent to the
+            # process may land on any thread, and the main thread then notices it only when it
+            # next wakes (a CI run once saw it swallowed that way)
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
             time.sleep(30)  # still running when the run stops: never written
         return super().run(instance, task, backend, workers=workers, budget=budget, seed=seed)
 
