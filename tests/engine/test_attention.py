@@ -44,6 +44,25 @@ def test_groups_of_very_different_shapes_go_in_separate_parts_and_stay_exact():
     assert (together - want).abs().max().item() < 1e-4
 
 
+@pytest.mark.parametrize("case", list(SCENARIOS))
+def test_pages_read_in_place_give_the_same_numbers_as_gathered_pages(case, monkeypatch):
+    """Long runs of consecutive pages are read in place, the other pages gathered, padding
+    entries left at zero: bit for bit what gathering every page gives."""
+    from hivethink.engine import attention
+
+    sc = SCENARIOS[case]
+    mixed = sc.run("blocks", "instant", page_size=4)  # the 37-token prompt: a run of 10 pages
+    runs = [r for part in sc.last_plan.parts for r in part.runs]
+    assert runs and all(e1 - e0 >= attention.MIN_RUN for _, e0, e1, _ in runs)
+    monkeypatch.setattr(attention, "MIN_RUN", 1)  # every run in place, nothing gathered
+    in_place = sc.run("blocks", "instant", page_size=4)
+    assert all(part.runs and part.rest_page is None for part in sc.last_plan.parts)
+    monkeypatch.setattr(attention, "MIN_RUN", 1 << 30)  # every page gathered
+    gathered = sc.run("blocks", "instant", page_size=4)
+    assert not any(part.runs for part in sc.last_plan.parts)
+    assert torch.equal(mixed, gathered) and torch.equal(in_place, gathered)
+
+
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
 def test_blocks_backend_in_half_precision(dtype):
     dt, tol = DTYPES[dtype]

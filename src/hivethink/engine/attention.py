@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import torch
@@ -95,10 +95,6 @@ def row_geometry(rows: Sequence[RowSpec]) -> list[RowGeometry]:
     return out
 
 
-def _pad_to(n: int, align: int) -> int:
-    return -(-n // align) * align
-
-
 @dataclass
 class Writes:
     """Where the pass writes its new keys/values, per flat token (padding: the scratch page)."""
@@ -149,9 +145,14 @@ class BlocksPart:
     tokens: torch.Tensor  # [n] the flat tokens this part answers, ascending
     out_group: torch.Tensor  # [n] the group (within the part) of each
     out_slot: torch.Tensor  # [n] its query slot
-    # (first, end) when there is one group whose entries are the arena's pages first..end-1 in
-    # order: keys and values are then read in place (the same tensor a gather would copy)
-    entry_run: tuple[int, int] | None = None
+    # Runs of at least MIN_RUN entries that are consecutive arena pages: (group, first entry,
+    # end entry, first page), read in place. When there are any, the other real entries are
+    # gathered (``rest_*``, [R]) and padding entries contribute exact zeros; when there are none,
+    # every entry is gathered through ``entry_page``. Both give the same numbers.
+    runs: list[tuple[int, int, int, int]] = field(default_factory=list)
+    rest_group: torch.Tensor | None = None
+    rest_entry: torch.Tensor | None = None
+    rest_page: torch.Tensor | None = None
 
 
 @dataclass
@@ -177,6 +178,11 @@ class BlocksPlan:
     dense: list[DensePart]
     n_tokens: int
 
+
+# Consecutive arena pages of a group are read in place when at least this many follow each other
+# (a shared prompt); shorter runs are gathered (one copy of a page costs less than the two extra
+# matmul launches per layer that reading it in place would).
+MIN_RUN = 4
 
 # A one-row group over a one-block view with at least this many new tokens (a prompt chunk) is
 # attended densely. The choice depends on the group alone, so a row's numerics never depend on
@@ -221,9 +227,10 @@ def split_parts(sizes: Sequence[tuple[int, int]], waste: float = 2.0, slack: int
 
 
 class BlocksAttention:
-    """Batched matmuls over [groups x page entries x KV heads]: one gather of each group's pages,
-    scores and mask in one matmul, one softmax over every entry and slot of a row, values. Groups
-    of very different shapes (a prefill chunk beside decoding rows) go in separate parts."""
+    """Batched matmuls over [groups x page entries x KV heads]: each group's pages (long runs of
+    consecutive pages read in place, the others gathered), scores plus mask, one softmax over every
+    entry and slot of a row, values. Groups of very different shapes (a prefill chunk beside
+    decoding rows) go in separate parts."""
 
     name: ClassVar[str] = "blocks"
     head_major: ClassVar[bool] = False
@@ -330,15 +337,20 @@ class BlocksAttention:
         cos, sin = rope.lookup(delta.clamp(min=0).to(dev))  # [J, B, Q, D]
         q_cos = (cos.float() * scale).to(cos.dtype)
         q_sin = (signed_sin(sin).float() * scale).to(sin.dtype)
-        run = None
-        if J == 1 and E > 1:
-            first = int(entry_page[0, 0])
-            if entry_page[0].tolist() == list(range(first, first + E)):
-                run = (first, first + E)
+        runs, rest = [], []  # rest: (group, entry, page)
+        for j, entries in enumerate(g_entries):
+            for e0, e1 in _consecutive([page for page, _, _ in entries]):
+                if e1 - e0 >= MIN_RUN:
+                    runs.append((j, e0, e1, entries[e0][0]))
+                else:
+                    rest += [(j, e, entries[e][0]) for e in range(e0, e1)]
+        rest_t = torch.tensor(rest, dtype=torch.long).reshape(-1, 3).to(dev) if runs and rest else None
         # in flat order: a part that answers every token of the pass needs no scatter
         tokens, out_group, out_slot = (list(x) for x in zip(*sorted(answers), strict=True))
         return BlocksPart(
-            entry_run=run, q_index=q_index.to(dev),
+            runs=runs, rest_group=None if rest_t is None else rest_t[:, 0],
+            rest_entry=None if rest_t is None else rest_t[:, 1], rest_page=None if rest_t is None else rest_t[:, 2],
+            q_index=q_index.to(dev),
             q_cos=q_cos[:, :, None, :, None, :], q_sin=q_sin[:, :, None, :, None, :],
             entry_page=entry_page.to(dev), entry_block=entry_block.to(dev),
             mask=mask[:, :, None, :, None, :].to(dev),
@@ -380,22 +392,59 @@ class BlocksAttention:
         J, Q = part.q_index.shape
         E = part.entry_page.shape[1]
         G = Hq // Hkv
+        M = Q * G  # rows of each per-entry matmul
         qg = q[part.q_index].view(J, 1, Q, Hkv, G, D).permute(0, 1, 3, 2, 4, 5)  # [J, 1, Hkv, Q, G, D]
         qr = rotate(qg, part.q_cos, part.q_sin)  # [J, B, Hkv, Q, G, D]: one rotation per block
         qe = qr[torch.arange(J, device=q.device)[:, None], part.entry_block]  # [J, E, Hkv, Q, G, D]
-        if part.entry_run is not None:  # one group over consecutive pages: no copy
-            keys = k_arena[part.entry_run[0] : part.entry_run[1]][None]
-            values = v_arena[part.entry_run[0] : part.entry_run[1]][None]
-        else:
-            keys, values = k_arena[part.entry_page], v_arena[part.entry_page]  # [J, E, Hkv, P, D]
-        s = torch.matmul(qe.reshape(J, E, Hkv, Q * G, D), keys.transpose(-1, -2))  # [J, E, Hkv, QG, P]
-        s = s.view(J, E, Hkv, Q, G, P) + part.mask
+        s = _per_entry(_rows_padded(qe.reshape(J, E, Hkv, M, D)), k_arena, part, keys=True)  # [J, E, Hkv, M', P]
+        s = s[..., :M, :].reshape(J, E, Hkv, Q, G, P) + part.mask
         # One softmax over every entry and slot of a query (fp32 inside, model dtype out).
         rows = s.permute(0, 2, 3, 4, 1, 5).reshape(J, Hkv, Q, G, E * P)
         p = torch.softmax(rows, dim=-1).view(J, Hkv, Q, G, E, P).permute(0, 4, 1, 2, 3, 5)
-        p = p.reshape(J, E, Hkv, Q * G, P)
-        o = torch.matmul(p, values).sum(1, dtype=torch.float32)  # [J, Hkv, QG, D]
+        pv = _per_entry(_rows_padded(p.reshape(J, E, Hkv, M, P)), v_arena, part, keys=False)  # [J, E, Hkv, M', D]
+        o = pv[..., :M, :].sum(1, dtype=torch.float32)  # [J, Hkv, M, D]
         return o.view(J, Hkv, Q, G, D)[part.out_group, :, part.out_slot].to(q.dtype)  # [n, Hkv, G, D]
+
+
+# CPU batched-matmul kernels round a row differently when a matrix has fewer than 4 rows (measured:
+# 1-3 rows differ, every count from 4 up agrees), so a part's per-entry matmuls get at least this
+# many rows: a decoding row (Q = 1) then computes the same whether or not a multi-token row pads
+# its part to a larger Q.
+MIN_MATMUL_ROWS = 4
+
+
+def _rows_padded(x: torch.Tensor) -> torch.Tensor:
+    """x [..., M, X] with zero rows appended up to MIN_MATMUL_ROWS."""
+    return F.pad(x, (0, 0, 0, MIN_MATMUL_ROWS - x.shape[-2])) if x.shape[-2] < MIN_MATMUL_ROWS else x
+
+
+def _per_entry(x: torch.Tensor, arena: torch.Tensor, part: BlocksPart, *, keys: bool) -> torch.Tensor:
+    """x [J, E, Hkv, M, X] times each entry's page of ``arena`` ([pages, Hkv, P, D]; transposed when
+    ``keys``) -> [J, E, Hkv, M, P or D]. Pages are gathered, or read in place along ``part.runs``
+    with the other entries gathered and padding entries left at zero: the same numbers."""
+    def page(t: torch.Tensor) -> torch.Tensor:
+        return t.transpose(-1, -2) if keys else t
+
+    if not part.runs:
+        return torch.matmul(x, page(arena[part.entry_page]))
+    J, E, Hkv, M, _ = x.shape
+    out = x.new_zeros(J, E, Hkv, M, arena.shape[2] if keys else arena.shape[3])
+    for j, e0, e1, first in part.runs:
+        out[j, e0:e1] = torch.matmul(x[j, e0:e1], page(arena[first : first + e1 - e0]))
+    if part.rest_page is not None:
+        out[part.rest_group, part.rest_entry] = torch.matmul(x[part.rest_group, part.rest_entry],
+                                                             page(arena[part.rest_page]))
+    return out
+
+
+def _consecutive(pages: list[int]) -> list[tuple[int, int]]:
+    """[start, end) index ranges of the maximal runs of consecutive page numbers."""
+    out, e0 = [], 0
+    for e in range(1, len(pages) + 1):
+        if e == len(pages) or pages[e] != pages[e - 1] + 1:
+            out.append((e0, e))
+            e0 = e
+    return out
 
 
 def _to_dev(xs: list[int], dev: torch.device) -> torch.Tensor:
