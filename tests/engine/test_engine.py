@@ -197,3 +197,37 @@ def test_a_row_computes_the_same_alone_and_beside_other_jobs(tiny_smol):
     base = logits_of(0)
     for extra in (1, 3, 6):
         assert torch.equal(logits_of(extra), base), extra
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_decoding_row_computes_the_same_alone_and_beside_multi_token_rows(tiny_smol, packed):
+    """A decode row (one token: a one-row matmul when alone) computes bitwise the same alone and
+    beside jobs writing several tokens, which pad its attention part to more query slots. Plain
+    weights: rows padded to tiles of 4. Packed weights whose kernels pack() found row-count
+    invariant: no padding at all."""
+    from hivethink.engine.attention import RowSpec
+    from tests.conftest import tiny_with_tokenizer
+
+    model = tiny_with_tokenizer(tiny_smol.tokenizer)
+    if packed:
+        if not model.decoder.pack():
+            pytest.skip("no oneDNN packing in this torch build")
+        if not model.decoder.rows_independent:
+            pytest.skip("this machine's packed kernels depend on the row count")
+    assert Runner(model).align == (1 if packed else 4)
+
+    def logits_of(extra: int) -> list[torch.Tensor]:
+        runner = Runner(model, page_size=16)
+        mine = runner.cache.new_block("mine")
+        first = runner.prefill(mine, list(range(100, 140)))
+        others = [runner.cache.new_block(f"o{i}") for i in range(extra)]
+        rows = [RowSpec([mine], 1, 0)] + [RowSpec([o], 1 + 2 * i, 1 + i) for i, o in enumerate(others)]
+        feeds = [[7]] + [list(range(300, 301 + 2 * i)) for i in range(extra)]
+        out = runner.forward(rows, feeds)[0]
+        assert out is not None
+        return [first, out]
+
+    base = logits_of(0)
+    for extra in (1, 2, 5):
+        got = logits_of(extra)
+        assert torch.equal(got[0], base[0]) and torch.equal(got[1], base[1]), extra

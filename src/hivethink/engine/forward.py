@@ -2,12 +2,16 @@
 
 A pass takes rows (:class:`~hivethink.engine.attention.RowSpec`): each appends its tokens to the
 last block of its view. The rows' tokens are laid out flat (no padding between rows of different
-lengths). With ``batch_invariant`` (the default) they are padded at the end to a multiple of
-``ALIGN``: CPU matrix kernels pick their inner loops by the number of rows, and with a whole number
-of ``ALIGN``-row tiles a token's result does not depend on how many other tokens share the pass
-(``tests/engine/test_engine.py::test_a_row_computes_the_same_alone_and_beside_other_jobs``), so
-results do not depend on what else runs. The price is paid by passes of fewer than ``ALIGN``
-tokens (one sequence decoding alone computes four rows: docs/performance.md).
+lengths). ``batch_invariant`` (the default) makes a token's result independent of how many other
+tokens share the pass (``tests/engine/test_engine.py::test_a_row_computes_the_same_alone_and_beside_other_jobs``),
+so results do not depend on what else runs:
+
+- with oneDNN-packed weights whose kernels pack() found row-count invariant (fp32 on CPU), nothing
+  needs doing;
+- otherwise (plain MKL GEMM, GPUs) the rows are padded at the end to a multiple of ``ALIGN``:
+  those kernels pick their inner loops by the number of rows, and with whole ``ALIGN``-row tiles a
+  row's numbers stay the same. Passes of fewer than ``ALIGN`` tokens pay for it (one sequence
+  decoding alone computes four rows: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ class Runner:
         self.cache = KVCache(model.cfg, dtype=dt, device=dev, page_size=page_size, pages=pages,
                              max_pages=max_pages, head_major=self.backend.head_major,
                              prefix_cache=prefix_cache)
-        self.align = ALIGN if batch_invariant else 1
+        self.align = ALIGN if batch_invariant and not self.decoder.rows_independent else 1
         self.passes = 0
 
     @property

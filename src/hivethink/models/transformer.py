@@ -36,10 +36,17 @@ class LayerWeights:
     w_down: torch.Tensor  # [H, I]
 
 
+# Row counts (and first rows) at which pack() checks that a packed matmul computes each row the
+# same whatever the rows beside it: every small-batch count, and counts past the kernels' tiles.
+PROBE_ROWS = (1, 2, 3, 4, 5, 8, 9, 17)
+PROBE_STARTS = (0, 1)
+
+
 class Decoder:
-    # Pre-packed oneDNN weights run the small decode matmuls about 1.7x faster than F.linear on
-    # CPU in bf16 (docs/performance.md). Set HIVETHINK_PACK=0 to use plain F.linear.
-    PACK_DTYPES = (torch.bfloat16, torch.float16)
+    # Pre-packed oneDNN weights run the small decode matmuls faster than F.linear on CPU: about
+    # 1.7x in bf16, and in fp32 2-3x at 4-8 rows where MKL's small GEMMs are slow
+    # (docs/performance.md). Set HIVETHINK_PACK=0 to use plain F.linear.
+    PACK_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 
     def __init__(self, cfg: ModelConfig, weights: dict[str, torch.Tensor]):
         """``weights`` uses Hugging Face parameter names (``model.layers.0.self_attn.q_proj.weight``...)."""
@@ -49,6 +56,8 @@ class Decoder:
         self.norm = w["model.norm.weight"]
         self.lm_head = self.embed if cfg.tie_embeddings or "lm_head.weight" not in w else w["lm_head.weight"]
         self._packed: dict[int, torch.Tensor] = {}  # id(weight) -> packed copy
+        # True when every matmul computes a row bit for bit alike at any row count (see pack())
+        self.rows_independent = False
         self.layers: list[LayerWeights] = []
         for i in range(cfg.n_layers):
             p = f"model.layers.{i}."
@@ -77,7 +86,7 @@ class Decoder:
         how the bench builds 32B-sized random models on one GPU)."""
         d = cls.__new__(cls)
         d.cfg, d.embed, d.norm, d.lm_head, d.layers = cfg, embed, norm, lm_head, layers
-        d._packed = {}
+        d._packed, d.rows_independent = {}, False
         return d
 
     @property
@@ -94,7 +103,7 @@ class Decoder:
             return t.to(device=device, dtype=dtype)
 
         tied = self.lm_head is self.embed
-        self._packed = {}
+        self._packed, self.rows_independent = {}, False
         self.embed, self.norm = cast(self.embed), cast(self.norm)
         self.lm_head = self.embed if tied else cast(self.lm_head)
         for lw in self.layers:
@@ -104,9 +113,13 @@ class Decoder:
         return self
 
     def pack(self) -> bool:
-        """Pre-pack the matmul weights for oneDNN when that helps (CPU, bf16/fp16); True if packed.
+        """Pre-pack the matmul weights for oneDNN when that helps (CPU); True if packed.
 
-        The plain weights stay (the bench rebuilds a transformers model from them)."""
+        Then probes whether the packed kernels compute each row independently of the row count
+        (oneDNN's fp32 kernels do on the machines measured; MKL's plain GEMM does not below 4
+        rows). When they do, ``rows_independent`` is set and the engine needs no row padding for
+        batch invariance (engine/forward.py). The plain weights stay (the bench rebuilds a
+        transformers model from them)."""
         import os
 
         if (os.environ.get("HIVETHINK_PACK", "1") == "0" or self.device.type != "cpu"
@@ -117,7 +130,21 @@ class Decoder:
             self._packed = {id(w): torch.ops.mkldnn._reorder_linear_weight(w, 4) for w in weights}
         except (RuntimeError, AttributeError):  # a torch build without these oneDNN ops
             self._packed = {}
+        self.rows_independent = bool(self._packed) and all(
+            self._row_count_invariant(w) for w in {tuple(w.shape): w for w in weights}.values())
         return bool(self._packed)
+
+    def _row_count_invariant(self, w: torch.Tensor) -> bool:
+        """Each row of x @ w.T (and of residual + x @ w.T) equals, bit for bit, the same row
+        computed within a larger batch, at every probed row count and start."""
+        g = torch.Generator().manual_seed(0)
+        n = max(PROBE_ROWS) + max(PROBE_STARTS)
+        x = torch.randn(n, w.shape[1], generator=g).to(self.dtype)
+        r = torch.randn(n, w.shape[0], generator=g).to(self.dtype)
+        full, full_add = self._linear(x, w), self._linear_add(x, w, r)
+        return all(torch.equal(self._linear(x[a : a + m], w), full[a : a + m])
+                   and torch.equal(self._linear_add(x[a : a + m], w, r[a : a + m]), full_add[a : a + m])
+                   for m in PROBE_ROWS for a in PROBE_STARTS)
 
     def _linear(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
         packed = self._packed.get(id(w))
