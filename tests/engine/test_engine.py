@@ -231,3 +231,36 @@ def test_a_decoding_row_computes_the_same_alone_and_beside_multi_token_rows(tiny
     for extra in (1, 2, 5):
         got = logits_of(extra)
         assert torch.equal(got[0], base[0]) and torch.equal(got[1], base[1]), extra
+
+
+def test_without_a_budget_cached_pages_are_kept_up_to_the_pages_in_use():
+    """No page budget: a full arena grows rather than evict cached prompts while they are fewer
+    than the pages in use (a grid's conversations come back for their prefixes after other jobs
+    ran), and evicts the least recently used beyond that, so memory stays bounded."""
+    from hivethink.engine.cache import KVCache
+    from tests.engine.reference import cfg
+
+    cache = KVCache(cfg(), dtype=torch.float32, page_size=4, pages=8)
+
+    def prompt(seed: int, pages: int) -> list[int]:
+        return [seed * 1000 + i for i in range(4 * pages + 1)]  # + 1: the last page is never shared
+
+    def run(tokens: list[int]):
+        b = cache.block_with_prefix("p", tokens)
+        cache.reserve(b, len(tokens))
+        cache.commit(b, tokens[b.length:])
+        return b
+
+    done = [run(prompt(s, 3)) for s in range(2)]  # 8 pages held: the arena is full
+    for b in done:
+        cache.free_block(b)  # 6 registered pages go idle, 2 free
+    held = [run(prompt(s, 3)) for s in range(10, 14)]  # 16 pages in use: grows, keeps the idle 6
+    assert cache.capacity > 8 and len(cache._idle) == 6
+    again = cache.block_with_prefix("again", prompt(0, 3))
+    assert again.length == 12  # the first prompt's pages survived
+    cache.free_block(again)
+    for b in held:
+        cache.free_block(b)  # now 18 idle, nothing in use
+    cap = cache.capacity
+    big = run(prompt(99, cap))  # as many pages as the arena: evicts LRU idle pages, grows only at the end
+    assert len(cache._idle) <= len(big.pages)

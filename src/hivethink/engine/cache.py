@@ -14,7 +14,9 @@ recently used first out, until its room is needed.
 
 The arena may have a fixed number of pages (a *page budget*): allocation then evicts cached
 pages, and when none is left raises :class:`PagesExhausted` (the scheduler preempts a job). Without
-a budget the arena doubles when it runs out.
+a budget the arena doubles when it runs out, keeping up to as many cached idle pages as there are
+pages in use (beyond that the least recently used are evicted, so memory stays bounded by the
+work in flight).
 
 Arena layout per layer: [pages, Hkv, P, D], one (page, head) a contiguous [P, D] matrix. A
 *head-major* cache (the flex path) stores the same tensor with the heads outermost in memory, so
@@ -172,11 +174,18 @@ class KVCache:
                 heapq.heappush(self._free, page)
 
     def _take(self) -> int:
-        """One page for writing (free first, then the least recently used idle cached page)."""
-        if not self._free and not self._idle:
-            if self.max_pages is not None:
+        """One page for writing: a free page; else the least recently used idle cached page; else,
+        without a page budget, a page of a grown arena. Without a budget the arena also grows
+        rather than evict while cached pages are fewer than the pages in use: a grid's
+        conversations come back for their prefixes after other jobs ran, and evicting as soon
+        as the arena is full made them prefill again (16 jobs re-run at once found 6 of 16
+        prompts cached)."""
+        if not self._free:
+            in_use = self.capacity - 1 - len(self._idle)  # page 0 is scratch
+            if self.max_pages is None and len(self._idle) < max(1, in_use):
+                self._grow(self.capacity)
+            elif not self._idle:
                 raise PagesExhausted(f"all {self.max_pages} pages of the KV cache are in use")
-            self._grow(self.capacity)
         if self._free:
             page = heapq.heappop(self._free)
         else:
