@@ -23,6 +23,7 @@ import itertools
 import queue
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,7 +51,7 @@ class PassRow:
     self_contained: bool = False  # computed with view == [its block]: its pages become cacheable
 
 
-class Job:
+class Job(ABC):
     """Base of every job. Subclasses implement ``admit``, ``rows``, ``update``, ``blocks`` and
     ``restart``; the engine calls them from its loop thread only."""
 
@@ -64,32 +65,32 @@ class Job:
         self._cancel = threading.Event()
 
     # -- the engine's side ------------------------------------------------------------------
+    @abstractmethod
     def admit(self, engine: Engine) -> None:
         """Create the job's blocks (prefix-cache lookups). May raise PagesExhausted."""
-        raise NotImplementedError
 
     def prefix(self) -> list[int]:
         """The prompt its first block takes from the prefix cache ([]: none)."""
         return []
 
+    @abstractmethod
     def rows(self) -> list[PassRow]:
         """The rows to feed in the next pass ([] = none this pass). Must not change state: the
         engine may defer the job and ask again."""
-        raise NotImplementedError
 
+    @abstractmethod
     def update(self, logits: list[torch.Tensor | None]) -> None:
         """The pass ran: the logits after each row's last token (None where not wanted)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def blocks(self) -> list[Block]:
         """Every block the job holds (released when it ends or is preempted)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def restart(self) -> None:
         """Back to the beginning (after preemption: the engine has released the blocks)."""
-        raise NotImplementedError
 
-    def on_finish(self) -> None:
+    def on_finish(self) -> None:  # noqa: B027  (an optional hook: most jobs need none)
         """Called once when the job ends (in the loop thread), before waiters wake up."""
 
     # -- everyone's side ------------------------------------------------------------------
