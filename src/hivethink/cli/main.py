@@ -133,7 +133,7 @@ def bench_engine(
     shape: Annotated[str | None, typer.Option(help="Random weights at a public model's shape instead of --model: qwen3-8b | qwq-32b | tiny (no download).")] = None,
     attention: Annotated[str | None, typer.Option(help="blocks | flex (default: flex on cuda, blocks on cpu).")] = None,
     profile: Annotated[bool, typer.Option(help="Also profile each point: the top operators of a step (torch profiler), printed for the last point and kept in the JSON.")] = False,
-    batch_invariant: Annotated[bool, typer.Option(help="Rows in tiles of 4, so a row's result does not depend on the rest of the pass (the engine's default; costs passes of fewer than 4 tokens).")] = True,
+    batch_invariant: Annotated[bool, typer.Option(help="A row's result does not depend on the rest of the pass (the engine's default): free with row-count-invariant packed kernels (fp32/bf16 on CPU when the load-time check passes), else rows in tiles of 4.")] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
 ) -> None:
     """Per-step latency of the engine for N workers vs transformers decoding batch N."""

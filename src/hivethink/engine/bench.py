@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from hivethink.engine.attention import attention_backend
-from hivethink.engine.forward import Runner
+from hivethink.engine.forward import Runner, row_tile
 from hivethink.models.loader import LoadedModel
 
 
@@ -239,6 +239,7 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
         "model": model.source, "dtype": str(model.dtype).removeprefix("torch."),
         "device": str(dev), "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
         "attention": attention_backend(dev, attention).name, "batch_invariant": batch_invariant,
+        "row_tile": row_tile(model, batch_invariant),  # 1: invariant kernels, no padding needed
         "threads": torch.get_num_threads(),
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
         "steps": steps, "llamacpp_tok_s": llama or None,

@@ -47,7 +47,7 @@ class Runner:
         self.cache = KVCache(model.cfg, dtype=dt, device=dev, page_size=page_size, pages=pages,
                              max_pages=max_pages, head_major=self.backend.head_major,
                              prefix_cache=prefix_cache)
-        self.align = ALIGN if batch_invariant and not self.decoder.rows_independent else 1
+        self.align = row_tile(model, batch_invariant)
         self.passes = 0
 
     @property
@@ -114,6 +114,11 @@ class Runner:
         return self.extend([[block]], [tokens])[0]
 
 
+def row_tile(model: LoadedModel, batch_invariant: bool = True) -> int:
+    """Rows of a pass are padded to a multiple of this (see the module docstring)."""
+    return ALIGN if batch_invariant and not model.decoder.rows_independent else 1
+
+
 def _to_device(data: list[int], device: torch.device) -> torch.Tensor:
     """Integers to the device. On CUDA through pinned memory without blocking: a plain copy
     would wait for the GPU to finish the work already queued (the previous pass)."""
@@ -121,4 +126,4 @@ def _to_device(data: list[int], device: torch.device) -> torch.Tensor:
     return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t
 
 
-__all__ = ["ALIGN", "KVCache", "Runner"]
+__all__ = ["ALIGN", "KVCache", "Runner", "row_tile"]
