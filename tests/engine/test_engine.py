@@ -264,3 +264,18 @@ def test_without_a_budget_cached_pages_are_kept_up_to_the_pages_in_use():
     cap = cache.capacity
     big = run(prompt(99, cap))  # as many pages as the arena: evicts LRU idle pages, grows only at the end
     assert len(cache._idle) <= len(big.pages)
+
+
+def test_weights_are_not_packed_when_the_copies_would_not_fit(tiny_smol, monkeypatch):
+    """Packing keeps a second copy of the weights: skipped when it would take more than half of
+    the available memory, and the engine then pads rows to tiles (still batch-invariant)."""
+    from hivethink.models import transformer
+    from tests.conftest import tiny_with_tokenizer
+
+    model = tiny_with_tokenizer(tiny_smol.tokenizer)
+    monkeypatch.setattr(transformer, "available_memory", lambda: 1024)
+    assert not model.decoder.pack() and not model.decoder.rows_independent
+    assert Runner(model).align == 4
+    monkeypatch.setattr(transformer, "available_memory", lambda: 1 << 40)
+    if torch.backends.mkldnn.is_available():
+        assert model.decoder.pack()

@@ -36,6 +36,20 @@ class LayerWeights:
     w_down: torch.Tensor  # [H, I]
 
 
+def available_memory() -> int:
+    """Bytes of memory available now (Linux: MemAvailable; elsewhere free physical pages)."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 # Row counts (and first rows) at which pack() checks that a packed matmul computes each row the
 # same whatever the rows beside it: every small-batch count, and counts past the kernels' tiles.
 PROBE_ROWS = (1, 2, 3, 4, 5, 8, 9, 17)
@@ -119,13 +133,16 @@ class Decoder:
         (oneDNN's fp32 kernels do on the machines measured; MKL's plain GEMM does not below 4
         rows). When they do, ``rows_independent`` is set and the engine needs no row padding for
         batch invariance (engine/forward.py). The plain weights stay (the bench rebuilds a
-        transformers model from them)."""
+        transformers model from them), so packing doubles the weights' memory: it is skipped when
+        the copies would take more than half of the memory available now."""
         import os
 
         if (os.environ.get("HIVETHINK_PACK", "1") == "0" or self.device.type != "cpu"
                 or self.dtype not in self.PACK_DTYPES or not torch.backends.mkldnn.is_available()):
             return False
         weights = [self.lm_head] + [w for lw in self.layers for w in (lw.wqkv, lw.wo, lw.w_gate_up, lw.w_down)]
+        if sum(w.numel() * w.element_size() for w in {id(w): w for w in weights}.values()) > available_memory() / 2:
+            return False
         try:
             self._packed = {id(w): torch.ops.mkldnn._reorder_linear_weight(w, 4) for w in weights}
         except (RuntimeError, AttributeError):  # a torch build without these oneDNN ops
