@@ -178,8 +178,8 @@ class KVCache:
         without a page budget, a page of a grown arena. Without a budget the arena also grows
         rather than evict while cached pages are fewer than the pages in use: a grid's
         conversations come back for their prefixes after other jobs ran, and evicting as soon
-        as the arena is full made them prefill again (16 jobs re-run at once found 6 of 16
-        prompts cached)."""
+        as the arena is full made them prefill again (16 prompts re-run at once: 7 of them
+        found nothing cached)."""
         if not self._free:
             in_use = self.capacity - 1 - len(self._idle)  # page 0 is scratch
             if self.max_pages is None and len(self._idle) < max(1, in_use):
