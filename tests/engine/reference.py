@@ -156,6 +156,10 @@ SCENARIOS = {
     "prefill-beside-decodes": Scenario(LENGTHS, [["common", "a"], ["h1", "b"], ["c", "d"], ["x", "y"],
                                                  ["common", "h2", "z"], ["common", "z", "h2"], ["p"]],
                                        [1, 1, 1, 40, 1, 2, 20], [1, 2, 3, 7, 4, 4, 9]),
+    # plain generations decoding (one-row groups over one-block views, attended densely: one
+    # token, a few tokens, an empty block) beside a hive
+    "decodes": Scenario(LENGTHS, [["common", "h1", "a"], ["common", "a", "h1"], ["p"], ["c"], ["x"], ["y"]],
+                        [1, 1, 1, 3, 2, 1], [0, 0, 1, 2, 3, 4]),
 }
 
 

@@ -57,9 +57,14 @@ def test_pages_read_in_place_give_the_same_numbers_as_gathered_pages(case, monke
     monkeypatch.setattr(attention, "MIN_RUN", 1)  # every run in place, nothing gathered
     in_place = sc.run("blocks", "instant", page_size=4)
     assert all(part.runs and part.rest_page is None for part in sc.last_plan.parts)
+    dense_in_place = [d.first_page is not None for d in sc.last_plan.dense]
     monkeypatch.setattr(attention, "MIN_RUN", 1 << 30)  # every page gathered
+    monkeypatch.setattr(attention, "_run_start", lambda pages: None)  # dense parts too
     gathered = sc.run("blocks", "instant", page_size=4)
     assert not any(part.runs for part in sc.last_plan.parts)
+    assert all(d.first_page is None for d in sc.last_plan.dense)
+    if case == "decodes":  # blocks that grow onto a new page are gathered, the others read in place
+        assert any(dense_in_place) and not all(dense_in_place)
     assert torch.equal(mixed, gathered) and torch.equal(in_place, gathered)
 
 
@@ -114,3 +119,47 @@ def test_backends_are_chosen_by_name_in_one_place(monkeypatch):
     monkeypatch.setenv("HIVETHINK_ATTENTION", "flex")
     assert attention_backend(cpu).name == "flex"
     assert attention_backend(cpu, "blocks").name == "blocks"  # the argument wins
+
+
+def _decode_side_by_side(runner, steps: int) -> list[torch.Tensor]:
+    """Two plain generations decoding greedily in the same passes, their pages interleaved;
+    -> every pass's logits."""
+    from hivethink.engine.attention import RowSpec
+
+    cache = runner.cache
+    a, b = cache.new_block("a"), cache.new_block("b")
+    nxt = [int(runner.prefill(a, list(range(3, 104))).argmax()), int(runner.prefill(b, list(range(7, 44))).argmax())]
+    out = []
+    for _ in range(steps):
+        logits = runner.forward([RowSpec([a], 1, 0), RowSpec([b], 1, 1)], [[nxt[0]], [nxt[1]]])
+        for blk, t in zip((a, b), nxt, strict=True):
+            cache.commit(blk, [t])
+        out += logits
+        nxt = [int(lg.argmax()) for lg in logits]
+    return out
+
+
+def test_sequence_copies_give_the_numbers_of_the_pages_they_copy():
+    """Decoding blocks kept in contiguous copies, appended pass by pass, regrown when full and
+    dropped with their block: bit for bit what gathering their pages every pass gives."""
+    from hivethink.engine.attention import COPY_HEADROOM
+    from hivethink.engine.forward import Runner
+    from tests.conftest import as_loaded, tiny_hf
+
+    model = as_loaded(tiny_hf("qwen2"))
+    kept = Runner(model, page_size=16)
+    gathered = Runner(model, page_size=16)
+    gathered.backend.copy_bytes = 0  # no memory for copies: every pass gathers
+    steps = 2 * COPY_HEADROOM + 40  # block a outgrows its first copy, then its second
+    got, want = _decode_side_by_side(kept, steps), _decode_side_by_side(gathered, steps)
+    assert not gathered.backend.copies
+    assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+    copies = kept.backend.copies
+    assert sorted(copies) == [0, 1]
+    assert [c.length for c in copies.values()] == [101 + steps, 37 + steps]
+    assert copies[0].k.shape[2] >= 101 + steps
+    for block in list(kept.cache.blocks.values()):
+        kept.cache.free_block(block)
+    c = kept.cache.new_block("c")
+    kept.prefill(c, [5, 6, 7])
+    assert list(copies) == [c.id]  # the freed blocks' copies are gone

@@ -50,3 +50,23 @@ def test_hf_model_rebuilt_from_engine_weights_is_the_same_model():
     again = hf_model(as_loaded(hf))
     ids = torch.randint(0, 512, (1, 20))
     torch.testing.assert_close(hf(ids).logits, again(ids).logits)
+
+
+def greedy_one_block(runner: Runner, prompt: list[int], n: int) -> list[int]:
+    """Greedy decoding in the prompt's own block: a plain generation's path (attended densely)."""
+    block = runner.cache.new_block("gen")
+    nxt = int(runner.prefill(block, prompt).argmax())
+    out = []
+    for _ in range(n):
+        out.append(nxt)
+        nxt = int(runner.prefill(block, [nxt]).argmax())
+    return out
+
+
+@pytest.mark.parametrize("family", ["qwen2", "qwen3"])
+def test_a_plain_generation_matches_transformers_generate(family):
+    hf = tiny_hf(family)
+    prompt = torch.randint(0, 512, (37,), generator=torch.Generator().manual_seed(1)).tolist()
+    runner = Runner(as_loaded(hf), page_size=16)
+    assert greedy_one_block(runner, prompt, 64) == hf_greedy(hf, prompt, 64)
+    assert list(runner.backend.copies) == [0]  # decoded from its sequence copy

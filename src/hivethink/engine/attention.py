@@ -126,10 +126,13 @@ def plan_writes(cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], geo: S
                   torch.tensor(off, device=dev))
 
 
-def store_kv(cache: KVCache, layer: int, w: Writes, k: torch.Tensor, v: torch.Tensor) -> None:
-    """Rotate the new keys [T, Hkv, D] to their block-local positions and write k, v."""
-    cache.k[layer][w.page, :, w.off] = rotate(k, w.k_cos, w.k_sin)
+def store_kv(cache: KVCache, layer: int, w: Writes, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Rotate the new keys [T, Hkv, D] to their block-local positions and write k, v; -> the
+    rotated keys, as stored."""
+    rotated = rotate(k, w.k_cos, w.k_sin)
+    cache.k[layer][w.page, :, w.off] = rotated
     cache.v[layer][w.page, :, w.off] = v
+    return rotated
 
 
 @dataclass
@@ -157,14 +160,37 @@ class BlocksPart:
 
 @dataclass
 class DensePart:
-    """A prefill chunk of a one-block view (a prompt): plain causal attention over its pages,
-    computed by ``scaled_dot_product_attention`` (a fused kernel, no padded score tensors)."""
+    """A one-row group over a one-block view (a plain generation: a prompt chunk or a decoded
+    token): plain causal attention over the block's first L keys, computed by
+    ``scaled_dot_product_attention`` (a fused kernel, no padded score tensors). The keys are
+    read in place when the block's pages are consecutive in the arena, else gathered into one
+    copy: the same tensor either way, so the same numbers."""
 
     tokens: torch.Tensor  # [Q] its flat tokens (consecutive)
     q_cos: torch.Tensor  # [Q, 1, D] the query rotations; carry 1/sqrt(D)
     q_sin: torch.Tensor  # sign-folded
+    length: int  # L: the keys the chunk sees (the block up to and including its last token)
+    first_page: int | None  # the first of the block's pages when they are consecutive, else None
     pages: torch.Tensor  # [E] the block's pages up to the chunk's last token
-    mask: torch.Tensor  # [Q, E * P] bool: key visible (causal from the chunk's start)
+    mask: torch.Tensor | None  # [Q, L] bool: key visible (causal from the chunk's start); None if Q = 1
+    copy: SequenceCopy | None = None  # the block's keys and values kept contiguous across passes
+    start: int = 0  # the block's tokens before this pass: what ``copy`` already holds, unless ...
+    fill: bool = True  # ... it is new or stale: then it is filled from the arena, [0, L)
+
+
+@dataclass
+class SequenceCopy:
+    """A decoding block's keys and values, contiguous per head, kept from pass to pass: each pass
+    appends its new tokens instead of gathering the block's pages again (on 2 CPU cores that
+    gather cost as much as the attention itself). It holds exactly what the arena holds."""
+
+    k: torch.Tensor  # [layers, Hkv, capacity, D]
+    v: torch.Tensor
+    length: int = 0  # tokens held once the pass that last wrote it has run
+
+    @property
+    def nbytes(self) -> int:
+        return self.k.nbytes + self.v.nbytes
 
 
 @dataclass
@@ -179,15 +205,15 @@ class BlocksPlan:
     n_tokens: int
 
 
+# A sequence copy's capacity is a multiple of this many tokens, with at least this many free
+# after the pass that makes it: a decoding block is copied again only every COPY_HEADROOM tokens.
+COPY_HEADROOM = 256
+
 # Consecutive arena pages of a group are read in place when at least this many follow each other
 # (a shared prompt); shorter runs are gathered (one copy of a page costs less than the two extra
 # matmul launches per layer that reading it in place would).
 MIN_RUN = 4
 
-# A one-row group over a one-block view with at least this many new tokens (a prompt chunk) is
-# attended densely. The choice depends on the group alone, so a row's numerics never depend on
-# what shares its pass.
-DENSE_MIN_TOKENS = 16
 
 
 class AttentionBackend(Protocol):
@@ -230,10 +256,23 @@ class BlocksAttention:
     """Batched matmuls over [groups x page entries x KV heads]: each group's pages (long runs of
     consecutive pages read in place, the others gathered), scores plus mask, one softmax over every
     entry and slot of a row, values. Groups of very different shapes (a prefill chunk beside
-    decoding rows) go in separate parts."""
+    decoding rows) go in separate parts.
+
+    A one-row group over a one-block view (a plain generation) is attended densely instead, by
+    ``scaled_dot_product_attention`` over its block's keys; while it decodes, those keys are kept
+    in a :class:`SequenceCopy` that each pass appends to. The arena is head-major, so that a
+    head's keys on consecutive pages are one sequence, read without a copy."""
 
     name: ClassVar[str] = "blocks"
-    head_major: ClassVar[bool] = False
+    head_major: ClassVar[bool] = True  # a head's keys of consecutive pages are one strided sequence
+
+    def __init__(self, copy_bytes: int | None = None) -> None:
+        """``copy_bytes``: memory for :class:`SequenceCopy` (default: an eighth of the memory
+        available now, at most 2 GiB); a block that does not fit is gathered every pass."""
+        from hivethink.models.transformer import available_memory
+
+        self.copy_bytes = min(2 << 30, available_memory() // 8) if copy_bytes is None else copy_bytes
+        self.copies: dict[int, SequenceCopy] = {}  # block id -> its copy
 
     def plan(self, cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], n_tokens: int,
              slack: int = 256) -> BlocksPlan:
@@ -270,8 +309,9 @@ class BlocksAttention:
             g_blocks.append(blocks)
             g_entries.append(entries)
             g_slots.append([(i, m) for i in members for m in range(rows[i].n_new)])
-        dense = [j for j, members in enumerate(groups) if len(members) == 1
-                 and len(rows[members[0]].view) == 1 and rows[members[0]].n_new >= DENSE_MIN_TOKENS]
+        # A one-row group over a one-block view is attended densely. The choice depends on the
+        # group alone, so a row's numerics never depend on what shares its pass.
+        dense = [j for j, members in enumerate(groups) if len(members) == 1 and len(rows[members[0]].view) == 1]
         rest = [j for j in range(len(groups)) if j not in dense]
         sizes = [(len(g_slots[j]), max(1, len(g_entries[j]))) for j in rest]
         parts = [self._part(cache, rope, rows, geo, first_token, [g_blocks[rest[j]] for j in part],
@@ -279,7 +319,36 @@ class BlocksAttention:
                  for part in split_parts(sizes, slack=slack)]
         dense_parts = [self._dense(cache, rope, rows[groups[j][0]], geo[groups[j][0]], first_token[groups[j][0]],
                                    [page for page, _, _ in g_entries[j]]) for j in dense]
+        self._copies(cache, [rows[groups[j][0]].view[0] for j in dense], dense_parts)
         return BlocksPlan(writes=writes, parts=parts, dense=dense_parts, n_tokens=n_tokens)
+
+    def _copies(self, cache: KVCache, blocks: list[Block], dense: list[DensePart]) -> None:
+        """Give each dense part its block's copy: kept when it holds the block as it stood before
+        the pass, else (new, stale or too small) made anew and filled from the arena; dropped for
+        blocks that are gone; none where the memory for copies is used up."""
+        for bid in [b for b in self.copies if b not in cache.blocks]:
+            del self.copies[bid]
+        used = sum(c.nbytes for c in self.copies.values())
+        L, Hkv, D = cache.cfg.n_layers, cache.cfg.n_kv_heads, cache.cfg.head_dim
+        for b, d in zip(blocks, dense, strict=True):
+            d.start = b.length
+            c = self.copies.get(b.id)
+            if c is not None and c.length == b.length and c.k.shape[2] >= d.length:
+                d.copy, d.fill = c, False
+                c.length = d.length
+                continue
+            if c is not None:
+                used -= c.nbytes
+                del self.copies[b.id]
+            capacity = -(-(d.length + COPY_HEADROOM) // COPY_HEADROOM) * COPY_HEADROOM
+            need = 2 * L * Hkv * capacity * D * cache.dtype.itemsize
+            if used + need > self.copy_bytes:
+                continue  # gathered from the arena this pass
+            new = SequenceCopy(torch.empty(L, Hkv, capacity, D, dtype=cache.dtype, device=cache.device),
+                               torch.empty(L, Hkv, capacity, D, dtype=cache.dtype, device=cache.device),
+                               length=d.length)
+            self.copies[b.id], d.copy, d.fill = new, new, True
+            used += need
 
     @staticmethod
     def _dense(cache: KVCache, rope: RopeTable, row: RowSpec, geo: RowGeometry, first: int,
@@ -288,11 +357,13 @@ class BlocksAttention:
         pos = torch.arange(geo.start, geo.start + n)  # the view is the block: view position = local
         cos, sin = rope.lookup(pos.to(dev))  # [Q, D]
         scale = cache.cfg.head_dim**-0.5
-        keys = torch.arange(len(pages) * cache.page_size)
+        length = geo.start + n
+        keys = torch.arange(length)
         return DensePart(tokens=torch.arange(first, first + n).to(dev),
                          q_cos=(cos.float() * scale).to(cos.dtype)[:, None],
                          q_sin=(signed_sin(sin).float() * scale).to(sin.dtype)[:, None],
-                         pages=_to_dev(pages, dev), mask=(keys[None, :] <= pos[:, None]).to(dev))
+                         length=length, first_page=_run_start(pages), pages=_to_dev(pages, dev),
+                         mask=(keys[None, :] <= pos[:, None]).to(dev) if n > 1 else None)
 
     @staticmethod
     def _part(cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], geo: list[RowGeometry],
@@ -359,7 +430,7 @@ class BlocksAttention:
     def attend(self, cache: KVCache, layer: int, plan: BlocksPlan, q: torch.Tensor, k: torch.Tensor,
                v: torch.Tensor) -> torch.Tensor:
         """q [T, Hq, D], k/v [T, Hkv, D] of the pass's tokens -> [T, Hq * D]."""
-        store_kv(cache, layer, plan.writes, k, v)
+        k = store_kv(cache, layer, plan.writes, k, v)
         T, Hq, D = q.shape
         if not plan.dense and len(plan.parts) == 1 and plan.parts[0].tokens.numel() == T:
             return self._attend_part(cache, layer, plan.parts[0], q).reshape(T, Hq * D)
@@ -367,17 +438,27 @@ class BlocksAttention:
         for part in plan.parts:
             out[part.tokens] = self._attend_part(cache, layer, part, q).reshape(-1, Hq * D)
         for d in plan.dense:
-            out[d.tokens] = self._attend_dense(cache, layer, d, q)
+            out[d.tokens] = self._attend_dense(cache, layer, d, q, k, v)
         return out
 
     @staticmethod
-    def _attend_dense(cache: KVCache, layer: int, d: DensePart, q: torch.Tensor) -> torch.Tensor:
-        """A dense part's queries -> [Q, Hq * D]."""
+    def _attend_dense(cache: KVCache, layer: int, d: DensePart, q: torch.Tensor, k: torch.Tensor,
+                      v: torch.Tensor) -> torch.Tensor:
+        """A dense part's queries -> [Q, Hq * D]; ``k``/``v`` [T, Hkv, D]: the pass's new keys
+        (rotated, as stored) and values."""
         _, Hq, D = q.shape
-        k_arena, v_arena = cache.k[layer], cache.v[layer]
-        Hkv = k_arena.shape[1]
-        keys = k_arena[d.pages].transpose(0, 1).reshape(1, Hkv, -1, D)  # [1, Hkv, E * P, D]
-        values = v_arena[d.pages].transpose(0, 1).reshape(1, Hkv, -1, D)
+        c = d.copy
+        if c is None:
+            keys, values = (_sequence(a, d) for a in (cache.k[layer], cache.v[layer]))  # [1, Hkv, L, D]
+        else:
+            if d.fill:
+                c.k[layer, :, : d.length] = _sequence(cache.k[layer], d)[0]
+                c.v[layer, :, : d.length] = _sequence(cache.v[layer], d)[0]
+            else:
+                c.k[layer, :, d.start : d.length] = k[d.tokens].transpose(0, 1)
+                c.v[layer, :, d.start : d.length] = v[d.tokens].transpose(0, 1)
+            keys, values = c.k[layer, None, :, : d.length], c.v[layer, None, :, : d.length]
+        Hkv = keys.shape[1]
         qr = rotate(q[d.tokens], d.q_cos, d.q_sin).transpose(0, 1)[None]  # [1, Hq, Q, D]
         o = F.scaled_dot_product_attention(qr, keys, values, attn_mask=d.mask, scale=1.0,
                                            enable_gqa=Hq != Hkv)  # [1, Hq, Q, D]
@@ -418,22 +499,43 @@ def _rows_padded(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (0, 0, 0, MIN_MATMUL_ROWS - x.shape[-2])) if x.shape[-2] < MIN_MATMUL_ROWS else x
 
 
-def _per_entry(x: torch.Tensor, arena: torch.Tensor, part: BlocksPart, *, keys: bool) -> torch.Tensor:
-    """x [J, E, Hkv, M, X] times each entry's page of ``arena`` ([pages, Hkv, P, D]; transposed when
-    ``keys``) -> [J, E, Hkv, M, P or D]. Pages are gathered, or read in place along ``part.runs``
-    with the other entries gathered and padding entries left at zero: the same numbers."""
-    def page(t: torch.Tensor) -> torch.Tensor:
-        return t.transpose(-1, -2) if keys else t
+def _sequence(arena: torch.Tensor, d: DensePart) -> torch.Tensor:
+    """A dense part's keys or values from a head-major arena: [1, Hkv, L, D], a view of the arena
+    when the block's pages are consecutive, else one gathered copy."""
+    heads = arena.transpose(0, 1)  # [Hkv, pages, P, D], contiguous
+    Hkv, _, _, D = heads.shape
+    if d.first_page is not None:
+        seq = heads[:, d.first_page : d.first_page + d.pages.numel()]
+    else:
+        seq = heads.index_select(1, d.pages)  # (3-4x faster than heads[:, d.pages] on CPU)
+    return seq.reshape(1, Hkv, -1, D)[:, :, : d.length]
 
-    if not part.runs:
-        return torch.matmul(x, page(arena[part.entry_page]))
+
+def _per_entry(x: torch.Tensor, arena: torch.Tensor, part: BlocksPart, *, keys: bool) -> torch.Tensor:
+    """x [J, E, Hkv, M, X] times each entry's page of the head-major ``arena`` ([pages, Hkv, P, D]
+    in head-major memory; transposed when ``keys``) -> [J, E, Hkv, M, P or D]. Pages are gathered,
+    or read in place along ``part.runs`` with the other entries gathered and padding entries left
+    at zero: the same numbers. One KV head at a time: a head's pages of a run are then one
+    strided batch, read without a copy, and every product has the same layout either way."""
+    heads = arena.transpose(0, 1)  # [Hkv, pages, P, D], contiguous
     J, E, Hkv, M, _ = x.shape
     out = x.new_zeros(J, E, Hkv, M, arena.shape[2] if keys else arena.shape[3])
-    for j, e0, e1, first in part.runs:
-        out[j, e0:e1] = torch.matmul(x[j, e0:e1], page(arena[first : first + e1 - e0]))
-    if part.rest_page is not None:
-        out[part.rest_group, part.rest_entry] = torch.matmul(x[part.rest_group, part.rest_entry],
-                                                             page(arena[part.rest_page]))
+
+    def times(xs: torch.Tensor, pages: torch.Tensor) -> torch.Tensor:  # [..., M, X] x [..., P, D]
+        return torch.matmul(xs, pages.transpose(-1, -2) if keys else pages)
+
+    def gather(h: int, pages: torch.Tensor) -> torch.Tensor:  # (index_select: 3-4x faster than [])
+        return heads[h].index_select(0, pages.reshape(-1)).view(*pages.shape, *heads.shape[2:])
+
+    for h in range(Hkv):
+        if not part.runs:
+            out[:, :, h] = times(x[:, :, h], gather(h, part.entry_page))
+            continue
+        for j, e0, e1, first in part.runs:
+            out[j, e0:e1, h] = times(x[j, e0:e1, h], heads[h, first : first + e1 - e0])
+        if part.rest_page is not None:
+            out[part.rest_group, part.rest_entry, h] = times(x[part.rest_group, part.rest_entry, h],
+                                                            gather(h, part.rest_page))
     return out
 
 
@@ -445,6 +547,11 @@ def _consecutive(pages: list[int]) -> list[tuple[int, int]]:
             out.append((e0, e))
             e0 = e
     return out
+
+
+def _run_start(pages: list[int]) -> int | None:
+    """The first page when ``pages`` are consecutive arena pages (then read in place), else None."""
+    return pages[0] if pages == list(range(pages[0], pages[0] + len(pages))) else None
 
 
 def _to_dev(xs: list[int], dev: torch.device) -> torch.Tensor:
