@@ -63,7 +63,7 @@ def test_pages_read_in_place_give_the_same_numbers_as_gathered_pages(case, monke
     gathered = sc.run("blocks", "instant", page_size=4)
     assert not any(part.runs for part in sc.last_plan.parts)
     assert all(d.first_page is None for d in sc.last_plan.dense)
-    if case == "decodes":  # blocks that grow onto a new page are gathered, the others read in place
+    if case == "decodes":  # blocks that grow onto a new page are gathered, the others sliced
         assert any(dense_in_place) and not all(dense_in_place)
     assert torch.equal(mixed, gathered) and torch.equal(in_place, gathered)
 
