@@ -166,16 +166,14 @@ class DensePart:
     from the block's :class:`SequenceCopy`, or are copied out of the arena (sliced when its pages
     are consecutive, else gathered): the same tensor either way, so the same numbers."""
 
-    tokens: torch.Tensor  # [Q] its flat tokens (consecutive)
-    q_cos: torch.Tensor  # [Q, 1, D] the query rotations; carry 1/sqrt(D)
-    q_sin: torch.Tensor  # sign-folded
+    at: int  # its Q tokens are [at, at + Q) of the plan's dense tokens
     length: int  # L: the keys the chunk sees (the block up to and including its last token)
     first_page: int | None  # the first of the block's pages when they are consecutive, else None
     pages: torch.Tensor  # [E] the block's pages up to the chunk's last token
     mask: torch.Tensor | None  # [Q, L] bool: key visible (causal from the chunk's start); None if Q = 1
+    start: int  # the block's tokens before this pass (its Q new ones are [start, L))
     copy: SequenceCopy | None = None  # the block's keys and values kept contiguous across passes
-    start: int = 0  # the block's tokens before this pass: what ``copy`` already holds, unless ...
-    fill: bool = True  # ... it is new or stale: then it is filled from the arena, [0, L)
+    fill: bool = True  # the copy is new (or was stale): filled from the arena, [0, L); else appended
 
 
 @dataclass
@@ -203,6 +201,11 @@ class BlocksPlan:
     parts: list[BlocksPart]
     dense: list[DensePart]
     n_tokens: int
+    # The dense parts' tokens together (rotated, and their new keys read, once a layer for all):
+    dense_tokens: torch.Tensor | None = None  # [Td] flat tokens, part after part
+    dense_cos: torch.Tensor | None = None  # [Td, 1, D] query rotations; carry 1/sqrt(D)
+    dense_sin: torch.Tensor | None = None  # sign-folded
+    dense_only: bool = False  # the dense tokens are every token of the pass, in order
 
 
 # A sequence copy's capacity is a multiple of this many tokens, with at least this many free
@@ -318,10 +321,12 @@ class BlocksAttention:
         parts = [self._part(cache, rope, rows, geo, first_token, [g_blocks[rest[j]] for j in part],
                             [g_entries[rest[j]] for j in part], [g_slots[rest[j]] for j in part])
                  for part in split_parts(sizes, slack=slack)]
-        dense_parts = [self._dense(cache, rope, rows[groups[j][0]], geo[groups[j][0]], first_token[groups[j][0]],
-                                   [page for page, _, _ in g_entries[j]]) for j in dense]
-        self._copies(cache, [rows[groups[j][0]].view[0] for j in dense], dense_parts)
-        return BlocksPlan(writes=writes, parts=parts, dense=dense_parts, n_tokens=n_tokens)
+        plan = BlocksPlan(writes=writes, parts=parts, dense=[], n_tokens=n_tokens)
+        if dense:
+            self._dense(cache, rope, plan, [rows[groups[j][0]] for j in dense], [geo[groups[j][0]] for j in dense],
+                        [first_token[groups[j][0]] for j in dense], [[p for p, _, _ in g_entries[j]] for j in dense])
+            self._copies(cache, [rows[groups[j][0]].view[0] for j in dense], plan.dense)
+        return plan
 
     def _copies(self, cache: KVCache, blocks: list[Block], dense: list[DensePart]) -> None:
         """Give each dense part its block's copy: kept when it holds the block as it stood before
@@ -332,7 +337,6 @@ class BlocksAttention:
         used = sum(c.nbytes for c in self.copies.values())
         L, Hkv, D = cache.cfg.n_layers, cache.cfg.n_kv_heads, cache.cfg.head_dim
         for b, d in zip(blocks, dense, strict=True):
-            d.start = b.length
             c = self.copies.get(b.id)
             if c is not None and c.length == b.length and c.k.shape[2] >= d.length:
                 d.copy, d.fill = c, False
@@ -352,19 +356,28 @@ class BlocksAttention:
             used += need
 
     @staticmethod
-    def _dense(cache: KVCache, rope: RopeTable, row: RowSpec, geo: RowGeometry, first: int,
-               pages: list[int]) -> DensePart:
-        dev, n = cache.device, row.n_new
-        pos = torch.arange(geo.start, geo.start + n)  # the view is the block: view position = local
-        cos, sin = rope.lookup(pos.to(dev))  # [Q, D]
+    def _dense(cache: KVCache, rope: RopeTable, plan: BlocksPlan, rows: list[RowSpec], geo: list[RowGeometry],
+               first: list[int], pages: list[list[int]]) -> None:
+        """The dense parts of ``rows`` (one-row groups over one-block views) into ``plan``."""
+        dev, at = cache.device, 0
+        tokens: list[int] = []
+        positions: list[int] = []  # the view is the block: view position = block-local position
+        for row, g, f, pg in zip(rows, geo, first, pages, strict=True):
+            n, length = row.n_new, g.start + row.n_new
+            mask = None
+            if n > 1:  # causal from the chunk's start (one new token sees every key)
+                mask = (torch.arange(length)[None, :] <= torch.arange(g.start, length)[:, None]).to(dev)
+            plan.dense.append(DensePart(at=at, length=length, first_page=_run_start(pg), pages=_to_dev(pg, dev),
+                                        mask=mask, start=g.start))
+            tokens += range(f, f + n)
+            positions += range(g.start, length)
+            at += n
+        cos, sin = rope.lookup(_to_dev(positions, dev))  # [Td, D]
         scale = cache.cfg.head_dim**-0.5
-        length = geo.start + n
-        keys = torch.arange(length)
-        return DensePart(tokens=torch.arange(first, first + n).to(dev),
-                         q_cos=(cos.float() * scale).to(cos.dtype)[:, None],
-                         q_sin=(signed_sin(sin).float() * scale).to(sin.dtype)[:, None],
-                         length=length, first_page=_run_start(pages), pages=_to_dev(pages, dev),
-                         mask=(keys[None, :] <= pos[:, None]).to(dev) if n > 1 else None)
+        plan.dense_tokens = _to_dev(tokens, dev)
+        plan.dense_cos = (cos.float() * scale).to(cos.dtype)[:, None]
+        plan.dense_sin = (signed_sin(sin).float() * scale).to(sin.dtype)[:, None]
+        plan.dense_only = not plan.parts and tokens == list(range(plan.n_tokens))
 
     @staticmethod
     def _part(cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], geo: list[RowGeometry],
@@ -435,18 +448,29 @@ class BlocksAttention:
         T, Hq, D = q.shape
         if not plan.dense and len(plan.parts) == 1 and plan.parts[0].tokens.numel() == T:
             return self._attend_part(cache, layer, plan.parts[0], q).reshape(T, Hq * D)
+        dense = None
+        if plan.dense:
+            assert plan.dense_tokens is not None and plan.dense_cos is not None and plan.dense_sin is not None
+            idx = plan.dense_tokens
+            qd = rotate(q[idx], plan.dense_cos, plan.dense_sin)  # [Td, Hq, D]
+            kd, vd = k[idx], v[idx]
+            outs = [self._attend_dense(cache, layer, d, *(x[d.at : d.at + d.length - d.start] for x in (qd, kd, vd)))
+                    for d in plan.dense]
+            dense = torch.cat(outs) if len(outs) > 1 else outs[0]
+            if plan.dense_only:
+                return dense
         out = q.new_zeros(T, Hq * D)  # padding tokens (answered by no part) keep zeros
         for part in plan.parts:
             out[part.tokens] = self._attend_part(cache, layer, part, q).reshape(-1, Hq * D)
-        for d in plan.dense:
-            out[d.tokens] = self._attend_dense(cache, layer, d, q, k, v)
+        if dense is not None:
+            out[plan.dense_tokens] = dense
         return out
 
     @staticmethod
     def _attend_dense(cache: KVCache, layer: int, d: DensePart, q: torch.Tensor, k: torch.Tensor,
                       v: torch.Tensor) -> torch.Tensor:
-        """A dense part's queries -> [Q, Hq * D]; ``k``/``v`` [T, Hkv, D]: the pass's new keys
-        (rotated, as stored) and values."""
+        """A dense part's rotated queries [Q, Hq, D], new keys (rotated, as stored) and values
+        [Q, Hkv, D] -> [Q, Hq * D]."""
         _, Hq, D = q.shape
         c = d.copy
         if c is None:
@@ -456,12 +480,11 @@ class BlocksAttention:
                 c.k[layer, :, : d.length] = _sequence(cache.k[layer], d)[0]
                 c.v[layer, :, : d.length] = _sequence(cache.v[layer], d)[0]
             else:
-                c.k[layer, :, d.start : d.length] = k[d.tokens].transpose(0, 1)
-                c.v[layer, :, d.start : d.length] = v[d.tokens].transpose(0, 1)
+                c.k[layer, :, d.start : d.length] = k.transpose(0, 1)
+                c.v[layer, :, d.start : d.length] = v.transpose(0, 1)
             keys, values = c.k[layer, None, :, : d.length], c.v[layer, None, :, : d.length]
         Hkv = keys.shape[1]
-        qr = rotate(q[d.tokens], d.q_cos, d.q_sin).transpose(0, 1)[None]  # [1, Hq, Q, D]
-        o = F.scaled_dot_product_attention(qr, keys, values, attn_mask=d.mask, scale=1.0,
+        o = F.scaled_dot_product_attention(q.transpose(0, 1)[None], keys, values, attn_mask=d.mask, scale=1.0,
                                            enable_gqa=Hq != Hkv)  # [1, Hq, Q, D]
         return o[0].transpose(0, 1).reshape(-1, Hq * D)
 
