@@ -16,11 +16,19 @@ from tests.engine.reference import SCENARIOS, cfg, fill, inv_freq
 DTYPES = {"fp32": (torch.float32, 1e-4), "bf16": (torch.bfloat16, 3e-2), "fp16": (torch.float16, 5e-3)}
 
 
+@pytest.mark.parametrize("dense_keys", [None, 1])
 @pytest.mark.parametrize("visibility", ["instant", "lagged"])
 @pytest.mark.parametrize("case", list(SCENARIOS))
-def test_blocks_backend_equals_plain_attention(case, visibility):
+def test_blocks_backend_equals_plain_attention(case, visibility, dense_keys, monkeypatch):
+    """``dense_keys`` 1: every one-row group over a one-block view is attended densely."""
+    from hivethink.engine import attention
+
+    if dense_keys is not None:
+        monkeypatch.setattr(attention, "DENSE_MIN_KEYS", dense_keys)
     sc = SCENARIOS[case]
     got = sc.run("blocks", visibility)
+    if case == "decodes":  # short decoding rows go dense only when told to
+        assert len(sc.last_plan.dense) == (4 if dense_keys == 1 else 0)
     want = sc.reference(visibility)
     assert (got - want).abs().max().item() < 1e-4
 
@@ -50,6 +58,7 @@ def test_pages_read_in_place_give_the_same_numbers_as_gathered_pages(case, monke
     entries left at zero: bit for bit what gathering every page gives."""
     from hivethink.engine import attention
 
+    monkeypatch.setattr(attention, "DENSE_MIN_KEYS", 1)  # the short decoding rows too
     sc = SCENARIOS[case]
     mixed = sc.run("blocks", "instant", page_size=4)  # the 37-token prompt: a run of 10 pages
     runs = [r for part in sc.last_plan.parts for r in part.runs]
@@ -139,12 +148,15 @@ def _decode_side_by_side(runner, steps: int) -> list[torch.Tensor]:
     return out
 
 
-def test_sequence_copies_give_the_numbers_of_the_pages_they_copy():
+def test_sequence_copies_give_the_numbers_of_the_pages_they_copy(monkeypatch):
     """Decoding blocks kept in contiguous copies, appended pass by pass, regrown when full and
     dropped with their block: bit for bit what gathering their pages every pass gives."""
+    from hivethink.engine import attention
     from hivethink.engine.attention import COPY_HEADROOM
     from hivethink.engine.forward import Runner
     from tests.conftest import as_loaded, tiny_hf
+
+    monkeypatch.setattr(attention, "DENSE_MIN_KEYS", 1)  # dense from the first decoded token
 
     model = as_loaded(tiny_hf("qwen2"))
     kept = Runner(model, page_size=16)

@@ -63,10 +63,18 @@ def greedy_one_block(runner: Runner, prompt: list[int], n: int) -> list[int]:
     return out
 
 
+@pytest.mark.parametrize("dense_keys", [None, 1])
 @pytest.mark.parametrize("family", ["qwen2", "qwen3"])
-def test_a_plain_generation_matches_transformers_generate(family):
+def test_a_plain_generation_matches_transformers_generate(family, dense_keys, monkeypatch):
+    """Decoded by the batched matmuls while short, densely from a sequence copy once long (here:
+    from the first token when ``dense_keys`` is 1, else from the DENSE_MIN_KEYS-th key)."""
+    from hivethink.engine import attention
+
+    if dense_keys is not None:
+        monkeypatch.setattr(attention, "DENSE_MIN_KEYS", dense_keys)
     hf = tiny_hf(family)
     prompt = torch.randint(0, 512, (37,), generator=torch.Generator().manual_seed(1)).tolist()
     runner = Runner(as_loaded(hf), page_size=16)
-    assert greedy_one_block(runner, prompt, 64) == hf_greedy(hf, prompt, 64)
-    assert list(runner.backend.copies) == [0]  # decoded from its sequence copy
+    n = attention.DENSE_MIN_KEYS + 20 - len(prompt) if dense_keys is None else 64
+    assert greedy_one_block(runner, prompt, n) == hf_greedy(hf, prompt, n)
+    assert list(runner.backend.copies) == [0]  # decoded from its sequence copy in the end

@@ -208,6 +208,14 @@ class BlocksPlan:
     dense_only: bool = False  # the dense tokens are every token of the pass, in order
 
 
+# A one-row group over a one-block view is attended densely (by SDPA, over a copy of its keys)
+# when it writes at least DENSE_MIN_TOKENS tokens (a prompt chunk) or sees at least
+# DENSE_MIN_KEYS keys. Below that, a decoding row costs more as an SDPA call of its own than as a
+# few pages in the batched matmuls (measured crossover: 250-500 keys at 8 jobs, 400-700 at 32):
+# 50 short streams served 8% slower when every one was dense.
+DENSE_MIN_TOKENS = 16
+DENSE_MIN_KEYS = 512
+
 # A sequence copy's capacity is a multiple of this many tokens, with at least this many free
 # after the pass that makes it: a decoding block is copied again only every COPY_HEADROOM tokens.
 COPY_HEADROOM = 256
@@ -313,9 +321,12 @@ class BlocksAttention:
             g_blocks.append(blocks)
             g_entries.append(entries)
             g_slots.append([(i, m) for i in members for m in range(rows[i].n_new)])
-        # A one-row group over a one-block view is attended densely. The choice depends on the
-        # group alone, so a row's numerics never depend on what shares its pass.
-        dense = [j for j, members in enumerate(groups) if len(members) == 1 and len(rows[members[0]].view) == 1]
+        # A one-row group over a one-block view is attended densely when it has a prompt chunk to
+        # write or enough keys to read. The choice depends on the group alone, so a row's numerics
+        # never depend on what shares its pass.
+        dense = [j for j, members in enumerate(groups) if len(members) == 1 and len(rows[members[0]].view) == 1
+                 and (rows[members[0]].n_new >= DENSE_MIN_TOKENS
+                      or geo[members[0]].start + rows[members[0]].n_new >= DENSE_MIN_KEYS)]
         rest = [j for j in range(len(groups)) if j not in dense]
         sizes = [(len(g_slots[j]), max(1, len(g_entries[j]))) for j in rest]
         parts = [self._part(cache, rope, rows, geo, first_token, [g_blocks[rest[j]] for j in part],
