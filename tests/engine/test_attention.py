@@ -175,3 +175,17 @@ def test_sequence_copies_give_the_numbers_of_the_pages_they_copy(monkeypatch):
     c = kept.cache.new_block("c")
     kept.prefill(c, [5, 6, 7])
     assert list(copies) == [c.id]  # the freed blocks' copies are gone
+
+
+def test_only_blocks_long_enough_to_decode_densely_get_a_sequence_copy():
+    """A short prompt is prefilled densely but decoded in the batched matmuls: no copy for it."""
+    from hivethink.engine.attention import DENSE_MIN_KEYS
+    from hivethink.engine.forward import Runner
+    from tests.conftest import as_loaded, tiny_hf
+
+    runner = Runner(as_loaded(tiny_hf("qwen2")), page_size=16)
+    short, long = runner.cache.new_block("short"), runner.cache.new_block("long")
+    runner.prefill(short, list(range(3, 43)))
+    assert not runner.backend.copies
+    runner.prefill(long, [t % 500 + 3 for t in range(DENSE_MIN_KEYS + 10)])
+    assert list(runner.backend.copies) == [long.id]

@@ -340,14 +340,17 @@ class BlocksAttention:
         return plan
 
     def _copies(self, cache: KVCache, blocks: list[Block], dense: list[DensePart]) -> None:
-        """Give each dense part its block's copy: kept when it holds the block as it stood before
-        the pass, else (new, stale or too small) made anew and filled from the arena; dropped for
-        blocks that are gone; none where the memory for copies is used up."""
+        """Give each dense part that sees at least DENSE_MIN_KEYS keys its block's copy: kept when
+        it holds the block as it stood before the pass, else (new, stale or too small) made anew
+        and filled from the arena; dropped for blocks that are gone; none where the memory for
+        copies is used up."""
         for bid in [b for b in self.copies if b not in cache.blocks]:
             del self.copies[bid]
         used = sum(c.nbytes for c in self.copies.values())
         L, Hkv, D = cache.cfg.n_layers, cache.cfg.n_kv_heads, cache.cfg.head_dim
         for b, d in zip(blocks, dense, strict=True):
+            if d.length < DENSE_MIN_KEYS:
+                continue  # a short prompt chunk: its decoding will not be dense, a copy would idle
             c = self.copies.get(b.id)
             if c is not None and c.length == b.length and c.k.shape[2] >= d.length:
                 d.copy, d.fill = c, False
