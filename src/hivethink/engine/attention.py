@@ -544,7 +544,7 @@ def _sequence(arena: torch.Tensor, d: DensePart) -> torch.Tensor:
     if d.first_page is not None:  # consecutive pages: a slice instead of a gather
         pages = arena[d.first_page : d.first_page + d.pages.numel()]
     else:
-        pages = arena.index_select(0, d.pages)  # (3-4x faster than arena[d.pages] on CPU)
+        pages = _gather(arena, d.pages)
     return pages.transpose(0, 1).reshape(1, Hkv, -1, D)[:, :, : d.length]
 
 
@@ -583,7 +583,7 @@ def _consecutive(pages: list[int]) -> list[tuple[int, int]]:
 
 
 def _run_start(pages: list[int]) -> int | None:
-    """The first page when ``pages`` are consecutive arena pages (then read in place), else None."""
+    """The first page when ``pages`` are consecutive arena pages (then sliced, not gathered), else None."""
     return pages[0] if pages == list(range(pages[0], pages[0] + len(pages))) else None
 
 
