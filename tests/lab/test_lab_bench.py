@@ -121,3 +121,37 @@ def test_differences_compare_outcomes_not_timings() -> None:
     assert differences(a, b) == []
     assert differences(a, [{**b[0], "metrics": {"tokens": 5}}]) == ["sample k (#0): tokens differ"]
     assert differences(a, []) == ["1 key(s) in one run only, e.g. k"]
+
+
+def test_a_local_model_starts_each_run_with_a_new_engine(tiny_smol) -> None:
+    """Both runs at concurrency 1 do the same work: the second finds none of the first run's
+    prompts in the prefix cache (it would prefill only what the cache lacks), and each run
+    reports its own engine's passes."""
+    from hivethink.backends.local import LocalBackend
+    from hivethink.lab.grid import default_factories
+
+    registry = default_factories()
+    built: list[LocalBackend] = []
+
+    def backend(kind: str, **params: Any) -> LocalBackend:
+        built.append(LocalBackend(loaded=tiny_smol))
+        return built[-1]
+
+    config = parse_config({
+        "name": "t", "models": [{"kind": "local", "model": "smollm2"}], "substrates": ["single"],
+        "workers": [2], "tasks": [{"name": "math", "params": {"steps": 2}, "n": 2}], "seeds": [0],
+        "budget": {"max_tokens": 4, "rounds": 1}})
+    result = run_bench_lab(config, 1, factories=Factories(backend, registry.get_task, registry.get_substrate),
+                           console=QUIET, progress=False)
+    assert len(built) == 1 and result.equal
+    first, second = result.runs
+    assert first.passes and first.chunk_tokens and first.rows_per_pass and first.tokens_per_pass
+    assert (second.passes, second.chunk_tokens, second.rows_per_pass, second.tokens_per_pass) == (
+        first.passes, first.chunk_tokens, first.rows_per_pass, first.tokens_per_pass)
+    # a prompt chunk is many tokens, a decode row one: chunk tokens are most of what a pass feeds
+    assert first.chunk_tokens < first.tokens_per_pass * first.passes
+
+
+def test_backends_without_an_engine_report_no_passes() -> None:
+    result = run_bench_lab(_config(), 2, factories=fake_factories(), console=QUIET, progress=False)
+    assert all(r.passes is None and r.rows_per_pass is None for r in result.runs)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from hivethink.backends.base import Completion, GenRequest
 from hivethink.engine.hive import chat_ids
 from hivethink.engine.sampling import SamplingParams
-from hivethink.engine.scheduler import Engine, GenJob
+from hivethink.engine.scheduler import Engine, EngineStats, GenJob
 from hivethink.models.loader import LoadedModel, load_model
 
 
@@ -36,7 +36,13 @@ class LocalBackend:
                 self._engine = Engine(self.model, max_rows=self.max_rows, max_pages=self.max_pages).start()
             return self._engine
 
+    @property
+    def engine_stats(self) -> EngineStats | None:
+        """The engine's counters (passes, rows, tokens), None before its first use."""
+        return None if self._engine is None else self._engine.stats
+
     def close(self) -> None:
+        """Stop the engine and drop its cache (prefix cache included); a later call starts a new one."""
         with self._lock:
             if self._engine is not None:
                 self._engine.close()

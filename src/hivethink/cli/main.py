@@ -396,11 +396,17 @@ def bench_lab(
     console = Console(stderr=True)
     result = run_bench_lab(cfg, concurrency, source=str(config), limit=limit, console=console)
     table = Table(title=f"lab throughput: {config.name}")
-    for col in ("concurrency", "samples", "failed", "wall s", "samples/min", "tokens/s"):
+    engine = any(r.passes is not None for r in result.runs)  # a local model: its passes too
+    cols = ["concurrency", "samples", "failed", "wall s", "samples/min", "tokens/s"]
+    for col in cols + (["passes", "rows/pass", "tokens/pass", "prompt chunk tokens"] if engine else []):
         table.add_column(col, justify="right")
     for r in result.runs:
-        table.add_row(str(r.concurrency), str(r.samples), str(r.failed), f"{r.wall_s:.2f}",
-                      f"{r.samples_per_min:.1f}", f"{r.tokens_per_s:.1f}")
+        cells = [str(r.concurrency), str(r.samples), str(r.failed), f"{r.wall_s:.2f}",
+                 f"{r.samples_per_min:.1f}", f"{r.tokens_per_s:.1f}"]
+        if engine:
+            cells += [str(x) if x is not None else "-" for x in (r.passes, r.rows_per_pass, r.tokens_per_pass,
+                                                                   r.chunk_tokens)]
+        table.add_row(*cells)
     out = Console()
     out.print(table)
 

@@ -254,6 +254,7 @@ class EngineStats:
     passes: int = 0
     rows: int = 0  # rows summed over passes
     tokens: int = 0  # tokens fed, summed over passes
+    chunk_tokens: int = 0  # of those, fed by rows of more than one token (prompt chunks, forced text)
     preemptions: int = 0
     started: float = field(default_factory=time.perf_counter)
 
@@ -421,6 +422,7 @@ class Engine:
         self.stats.passes += 1
         self.stats.rows += len(specs)
         self.stats.tokens += sum(len(t) for t in feed)
+        self.stats.chunk_tokens += sum(len(t) for t in feed if len(t) > 1)
         at = 0
         for job, rows in chosen:
             for r in rows:

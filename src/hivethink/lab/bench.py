@@ -3,10 +3,16 @@
 Each run goes into a temporary run directory through the ordinary :func:`run_lab` (progress bar
 and all), in this process (a ``ray:`` section is ignored). The backends are built once, before
 either run is timed, and shared by both runs (a model load would otherwise count against the
-first run only). For each run: samples per minute and generated tokens per second (the
+first run only); a local model's engine is started anew for each run, so the second run finds
+none of the first run's prompts in the prefix cache. For each run: samples per minute and generated tokens per second (the
 ``tokens`` metric summed over the samples) over the run's wall time; then the ratios K over 1,
 and whether the two runs gave equal results: the same keys and, per key, the same answer, agent
 answers, score and generated tokens (timings and ``finished_at`` are not compared).
+
+For a local model each run also reports its engine's forward passes: how many, the rows and
+tokens in an average pass, and the tokens fed as prompt chunks (rows of more than one token).
+They say why a ratio is what it is: concurrency raises the rows of a pass (the linear layers'
+weights are read once for all of them), while prompt chunks cost the same at any concurrency.
 """
 
 from __future__ import annotations
@@ -44,6 +50,11 @@ class LabRun:
     tokens: int  # generated tokens, all samples
     samples_per_min: float
     tokens_per_s: float
+    # The local engines' forward passes in this run (None: no backend has an engine):
+    passes: int | None = None
+    rows_per_pass: float | None = None
+    tokens_per_pass: float | None = None
+    chunk_tokens: int | None = None  # fed by rows of more than one token: prompt chunks, forced text
 
 
 @dataclass
@@ -86,8 +97,9 @@ def differences(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[str]:
     return out[:MAX_DIFFERENCES]
 
 
-def _shared(factories: Factories, config: LabConfig) -> Factories:
-    """``factories`` whose backends are built now, once per model, and reused by both runs."""
+def _shared(factories: Factories, config: LabConfig) -> tuple[Factories, list[Backend]]:
+    """``factories`` whose backends are built now, once per model, and reused by both runs;
+    and those backends."""
     built: dict[str, Backend] = {}
     for spec in config.models:
         key = canonical_json([spec.kind, spec.params])
@@ -97,7 +109,19 @@ def _shared(factories: Factories, config: LabConfig) -> Factories:
     def backend(kind: str, **params: Any) -> Backend:
         return built[canonical_json([kind, params])]
 
-    return Factories(backend, factories.get_task, factories.get_substrate)
+    return Factories(backend, factories.get_task, factories.get_substrate), list(built.values())
+
+
+def _engines(backends: list[Backend]) -> list[Any]:
+    """The backends that run an engine in this process (a local model: ``engine_stats``)."""
+    return [b for b in backends if hasattr(b, "engine_stats")]
+
+
+def _engine_counts(engines: list[Any]) -> tuple[int, int, int, int]:
+    """Passes, rows, tokens and chunk tokens of the engines' lives so far, summed."""
+    stats = [s for s in (b.engine_stats for b in engines) if s is not None]  # None: not used yet
+    return (sum(s.passes for s in stats), sum(s.rows for s in stats), sum(s.tokens for s in stats),
+            sum(s.chunk_tokens for s in stats))
 
 
 def _ratio(fast: float, slow: float) -> float | None:
@@ -131,10 +155,13 @@ def run_bench_lab(
         prefix="hivethink-bench-lab-"
     ) as tmp:
         with console.status("building backends (loading models)..."):
-            shared = _shared(base, config)
+            shared, backends = _shared(base, config)
         for i, k in enumerate((1, concurrency), 1):  # K = 1 too: then a repeat-run check
             console.print(f"run {i} of 2: concurrency {k}")
             out = Path(tmp) / f"run{i}"
+            engines = _engines(backends)
+            for b in engines:  # each run starts with a new engine: no prompt cached by the other
+                b.close()
             t0 = time.perf_counter()
             summary = run_lab(config, out, limit=limit, factories=shared, console=console,
                               progress=progress, concurrency=k)
@@ -150,6 +177,11 @@ def run_bench_lab(
                 samples_per_min=round(summary.ran / wall * 60, 3),
                 tokens_per_s=round(tokens / wall, 3),
             )
+            if engines:
+                passes, rows, fed, chunks = _engine_counts(engines)
+                run.passes, run.chunk_tokens = passes, chunks
+                run.rows_per_pass = round(rows / passes, 2) if passes else None
+                run.tokens_per_pass = round(fed / passes, 2) if passes else None
             runs.append(run)
             results.append(records)
             if on_run is not None:
