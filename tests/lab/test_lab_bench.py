@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from lab_fakes import Calls, FakeSubstrate, config_dict, fake_factories
+from lab_fakes import Calls, EchoBackend, FakeSubstrate, config_dict, fake_factories
 from rich.console import Console
 
 import hivethink.lab.bench as bench
@@ -148,10 +148,57 @@ def test_a_local_model_starts_each_run_with_a_new_engine(tiny_smol) -> None:
     assert first.passes and first.chunk_tokens and first.rows_per_pass and first.tokens_per_pass
     assert (second.passes, second.chunk_tokens, second.rows_per_pass, second.tokens_per_pass) == (
         first.passes, first.chunk_tokens, first.rows_per_pass, first.tokens_per_pass)
-    # a prompt chunk is many tokens, a decode row one: chunk tokens are most of what a pass feeds
-    assert first.chunk_tokens < first.tokens_per_pass * first.passes
+    assert first.chunk_tokens < first.tokens_per_pass * first.passes  # decode rows feed the rest
+    for run in result.runs:  # pass time: some of the run's wall time, prompt chunks part of it
+        assert 0 < run.chunk_busy_s < run.busy_s < run.wall_s
 
 
 def test_backends_without_an_engine_report_no_passes() -> None:
     result = run_bench_lab(_config(), 2, factories=fake_factories(), console=QUIET, progress=False)
     assert all(r.passes is None and r.rows_per_pass is None for r in result.runs)
+
+
+def test_the_table_shows_the_engine_columns_for_a_backend_with_an_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hivethink.engine.scheduler import EngineStats
+
+    fakes = fake_factories()
+    closed: list[int] = []
+
+    class WithEngine(EchoBackend):
+        """Counts one pass of one row per call; close() starts the counts anew."""
+
+        stats: EngineStats | None = None
+
+        @property
+        def engine_stats(self) -> EngineStats | None:
+            return self.stats
+
+        def generate(self, requests):  # type: ignore[no-untyped-def]
+            self.stats = self.stats or EngineStats()
+            self.stats.passes += 1
+            self.stats.rows += 1
+            self.stats.tokens += 3
+            self.stats.chunk_tokens += 2
+            self.stats.busy_s += 0.001
+            return super().generate(requests)
+
+        def close(self) -> None:
+            closed.append(1)
+            self.stats = None
+
+    factories = Factories(lambda kind, **p: WithEngine(), fakes.get_task, fakes.get_substrate)
+    monkeypatch.setattr(bench, "default_factories", lambda: factories)
+    config = tmp_path / "lab.yaml"
+    config.write_text(yaml.safe_dump(config_dict()), encoding="utf-8")
+    out = tmp_path / "bench.json"
+    assert main(["bench", "lab", str(config), "--limit", "3", "--json", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "engine passes" in shown and "rows/pass" in shown
+    assert len(closed) == 2  # once before each run
+    runs = json.loads(out.read_text(encoding="utf-8"))["runs"]
+    calls = [r["passes"] for r in runs]
+    assert calls[0] == calls[1] > 0  # each run counts its own calls only
+    assert all(r["rows_per_pass"] == 1.0 and r["tokens_per_pass"] == 3.0 and r["chunk_tokens"] == 2 * r["passes"]
+               for r in runs)

@@ -396,19 +396,25 @@ def bench_lab(
     console = Console(stderr=True)
     result = run_bench_lab(cfg, concurrency, source=str(config), limit=limit, console=console)
     table = Table(title=f"lab throughput: {config.name}")
-    engine = any(r.passes is not None for r in result.runs)  # a local model: its passes too
-    cols = ["concurrency", "samples", "failed", "wall s", "samples/min", "tokens/s"]
-    for col in cols + (["passes", "rows/pass", "tokens/pass", "prompt chunk tokens"] if engine else []):
+    for col in ("concurrency", "samples", "failed", "wall s", "samples/min", "tokens/s"):
         table.add_column(col, justify="right")
     for r in result.runs:
-        cells = [str(r.concurrency), str(r.samples), str(r.failed), f"{r.wall_s:.2f}",
-                 f"{r.samples_per_min:.1f}", f"{r.tokens_per_s:.1f}"]
-        if engine:
-            cells += [str(x) if x is not None else "-" for x in (r.passes, r.rows_per_pass, r.tokens_per_pass,
-                                                                   r.chunk_tokens)]
-        table.add_row(*cells)
+        table.add_row(str(r.concurrency), str(r.samples), str(r.failed), f"{r.wall_s:.2f}",
+                      f"{r.samples_per_min:.1f}", f"{r.tokens_per_s:.1f}")
+    passes = None
+    if any(r.passes is not None for r in result.runs):  # a local model: where its time went
+        passes = Table(title="engine passes")
+        for col in ("concurrency", "passes", "rows/pass", "tokens/pass", "prompt chunk tokens", "pass s",
+                    "chunk pass s"):
+            passes.add_column(col, justify="right")
+        for r in result.runs:
+            passes.add_row(str(r.concurrency), *("-" if x is None else f"{x:.1f}" if isinstance(x, float) else str(x)
+                                                 for x in (r.passes, r.rows_per_pass, r.tokens_per_pass,
+                                                           r.chunk_tokens, r.busy_s, r.chunk_busy_s)))
     out = Console()
     out.print(table)
+    if passes is not None:
+        out.print(passes)
 
     def times(x: float | None) -> str:
         return "-" if x is None else f"{x:.2f}x"

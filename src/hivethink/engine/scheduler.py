@@ -255,6 +255,8 @@ class EngineStats:
     rows: int = 0  # rows summed over passes
     tokens: int = 0  # tokens fed, summed over passes
     chunk_tokens: int = 0  # of those, fed by rows of more than one token (prompt chunks, forced text)
+    busy_s: float = 0.0  # wall time of the passes: forward, then each job's update (sampling)
+    chunk_busy_s: float = 0.0  # of that, passes that fed a row of more than one token
     preemptions: int = 0
     started: float = field(default_factory=time.perf_counter)
 
@@ -413,6 +415,7 @@ class Engine:
                 specs.append(RowSpec(r.view, len(r.tokens), job.id, r.visibility))
                 feed.append(r.tokens)
                 want.append(r.want_logits)
+        t0 = time.perf_counter()
         try:
             logits = self.runner.forward(specs, feed, logits_for=want)
         except Exception as e:  # a failed pass fails its jobs, never the loop
@@ -437,6 +440,10 @@ class Engine:
                 continue
             if job.done:
                 self._end(job, job.finish_reason or "stop")
+        took = time.perf_counter() - t0
+        self.stats.busy_s += took
+        if any(len(t) > 1 for t in feed):
+            self.stats.chunk_busy_s += took
         return True
 
     def _admit(self) -> None:

@@ -10,9 +10,10 @@ and whether the two runs gave equal results: the same keys and, per key, the sam
 answers, score and generated tokens (timings and ``finished_at`` are not compared).
 
 For a local model each run also reports its engine's forward passes: how many, the rows and
-tokens in an average pass, and the tokens fed as prompt chunks (rows of more than one token).
-They say why a ratio is what it is: concurrency raises the rows of a pass (the linear layers'
-weights are read once for all of them), while prompt chunks cost the same at any concurrency.
+tokens in an average pass, the tokens fed as prompt chunks (rows of more than one token), and
+the seconds spent in passes, of them in passes that carried a prompt chunk. They say why a ratio
+is what it is: concurrency raises the rows of a pass (the linear layers' weights are read once
+for all of them), while prompt chunks are compute-bound and cost about the same at any concurrency.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class LabRun:
     rows_per_pass: float | None = None
     tokens_per_pass: float | None = None
     chunk_tokens: int | None = None  # fed by rows of more than one token: prompt chunks, forced text
+    busy_s: float | None = None  # wall time of the passes
+    chunk_busy_s: float | None = None  # of that, passes with such rows (prefill, mostly)
 
 
 @dataclass
@@ -117,11 +120,12 @@ def _engines(backends: list[Backend]) -> list[Any]:
     return [b for b in backends if hasattr(b, "engine_stats")]
 
 
-def _engine_counts(engines: list[Any]) -> tuple[int, int, int, int]:
-    """Passes, rows, tokens and chunk tokens of the engines' lives so far, summed."""
+def _engine_counts(engines: list[Any]) -> tuple[int, int, int, int, float, float]:
+    """Passes, rows, tokens, chunk tokens, busy and chunk-busy seconds of the engines, summed."""
     stats = [s for s in (b.engine_stats for b in engines) if s is not None]  # None: not used yet
     return (sum(s.passes for s in stats), sum(s.rows for s in stats), sum(s.tokens for s in stats),
-            sum(s.chunk_tokens for s in stats))
+            sum(s.chunk_tokens for s in stats), sum(s.busy_s for s in stats),
+            sum(s.chunk_busy_s for s in stats))
 
 
 def _ratio(fast: float, slow: float) -> float | None:
@@ -178,8 +182,9 @@ def run_bench_lab(
                 tokens_per_s=round(tokens / wall, 3),
             )
             if engines:
-                passes, rows, fed, chunks = _engine_counts(engines)
+                passes, rows, fed, chunks, busy, chunk_busy = _engine_counts(engines)
                 run.passes, run.chunk_tokens = passes, chunks
+                run.busy_s, run.chunk_busy_s = round(busy, 3), round(chunk_busy, 3)
                 run.rows_per_pass = round(rows / passes, 2) if passes else None
                 run.tokens_per_pass = round(fed / passes, 2) if passes else None
             runs.append(run)
