@@ -65,7 +65,7 @@ def test_pages_read_in_place_give_the_same_numbers_as_gathered_pages(case, monke
     assert runs and all(e1 - e0 >= attention.MIN_RUN for _, e0, e1, _ in runs)
     monkeypatch.setattr(attention, "MIN_RUN", 1)  # every run in place, nothing gathered
     in_place = sc.run("blocks", "instant", page_size=4)
-    assert all(part.runs and part.rest_page is None for part in sc.last_plan.parts)
+    assert all(part.runs and part.rest is None for part in sc.last_plan.parts)
     dense_in_place = [d.first_page is not None for d in sc.last_plan.dense]
     monkeypatch.setattr(attention, "MIN_RUN", 1 << 30)  # every page gathered
     monkeypatch.setattr(attention, "_run_start", lambda pages: None)  # dense parts too

@@ -150,12 +150,10 @@ class BlocksPart:
     out_slot: torch.Tensor  # [n] its query slot
     # Runs of at least MIN_RUN entries that are consecutive arena pages: (group, first entry,
     # end entry, first page), read in place. When there are any, the other real entries are
-    # gathered (``rest_*``, [R]) and padding entries contribute exact zeros; when there are none,
+    # gathered (``rest``) and padding entries contribute exact zeros; when there are none,
     # every entry is gathered through ``entry_page``. Both give the same numbers.
     runs: list[tuple[int, int, int, int]] = field(default_factory=list)
-    rest_group: torch.Tensor | None = None
-    rest_entry: torch.Tensor | None = None
-    rest_page: torch.Tensor | None = None
+    rest: torch.Tensor | None = None  # [R, 3]: (group, entry, page) of each entry outside the runs
 
 
 @dataclass
@@ -207,6 +205,13 @@ class BlocksPlan:
     dense_sin: torch.Tensor | None = None  # sign-folded
     dense_only: bool = False  # the dense tokens are every token of the pass, in order
 
+
+# CPU GEMM kernels compute a row differently depending on how many rows its matrix has: MKL's GEMM
+# (linear layers without oneDNN-packed weights) alike only across multiples of 4 rows, the batched
+# matmuls of attention alike for every count from 4 up (measured: 1, 2 and 3 rows each differ).
+# So where a row's numbers must not depend on what shares its pass, the linear layers get a
+# multiple of GEMM_ROWS rows (forward.py) and the attention's per-entry matmuls at least GEMM_ROWS.
+GEMM_ROWS = 4
 
 # A one-row group over a one-block view is attended densely (by SDPA, over a copy of its keys)
 # when it writes at least DENSE_MIN_TOKENS tokens (a prompt chunk) or sees at least
@@ -443,12 +448,10 @@ class BlocksAttention:
                     runs.append((j, e0, e1, entries[e0][0]))
                 else:
                     rest += [(j, e, entries[e][0]) for e in range(e0, e1)]
-        rest_t = torch.tensor(rest, dtype=torch.long).reshape(-1, 3).to(dev) if runs and rest else None
         # in flat order: a part that answers every token of the pass needs no scatter
         tokens, out_group, out_slot = (list(x) for x in zip(*sorted(answers), strict=True))
         return BlocksPart(
-            runs=runs, rest_group=None if rest_t is None else rest_t[:, 0],
-            rest_entry=None if rest_t is None else rest_t[:, 1], rest_page=None if rest_t is None else rest_t[:, 2],
+            runs=runs, rest=torch.tensor(rest, dtype=torch.long).to(dev) if runs and rest else None,
             q_index=q_index.to(dev),
             q_cos=q_cos[:, :, None, :, None, :], q_sin=q_sin[:, :, None, :, None, :],
             entry_page=entry_page.to(dev), entry_block=entry_block.to(dev),
@@ -466,8 +469,9 @@ class BlocksAttention:
         if plan.dense:
             assert plan.dense_tokens is not None and plan.dense_cos is not None and plan.dense_sin is not None
             idx = plan.dense_tokens
-            qd = rotate(q[idx], plan.dense_cos, plan.dense_sin)  # [Td, Hq, D]
-            kd, vd = k[idx], v[idx]
+            # (a pass of dense parts alone has them in flat order: no gather needed)
+            qd = rotate(q if plan.dense_only else q[idx], plan.dense_cos, plan.dense_sin)  # [Td, Hq, D]
+            kd, vd = (k, v) if plan.dense_only else (k[idx], v[idx])
             outs = [self._attend_dense(cache, layer, d, *(x[d.at : d.at + d.length - d.start] for x in (qd, kd, vd)))
                     for d in plan.dense]
             dense = torch.cat(outs) if len(outs) > 1 else outs[0]
@@ -525,16 +529,10 @@ class BlocksAttention:
         return o.view(J, Hkv, Q, G, D)[part.out_group, :, part.out_slot].to(q.dtype)  # [n, Hkv, G, D]
 
 
-# CPU batched-matmul kernels round a row differently when a matrix has fewer than 4 rows (measured:
-# 1-3 rows differ, every count from 4 up agrees), so a part's per-entry matmuls get at least this
-# many rows: a decoding row (Q = 1) then computes the same whether or not a multi-token row pads
-# its part to a larger Q.
-MIN_MATMUL_ROWS = 4
-
-
 def _rows_padded(x: torch.Tensor) -> torch.Tensor:
-    """x [..., M, X] with zero rows appended up to MIN_MATMUL_ROWS."""
-    return F.pad(x, (0, 0, 0, MIN_MATMUL_ROWS - x.shape[-2])) if x.shape[-2] < MIN_MATMUL_ROWS else x
+    """x [..., M, X] with zero rows appended up to GEMM_ROWS: a decoding row (Q = 1) then computes
+    the same whether or not a multi-token row pads its part to a larger Q."""
+    return F.pad(x, (0, 0, 0, GEMM_ROWS - x.shape[-2])) if x.shape[-2] < GEMM_ROWS else x
 
 
 def _sequence(arena: torch.Tensor, d: DensePart) -> torch.Tensor:
@@ -566,9 +564,9 @@ def _per_entry(x: torch.Tensor, arena: torch.Tensor, part: BlocksPart, *, keys: 
     out = x.new_zeros(J, E, Hkv, M, arena.shape[2] if keys else arena.shape[3])
     for j, e0, e1, first in part.runs:
         out[j, e0:e1] = torch.matmul(x[j, e0:e1], page(arena[first : first + e1 - e0]))
-    if part.rest_page is not None:
-        out[part.rest_group, part.rest_entry] = torch.matmul(x[part.rest_group, part.rest_entry],
-                                                             page(_gather(arena, part.rest_page)))
+    if part.rest is not None:
+        group, entry, pages = part.rest.unbind(1)
+        out[group, entry] = torch.matmul(x[group, entry], page(_gather(arena, pages)))
     return out
 
 

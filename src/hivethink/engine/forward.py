@@ -8,10 +8,10 @@ so results do not depend on what else runs:
 
 - with oneDNN-packed weights whose kernels pack() found row-count invariant (fp32 on CPU), nothing
   needs doing;
-- otherwise (plain MKL GEMM, GPUs) the rows are padded at the end to a multiple of ``ALIGN``:
-  those kernels pick their inner loops by the number of rows, and with whole ``ALIGN``-row tiles a
-  row's numbers stay the same. Passes of fewer than ``ALIGN`` tokens pay for it (one sequence
-  decoding alone computes four rows: docs/performance.md).
+- otherwise (plain MKL GEMM, GPUs) the rows are padded at the end to a multiple of ``GEMM_ROWS``
+  (attention.py): those kernels pick their inner loops by the number of rows, and with whole
+  tiles a row's numbers stay the same. Passes of fewer than ``GEMM_ROWS`` tokens pay for it (one
+  sequence decoding alone computes four rows: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -20,14 +20,11 @@ from collections.abc import Sequence
 
 import torch
 
-from hivethink.engine.attention import AttentionBackend, RowSpec, attention_backend
+from hivethink.engine.attention import GEMM_ROWS, AttentionBackend, RowSpec, attention_backend
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable
 from hivethink.models.config import rope_frequencies
 from hivethink.models.loader import LoadedModel
-
-# Rows of the linear layers come in tiles of this many (see the module docstring).
-ALIGN = 4
 
 
 class Runner:
@@ -75,7 +72,7 @@ class Runner:
         picked = [e for e, w in zip(ends, want, strict=True) if w]
         out: list[torch.Tensor | None] = [None] * len(rows)
         if picked:
-            # the LM head in tiles of ALIGN rows too, for the same reason
+            # the LM head in whole tiles too, for the same reason
             m = -(-len(picked) // self.align) * self.align
             idx = _to_device(picked + [picked[-1]] * (m - len(picked)), cache.device)
             logits = self.decoder.logits(hidden[idx])
@@ -116,7 +113,7 @@ class Runner:
 
 def row_tile(model: LoadedModel, batch_invariant: bool = True) -> int:
     """Rows of a pass are padded to a multiple of this (see the module docstring)."""
-    return ALIGN if batch_invariant and not model.decoder.rows_independent else 1
+    return GEMM_ROWS if batch_invariant and not model.decoder.rows_independent else 1
 
 
 def _to_device(data: list[int], device: torch.device) -> torch.Tensor:
@@ -126,4 +123,4 @@ def _to_device(data: list[int], device: torch.device) -> torch.Tensor:
     return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t
 
 
-__all__ = ["ALIGN", "KVCache", "Runner", "row_tile"]
+__all__ = ["KVCache", "Runner", "row_tile"]
