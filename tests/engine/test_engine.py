@@ -240,7 +240,7 @@ def test_without_a_budget_cached_pages_are_kept_up_to_the_pages_in_use():
     from hivethink.engine.cache import KVCache
     from tests.engine.reference import cfg
 
-    cache = KVCache(cfg(), dtype=torch.float32, page_size=4, pages=8)
+    cache = KVCache(cfg(), dtype=torch.float32, page_size=4, pages=8, keep_bytes=0)
 
     def prompt(seed: int, pages: int) -> list[int]:
         return [seed * 1000 + i for i in range(4 * pages + 1)]  # + 1: the last page is never shared
@@ -264,6 +264,31 @@ def test_without_a_budget_cached_pages_are_kept_up_to_the_pages_in_use():
     cap = cache.capacity
     big = run(prompt(99, cap))  # as many pages as the arena: evicts LRU idle pages, grows only at the end
     assert len(cache._idle) <= len(big.pages)
+
+
+def test_without_a_budget_cached_pages_are_kept_up_to_keep_bytes_when_few_are_in_use():
+    """One job at a time (a lab run at concurrency 1) holds few pages: cached prompts are still
+    kept up to ``keep_bytes``, so the first of three prompts run one after another is found whole;
+    with no floor it was evicted to make room for the later ones."""
+    from hivethink.engine.cache import KVCache
+    from tests.engine.reference import cfg
+
+    def found_again(keep_pages: int) -> int:
+        probe = KVCache(cfg(), dtype=torch.float32, page_size=4, pages=8, keep_bytes=0)
+        cache = KVCache(cfg(), dtype=torch.float32, page_size=4, pages=8,
+                        keep_bytes=keep_pages * probe.page_bytes)
+        assert cache.keep_pages == keep_pages
+        for seed in range(3):  # 3 full pages each (+ 1 token: the last page is never shared)
+            tokens = [seed * 1000 + i for i in range(13)]
+            b = cache.block_with_prefix("p", tokens)
+            cache.reserve(b, len(tokens))
+            cache.commit(b, tokens[b.length:])
+            cache.free_block(b)
+        again = cache.block_with_prefix("again", list(range(13)))
+        return again.length
+
+    assert found_again(9) == 12
+    assert found_again(0) < 12
 
 
 def test_weights_are_not_packed_when_the_copies_would_not_fit(tiny_smol, monkeypatch):

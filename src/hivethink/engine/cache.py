@@ -14,9 +14,12 @@ recently used first out, until its room is needed.
 
 The arena may have a fixed number of pages (a *page budget*): allocation then evicts cached
 pages, and when none is left raises :class:`PagesExhausted` (the scheduler preempts a job). Without
-a budget the arena doubles when it runs out, keeping up to as many cached idle pages as there are
-pages in use (beyond that the least recently used are evicted, so memory stays bounded by the
-work in flight).
+a budget the arena doubles when it runs out, keeping as many cached idle pages as there are pages
+in use, or ``keep_bytes`` worth of them if that is more (beyond that the least recently used are
+evicted, so memory stays bounded by the work in flight plus that floor). The floor is for work
+that runs one job at a time (``lab run`` at concurrency 1): with few pages in use, a grid's
+prompts were evicted before the next sample came back for them (the quick grid prefilled 28k
+prompt tokens one sample at a time against 24k eight at a time).
 
 Arena layout per layer: [pages, Hkv, P, D], one (page, head) a contiguous [P, D] matrix. A
 *head-major* cache (the flex path) stores the same tensor with the heads outermost in memory, so
@@ -33,6 +36,10 @@ import torch
 
 from hivethink.engine.rope import RopeTable, apply_rotation
 from hivethink.models.config import ModelConfig
+from hivethink.models.transformer import available_memory
+
+# Without a page budget, cached prompts are kept up to at least this many bytes (see the docstring).
+KEEP_BYTES = 1 << 30
 
 
 class PagesExhausted(RuntimeError):
@@ -60,8 +67,10 @@ def chain_hash(prev: int, tokens: list[int] | tuple[int, ...]) -> int:
 class KVCache:
     def __init__(self, cfg: ModelConfig, *, dtype: torch.dtype, device: torch.device | str = "cpu",
                  page_size: int = 64, pages: int = 64, max_pages: int | None = None,
-                 head_major: bool = False, prefix_cache: bool = True):
-        """``pages``: arena size at start; ``max_pages``: the page budget (None: grow as needed)."""
+                 head_major: bool = False, prefix_cache: bool = True, keep_bytes: int | None = None):
+        """``pages``: arena size at start; ``max_pages``: the page budget (None: grow as needed);
+        ``keep_bytes``: without a budget, cached idle pages kept at least (default
+        :data:`KEEP_BYTES`, at most an eighth of the memory available now)."""
         if max_pages is not None:
             pages = max_pages
         if pages < 2:
@@ -69,6 +78,9 @@ class KVCache:
         self.cfg, self.dtype, self.device = cfg, dtype, torch.device(device)
         self.page_size, self.head_major = page_size, head_major
         self.max_pages, self.prefix_cache = max_pages, prefix_cache
+        if keep_bytes is None:
+            keep_bytes = min(KEEP_BYTES, available_memory(self.device) // 8)
+        self.keep_pages = keep_bytes // self.page_bytes
         self.k = [self._arena(pages) for _ in range(cfg.n_layers)]
         self.v = [self._arena(pages) for _ in range(cfg.n_layers)]
         self._free = list(range(1, pages))  # page 0 is scratch
@@ -93,6 +105,12 @@ class KVCache:
     @property
     def capacity(self) -> int:
         return self.k[0].shape[0]
+
+    @property
+    def page_bytes(self) -> int:
+        """Keys and values of one page, every layer."""
+        c = self.cfg
+        return 2 * c.n_layers * c.n_kv_heads * self.page_size * c.head_dim * self.dtype.itemsize
 
     def available(self) -> int:
         """Pages that can be handed out now without growing: free plus evictable."""
@@ -182,7 +200,7 @@ class KVCache:
         found nothing cached)."""
         if not self._free:
             in_use = self.capacity - 1 - len(self._idle)  # page 0 is scratch
-            if self.max_pages is None and len(self._idle) < max(1, in_use):
+            if self.max_pages is None and len(self._idle) < max(1, in_use, self.keep_pages):
                 self._grow(self.capacity)
             elif not self._idle:
                 raise PagesExhausted(f"all {self.max_pages} pages of the KV cache are in use")
@@ -268,3 +286,4 @@ class KVCache:
         """The block's keys and values for one layer, [L, Hkv, D] each (tests and debugging)."""
         p, o = self.slots(block, 0, block.length)
         return self.k[layer][p, :, o], self.v[layer][p, :, o]
+

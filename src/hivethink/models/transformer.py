@@ -36,9 +36,13 @@ class LayerWeights:
     w_down: torch.Tensor  # [H, I]
 
 
-def available_memory() -> int:
-    """Bytes of memory available now (Linux: MemAvailable; elsewhere free physical pages)."""
+def available_memory(device: torch.device | None = None) -> int:
+    """Bytes of memory available now: on a CUDA ``device`` its free memory, else the machine's
+    (Linux: MemAvailable; elsewhere free physical pages)."""
     import os
+
+    if device is not None and device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
 
     try:
         with open("/proc/meminfo") as f:
