@@ -291,6 +291,25 @@ def test_without_a_budget_cached_pages_are_kept_up_to_keep_bytes_when_few_are_in
     assert found_again(0) < 12
 
 
+def test_forgetting_idle_pages_drops_ended_prompts_and_keeps_running_ones():
+    from hivethink.engine.cache import KVCache
+    from tests.engine.reference import cfg
+
+    cache = KVCache(cfg(), dtype=torch.float32, page_size=4, pages=8)
+    tokens = [list(range(s * 100, s * 100 + 13)) for s in range(2)]  # 3 full pages each, + 1 token
+    blocks = []
+    for t in tokens:
+        b = cache.block_with_prefix("p", t)
+        cache.reserve(b, len(t))
+        cache.commit(b, t)
+        blocks.append(b)
+    cache.free_block(blocks[0])  # ended: its 3 full pages go idle; blocks[1] still runs
+    free = len(cache._free)
+    assert cache.forget_idle() == 3 and len(cache._free) == free + 3
+    assert cache.block_with_prefix("again", tokens[0]).length == 0  # forgotten
+    assert cache.block_with_prefix("shared", tokens[1]).length == 12  # held by a running block
+
+
 def test_weights_are_not_packed_when_the_copies_would_not_fit(tiny_smol, monkeypatch):
     """Packing keeps a second copy of the weights: skipped when it would take more than half of
     the available memory, and the engine then pads rows to tiles (still batch-invariant)."""

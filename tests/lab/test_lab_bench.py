@@ -123,10 +123,10 @@ def test_differences_compare_outcomes_not_timings() -> None:
     assert differences(a, []) == ["1 key(s) in one run only, e.g. k"]
 
 
-def test_a_local_model_starts_each_run_with_a_new_engine(tiny_smol) -> None:
+def test_a_local_model_starts_each_run_with_an_empty_prefix_cache(tiny_smol) -> None:
     """Both runs at concurrency 1 do the same work: the second finds none of the first run's
     prompts in the prefix cache (it would prefill only what the cache lacks), and each run
-    reports its own engine's passes."""
+    reports its own passes."""
     from hivethink.backends.local import LocalBackend
     from hivethink.lab.grid import default_factories
 
@@ -164,10 +164,10 @@ def test_the_table_shows_the_engine_columns_for_a_backend_with_an_engine(
     from hivethink.engine.scheduler import EngineStats
 
     fakes = fake_factories()
-    closed: list[int] = []
+    forgot: list[int] = []
 
     class WithEngine(EchoBackend):
-        """Counts one pass of one row per call; close() starts the counts anew."""
+        """Counts one pass of one row per call."""
 
         stats: EngineStats | None = None
 
@@ -184,9 +184,8 @@ def test_the_table_shows_the_engine_columns_for_a_backend_with_an_engine(
             self.stats.busy_s += 0.001
             return super().generate(requests)
 
-        def close(self) -> None:
-            closed.append(1)
-            self.stats = None
+        def forget_cached(self) -> None:
+            forgot.append(1)
 
     factories = Factories(lambda kind, **p: WithEngine(), fakes.get_task, fakes.get_substrate)
     monkeypatch.setattr(bench, "default_factories", lambda: factories)
@@ -196,9 +195,9 @@ def test_the_table_shows_the_engine_columns_for_a_backend_with_an_engine(
     assert main(["bench", "lab", str(config), "--limit", "3", "--json", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "engine passes" in shown and "rows/pass" in shown
-    assert len(closed) == 2  # once before each run
+    assert len(forgot) == 2  # once before each run
     runs = json.loads(out.read_text(encoding="utf-8"))["runs"]
     calls = [r["passes"] for r in runs]
-    assert calls[0] == calls[1] > 0  # each run counts its own calls only
+    assert calls[0] == calls[1] > 0  # each run counts its own calls only (the counts go on)
     assert all(r["rows_per_pass"] == 1.0 and r["tokens_per_pass"] == 3.0 and r["chunk_tokens"] == 2 * r["passes"]
                for r in runs)

@@ -41,8 +41,13 @@ class LocalBackend:
         """The engine's counters (passes, rows, tokens), None before its first use."""
         return None if self._engine is None else self._engine.stats
 
+    def forget_cached(self) -> None:
+        """Empty the prefix cache of what no running job holds (a benchmark's cold start)."""
+        with self._lock:
+            if self._engine is not None:
+                self._engine.forget_cached()
+
     def close(self) -> None:
-        """Stop the engine and drop its cache (prefix cache included); a later call starts a new one."""
         with self._lock:
             if self._engine is not None:
                 self._engine.close()

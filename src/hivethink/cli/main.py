@@ -403,9 +403,8 @@ def bench_lab(
                       f"{r.samples_per_min:.1f}", f"{r.tokens_per_s:.1f}")
     passes = None
     if any(r.passes is not None for r in result.runs):  # a local model: where its time went
-        passes = Table(title="engine passes")
-        for col in ("concurrency", "passes", "rows/pass", "tokens/pass", "prompt chunk tokens", "pass s",
-                    "chunk pass s"):
+        passes = Table(title="engine passes (chunk: passes with prompt chunks)")
+        for col in ("K", "passes", "rows/pass", "tokens/pass", "chunk tokens", "pass s", "chunk s"):
             passes.add_column(col, justify="right")
         for r in result.runs:
             passes.add_row(str(r.concurrency), *("-" if x is None else f"{x:.1f}" if isinstance(x, float) else str(x)

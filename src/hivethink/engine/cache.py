@@ -177,6 +177,17 @@ class KVCache:
         self.blocks.pop(block.id, None)
         self._drop_pending(block)
 
+    def forget_idle(self) -> int:
+        """Drop every cached page nobody holds (they become free): later prompts find only what
+        running blocks hold. -> the pages dropped. For benchmarks that must start cold without a
+        new arena."""
+        dropped = len(self._idle)
+        for page in self._idle:
+            del self._by_hash[self._page_hash.pop(page)]
+            heapq.heappush(self._free, page)
+        self._idle.clear()
+        return dropped
+
     # -- pages ------------------------------------------------------------------------------
     def _hold(self, page: int) -> None:
         if self.refs[page] == 0:

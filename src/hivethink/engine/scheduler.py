@@ -375,6 +375,11 @@ class Engine:
                 self._wake.wait(timeout=0.5)
                 self._wake.clear()
 
+    def forget_cached(self) -> int:
+        """Drop the prompts cached for jobs that have ended (between passes) -> pages dropped."""
+        with self._step_lock:
+            return self.cache.forget_idle()
+
     def step(self) -> bool:
         """Admit, run one pass, update. False when there was nothing to do."""
         with self._step_lock:
