@@ -4,9 +4,11 @@ Each run goes into a temporary run directory through the ordinary :func:`run_lab
 and all), in this process (a ``ray:`` section is ignored). The backends are built once, before
 either run is timed, and shared by both runs (a model load would otherwise count against the
 first run only). A local model's prefix cache is emptied before each run, so the second run
-finds none of the first run's prompts there; its engine is kept (a new one would allocate its
-cache anew, and a process's second round of large allocations decoded 7-10% slower than its
-first here). For each run: samples per minute and generated tokens per second (the ``tokens``
+finds none of the first run's prompts there. Its engine is kept: a new one allocates its cache
+anew, and in one process a second engine decoded the same load 7-10% slower than the first. The
+order still counts a little (the run at K comes second, and later rounds of one load in one
+process decoded up to that much slower too, in a noisy way); a run at K alone in a process of
+its own is the cleanest check of a figure. For each run: samples per minute and generated tokens per second (the ``tokens``
 metric summed over the samples) over the run's wall time; then the ratios K over 1, and whether
 the two runs gave equal results: the same keys and, per key, the same answer, agent answers,
 score and generated tokens (timings and ``finished_at`` are not compared).
@@ -122,27 +124,14 @@ def _engines(backends: list[Backend]) -> list[Any]:
     return [b for b in backends if hasattr(b, "engine_stats")]
 
 
-@dataclass
-class _Counts:
-    """Engine counters summed over the backends (see ``EngineStats``)."""
-
-    passes: int = 0
-    rows: int = 0
-    tokens: int = 0
-    chunk_tokens: int = 0
-    busy_s: float = 0.0
-    chunk_busy_s: float = 0.0
+# EngineStats counters a run reports, as differences of the engines' running totals
+COUNTED = ("passes", "rows", "tokens", "chunk_tokens", "busy_s", "chunk_busy_s")
 
 
-def _engine_counts(engines: list[Any]) -> _Counts:
-    """The engines' counters so far, summed."""
-    out = _Counts()
-    for s in (b.engine_stats for b in engines):
-        if s is not None:  # None: not used yet
-            out.passes, out.rows, out.tokens = out.passes + s.passes, out.rows + s.rows, out.tokens + s.tokens
-            out.chunk_tokens += s.chunk_tokens
-            out.busy_s, out.chunk_busy_s = out.busy_s + s.busy_s, out.chunk_busy_s + s.chunk_busy_s
-    return out
+def _engine_counts(engines: list[Any]) -> dict[str, float]:
+    """The engines' counters so far, summed (an engine not used yet has none)."""
+    stats = [s for s in (b.engine_stats for b in engines) if s is not None]
+    return {name: sum(getattr(s, name) for s in stats) for name in COUNTED}
 
 
 def _ratio(fast: float, slow: float) -> float | None:
@@ -201,12 +190,12 @@ def run_bench_lab(
             )
             if engines:
                 after = _engine_counts(engines)
-                passes = run.passes = after.passes - before.passes
-                run.chunk_tokens = after.chunk_tokens - before.chunk_tokens
-                run.busy_s = round(after.busy_s - before.busy_s, 3)
-                run.chunk_busy_s = round(after.chunk_busy_s - before.chunk_busy_s, 3)
-                run.rows_per_pass = round((after.rows - before.rows) / passes, 2) if passes else None
-                run.tokens_per_pass = round((after.tokens - before.tokens) / passes, 2) if passes else None
+                d = {name: after[name] - before[name] for name in COUNTED}
+                passes = run.passes = int(d["passes"])
+                run.chunk_tokens = int(d["chunk_tokens"])
+                run.busy_s, run.chunk_busy_s = round(d["busy_s"], 3), round(d["chunk_busy_s"], 3)
+                run.rows_per_pass = round(d["rows"] / passes, 2) if passes else None
+                run.tokens_per_pass = round(d["tokens"] / passes, 2) if passes else None
             runs.append(run)
             results.append(records)
             if on_run is not None:
