@@ -110,6 +110,6 @@ def summary(console: Console, result: HiveResult, cfg: HiveConfig, *, expected: 
                           highlight=False, markup=False)
     if next_steps:
         console.print(Text.assemble(("next: ", "bold"),
-                                    "hivethink lab run examples/quick.yaml --concurrency 8   (every substrate, same tasks; ~7 min)\n"
+                                    "hivethink lab run examples/quick.yaml --concurrency 8   (every substrate, same tasks; ~6 min)\n"
                                     "      hivethink lab report runs/quick      (tables and plots)\n"
                                     "      hivethink lab view runs/quick        (each trace as the workers saw it)"))
