@@ -297,4 +297,3 @@ class KVCache:
         """The block's keys and values for one layer, [L, Hkv, D] each (tests and debugging)."""
         p, o = self.slots(block, 0, block.length)
         return self.k[layer][p, :, o], self.v[layer][p, :, o]
-

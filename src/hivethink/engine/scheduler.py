@@ -430,7 +430,8 @@ class Engine:
         self.stats.passes += 1
         self.stats.rows += len(specs)
         self.stats.tokens += sum(len(t) for t in feed)
-        self.stats.chunk_tokens += sum(len(t) for t in feed if len(t) > 1)
+        chunk = sum(len(t) for t in feed if len(t) > 1)
+        self.stats.chunk_tokens += chunk
         at = 0
         for job, rows in chosen:
             for r in rows:
@@ -447,7 +448,7 @@ class Engine:
                 self._end(job, job.finish_reason or "stop")
         took = time.perf_counter() - t0
         self.stats.busy_s += took
-        if any(len(t) > 1 for t in feed):
+        if chunk:
             self.stats.chunk_busy_s += took
         return True
 

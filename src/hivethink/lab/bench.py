@@ -8,10 +8,11 @@ finds none of the first run's prompts there. Its engine is kept: a new one alloc
 anew, and in one process a second engine decoded the same load 7-10% slower than the first. The
 order still counts a little (the run at K comes second, and later rounds of one load in one
 process decoded up to that much slower too, in a noisy way); a run at K alone in a process of
-its own is the cleanest check of a figure. For each run: samples per minute and generated tokens per second (the ``tokens``
-metric summed over the samples) over the run's wall time; then the ratios K over 1, and whether
-the two runs gave equal results: the same keys and, per key, the same answer, agent answers,
-score and generated tokens (timings and ``finished_at`` are not compared).
+its own is the cleanest check of a figure. For each run: samples per minute and generated tokens
+per second (the ``tokens`` metric summed over the samples) over the run's wall time; then the
+ratios K over 1, and whether the two runs gave equal results: the same keys and, per key, the
+same answer, agent answers, score and generated tokens (timings and ``finished_at`` are not
+compared).
 
 For a local model each run also reports its engine's forward passes: how many, the rows and
 tokens in an average pass, the tokens fed as prompt chunks (rows of more than one token), and
@@ -166,10 +167,10 @@ def run_bench_lab(
     ) as tmp:
         with console.status("building backends (loading models)..."):
             shared, backends = _shared(base, config)
+        engines = _engines(backends)
         for i, k in enumerate((1, concurrency), 1):  # K = 1 too: then a repeat-run check
             console.print(f"run {i} of 2: concurrency {k}")
             out = Path(tmp) / f"run{i}"
-            engines = _engines(backends)
             for b in engines:  # each run starts cold: no prompt cached by the other run
                 b.forget_cached()
             before = _engine_counts(engines)
