@@ -55,12 +55,7 @@ def run_local(
             started(job)
             threading.Thread(target=work, args=(job,), name="lab-job", daemon=True).start()
             running += 1
-        while True:  # polled, so that the main thread runs a Ctrl-C handler within half a second
-            try:
-                outcome = done.get(timeout=0.5)
-                break
-            except queue.Empty:
-                continue
+        outcome = done.get()
         running -= 1
         if isinstance(outcome, BaseException):
             raise outcome
