@@ -1,4 +1,11 @@
-"""Shared fixtures: the embedded model (loaded once per session) and tiny random models."""
+"""Shared fixtures: the embedded model (loaded once per session) and tiny random models.
+
+The fast tier (``bash scripts/test.sh``: ``-m "not slow"``) leaves out every test marked
+``slow``. A test that asks for the embedded model's weights (``smol`` or ``smol32`` among its own
+arguments) is marked here, so no test file has to remember it; tests that only borrow the
+embedded tokenizer for a tiny random model (``tiny_smol``) stay fast. Ray, browser and
+subprocess-heavy scenarios carry the mark in their own files.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,15 @@ import torch
 from hivethink.models.config import ModelConfig
 from hivethink.models.loader import LoadedModel, load_model
 from hivethink.models.transformer import Decoder
+
+REAL_MODEL = {"smol", "smol32"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is not None and REAL_MODEL & set(info.argnames):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import torch
 from hivethink.cli.main import main
 
 
+@pytest.mark.slow  # times transformers' own decoding of the shape as the baseline (about 15 s)
 def test_bench_engine_on_a_random_tiny_shape_writes_the_gpu_fields(tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = main(["bench", "engine", "--shape", "tiny", "--device", "cpu", "--contexts", "64,128",

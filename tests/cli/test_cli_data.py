@@ -61,6 +61,7 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
 
 
+@pytest.mark.slow  # a real subprocess (a fresh interpreter imports torch)
 def test_a_broken_file_from_the_shell_has_no_traceback():
     proc = subprocess.run([sys.executable, "-m", "hivethink.cli.main", "data", "check",
                            str(DATA / "broken.parquet")], capture_output=True, text=True)

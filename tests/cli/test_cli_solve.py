@@ -12,6 +12,7 @@ from hivethink.cli.main import main
 from hivethink.trace import read_jsonl
 
 
+@pytest.mark.slow  # loads the embedded model
 def test_solve_writes_a_valid_trace(tmp_path, capsys):
     trace = tmp_path / "out.jsonl"
     problem = tmp_path / "p.txt"
@@ -31,6 +32,7 @@ def test_solve_writes_a_valid_trace(tmp_path, capsys):
     assert sum(e.kind == "answer" and e.worker == "team" for e in events) == 1
 
 
+@pytest.mark.slow  # a real subprocess (a fresh interpreter imports torch)
 @pytest.mark.parametrize("args", [
     ["solve", "x", "--workers", "0"],
     ["solve", "x", "--layout", "spiral"],

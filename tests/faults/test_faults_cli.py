@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # one subprocess per hostile input (a fresh interpreter for some)
+
 BASE: dict[str, Any] = {
     "name": "hostile",
     "models": [{"kind": "echo"}],

@@ -78,6 +78,7 @@ def _show(run: Path, *extra: str, env: dict[str, str] | None = None) -> subproce
     )
 
 
+@pytest.mark.slow  # a real subprocess (a fresh interpreter imports torch)
 @pytest.mark.timeout(120)
 def test_lab_show_neutralises_model_text(hostile_run: Path) -> None:
     env = {"COLUMNS": "160", "TERM": "xterm-256color"}

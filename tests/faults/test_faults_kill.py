@@ -26,6 +26,8 @@ from hivethink.lab import expand_grid, load_config, read_results, repair_results
 from hivethink.lab.grid import default_factories
 from hivethink.trace import read_jsonl
 
+pytestmark = pytest.mark.slow  # kills real lab processes mid-run and resumes them
+
 GRID = {
     "name": "drill",
     "models": [{"kind": "echo", "reply": "Working. The answer is \\boxed{7}.", "delay_s": 0.04}],

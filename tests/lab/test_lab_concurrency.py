@@ -122,6 +122,7 @@ def ctrl_c_scenario(tmp_path: Path) -> None:
     assert len(keys) == len(set(keys)) == 16
 
 
+@pytest.mark.slow  # a real lab process, interrupted and resumed
 @pytest.mark.timeout(120)
 def test_ctrl_c_stops_at_once_and_the_run_resumes(tmp_path: Path) -> None:
     # In its own process, as a user's Ctrl-C meets a fresh one (see InterruptOn for why the

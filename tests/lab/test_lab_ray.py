@@ -37,6 +37,8 @@ from hivethink.lab import (
     run_lab,
 )
 
+pytestmark = pytest.mark.slow  # starts Ray (a cluster of processes) in most tests
+
 HERE = str(Path(__file__).parent)
 QUIET = Console(quiet=True)
 CLI = CliRunner()

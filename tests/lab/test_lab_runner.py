@@ -112,6 +112,7 @@ run_lab(parse_config(config_dict(seeds=list(range(10)))), {out!r}, factories=fak
 """
 
 
+@pytest.mark.slow  # a real subprocess (a fresh interpreter imports torch)
 @pytest.mark.timeout(60)
 def test_kill_9_mid_run_then_resume_gives_each_sample_once(tmp_path: Path) -> None:
     out = tmp_path / "run"

@@ -19,10 +19,10 @@ ARGS = [
     "--no-first-run",
 ]
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not os.path.exists(CHROMIUM),
     reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-)
+)]  # a real browser
 
 
 @pytest.mark.timeout(60)

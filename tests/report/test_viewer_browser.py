@@ -19,10 +19,10 @@ from viewer_run import write_run  # noqa: E402
 
 from hivethink.report.viewer import ViewerServer, write_viewer  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not os.path.exists(CHROMIUM),
     reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
-)
+)]  # a real browser
 
 
 @pytest.fixture
