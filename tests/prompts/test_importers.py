@@ -273,3 +273,14 @@ def test_json_keys_are_read_by_path(tmp_path):
     assert core._json_value(path, ("prompts", 0, "system")) == "Fixture system text."
     with pytest.raises(HivethinkError, match=r"no key \['prompts'\]\[0\]\['user'\]"):
         core._json_value(path, ("prompts", 0, "user"))
+
+
+def test_export_writes_hivethinks_own_texts_as_a_directory_that_validates(tmp_path, capsys):
+    code, _ = cli("export", tmp_path / "mine", "--book", "mast", "--book", "hogwild", capsys=capsys)
+    assert code == 0 and sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["hogwild", "mast"]
+    assert prompts.read_text(tmp_path / "mine" / "mast" / "judge.txt") == prompts.books()["mast"].builtin_text("judge")
+    prompts.check_directory(tmp_path / "mine")
+    code, err = cli("export", tmp_path / "mine", capsys=capsys)
+    assert code == 2 and "exists and is not empty" in err
+    code, err = cli("export", tmp_path / "other", "--book", "nosuch", capsys=capsys)
+    assert code == 2 and "no prompt book nosuch" in err and not (tmp_path / "other").exists()

@@ -50,7 +50,7 @@ class Import(_Strict):
     system: str
     repository: str  # owner/name, or the package's name for an installed package
     kind: Literal["git", "package"]
-    source: str  # the path (or package name) it was given
+    source: str  # where the files were read: the checkout, or the package's directory
     commit: str | None = None  # git: HEAD of the checkout
     version: str | None = None  # package: its version
     pinned: str  # the commit or version hivethink's preset is pinned to

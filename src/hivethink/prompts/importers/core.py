@@ -439,7 +439,7 @@ def import_system(system: System, spec: str, out: Path, *, allow_unpinned: bool 
                 entries[key] = manifest_mod.TextSource(origin="builtin", sha256=manifest_mod.sha256(text))
             files[key] = text
     entry = manifest_mod.Import(
-        system=system.name, repository=origin.repository, kind=origin.kind, source=spec,
+        system=system.name, repository=origin.repository, kind=origin.kind, source=str(located.root),
         commit=located.commit, version=located.version, pinned=origin.pinned, at_pin=located.at_pin,
         modified=located.modified, hivethink=_code_version(),
         imported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), texts=entries, checks=checks)
