@@ -14,6 +14,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import hivethink.lab.runner as runner
+from hivethink import prompts
 from hivethink.backends.base import Completion, GenRequest
 from hivethink.cli.lab import app
 from hivethink.errors import HivethinkError
@@ -69,6 +70,22 @@ def test_every_sample_is_labelled_and_the_report_shows_mode_rates(tmp_path):
     assert "## MAST failure modes (LLM judge)" in (tmp_path / "summary.md").read_text()
 
 
+@pytest.mark.parametrize("taxonomy", ["published", "paper"])
+def test_the_labels_say_which_taxonomy_and_texts_made_them(tmp_path, taxonomy):
+    """Default: the modes as the authors' judge prompt names them; ``taxonomy: paper`` the
+    paper's (book ``mast-paper``). The report's table says which."""
+    judge = Judge()
+    run(tmp_path, judge, **({} if taxonomy == "published" else {"taxonomy": "paper"}))
+    book = "mast" if taxonomy == "published" else "mast-paper"
+    for rec in read_results(tmp_path):
+        assert rec["mast"]["taxonomy"] == taxonomy and rec["mast"]["published_texts"] is None
+        assert rec["mast"]["prompts_digest"] == prompts.digest([book])
+    assert ("3.3 Weak Verification: <yes or no>" in judge.prompts[0]) == (taxonomy == "published")
+    assert ("3.3 Incorrect Verification: <yes or no>" in judge.prompts[0]) == (taxonomy == "paper")
+    note = mast_modes(read_results(tmp_path)).note
+    assert f"modes named as in the {taxonomy} taxonomy; judge prompt: hivethink's texts" in note
+
+
 def test_a_judge_that_cannot_be_reached_is_a_recorded_error_and_the_run_goes_on(tmp_path):
     summary = run(tmp_path, Judge(reply="", error="APIConnectionError: connection refused"))
     records = read_results(tmp_path)
@@ -90,6 +107,7 @@ def test_cli_bad_judge_and_bad_mast_section_exit_2(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "default_factories", fake_factories)
     for mast, message in (({"judge": {"kind": "nope"}}, "cannot build backend"),
                           ({"judge": {"kind": "echo"}, "parse": "fuzzy"}, "mast.parse"),
+                          ({"judge": {"kind": "echo"}, "taxonomy": "mine"}, "mast.taxonomy"),
                           ({"model": "x"}, "mast.judge")):  # fmt: skip
         path = tmp_path / "lab.yaml"
         path.write_text(yaml.safe_dump(config_dict(mast=mast)), encoding="utf-8")

@@ -104,13 +104,13 @@ def test_version_0_records_are_read_and_resumed_only_with_allow_mixed(tmp_path: 
     with pytest.raises(HivethinkError) as info:
         _run(tmp_path)
     message = str(info.value)
-    assert "\n" not in message and "schema 0 in 4 record(s), now 1" in message
+    assert "\n" not in message and f"schema 0 in 4 record(s), now {SCHEMA_VERSION}" in message
     assert "--allow-mixed" in message
     assert len(read_results(tmp_path)) == 4  # nothing was added
     summary = _run(tmp_path, allow_mixed=True)
     assert (summary.skipped, summary.ran) == (4, 12)
     new = [r for r in read_records(tmp_path) if r.schema_version == SCHEMA_VERSION]
-    assert len(new) == 12 and all(r.mixed == ["schema 0 in 4 record(s), now 1"] for r in new)
+    assert len(new) == 12 and all(r.mixed == [f"schema 0 in 4 record(s), now {SCHEMA_VERSION}"] for r in new)
 
 
 def test_a_newer_schema_is_one_error_line_for_report_and_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,3 +230,50 @@ def test_records_of_samples_outside_the_grid_are_not_compared(tmp_path: Path) ->
     _run(tmp_path, limit=2, config={"seeds": [7]})
     _rewrite(tmp_path, lambda r: {**r, "prompts_digest": "0" * 16})
     assert _run(tmp_path).ran == 16
+
+
+def _imported(root: Path, text: str) -> Path:
+    """A prompts directory as ``hivethink prompts import`` leaves it: the lab-fake book and a
+    SOURCE.json naming the (fictional) authors' repository and commit behind its text."""
+    from hivethink.prompts import source
+
+    _book(root, text)
+    entry = source.Import(
+        system="fake", repository="authors/fake", kind="git", source="/checkout", commit="c0ffee" * 7,
+        pinned="c0ffee" * 7, at_pin=True, hivethink="test", imported_at="2026-01-01T00:00:00+00:00",
+        texts={"lab-fake/ask": source.TextSource(origin="published", sha256=source.sha256(text.rstrip("\n")),
+                                                 file="prompts.py", object="ASK", how="constant")})
+    (root / source.MANIFEST).write_text(source.Manifest(imports=[entry]).model_dump_json(), encoding="utf-8")
+    return root
+
+
+def test_records_of_a_run_with_imported_texts_name_them_and_the_report_marks_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = Calls()
+    monkeypatch.setattr(runner, "default_factories", lambda: fake_factories(calls))
+    config = tmp_path / "lab.yaml"
+    config.write_text(yaml.safe_dump(config_dict(substrates=["prompted", "fake"])), encoding="utf-8")
+    books = _imported(tmp_path / "published", "Authors say: {{prompt}}\n")
+    out = tmp_path / "out"
+    run = ["run", str(config), "--out", str(out), "--prompts", str(books)]
+    result = CLI.invoke(app, run)
+    assert result.exit_code == 0, result.output
+    manifest = prompts.source.read(books)
+    assert manifest is not None
+    by_substrate = {r.substrate: r.published_texts for r in read_records(out)}
+    assert by_substrate == {
+        "prompted": {"manifest": manifest[1], "sources": {"lab-fake": "authors/fake@c0ffeec0ffee"}},
+        "fake": None,  # its substrate uses no imported book
+    }
+    build_report(out)
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert "| prompted (published texts, authors/fake@c0ffeec0ffee) |" in summary
+    assert "| fake |" in summary
+
+    (books / "lab-fake" / "ask.txt").write_text("My own words: {{prompt}}\n", encoding="utf-8")
+    before = (out / "results.jsonl").read_bytes()
+    built = len(calls.built)
+    err = _one_line_error(run)
+    assert "ask.txt: changed since it was imported from authors/fake@c0ffeec0ffee" in err
+    assert (out / "results.jsonl").read_bytes() == before and len(calls.built) == built

@@ -450,6 +450,15 @@ def _mount_data() -> None:
 _mount_data()
 
 
+def _mount_prompts() -> None:
+    from hivethink.cli.prompts import app as prompts_app
+
+    app.add_typer(prompts_app, name="prompts", help="Import the authors' published prompts, or export hivethink's.")
+
+
+_mount_prompts()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="hivethink")

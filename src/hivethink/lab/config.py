@@ -153,13 +153,16 @@ class MastSpec(_Strict):
     """The MAST judge run over every finished sample's trace (``hivethink.metrics.mast``):
     ``judge`` is a model entry like those under ``models`` (any backend); the labels go into
     each results line under ``mast``. ``max_chars`` cuts long traces in the middle (default:
-    the whole trace, as published); ``parse`` is "published" or the "lines" variant."""
+    the whole trace, as published); ``parse`` is "published" or the "lines" variant;
+    ``taxonomy`` names the modes as the authors' judge prompt does ("published") or as the paper
+    does ("paper", the prompt book ``mast-paper``)."""
 
     judge: ModelSpec
     max_tokens: int = Field(default=1024, ge=1)
     max_chars: int | None = Field(default=None, ge=1000)
     temperature: float = Field(default=1.0, ge=0)
     parse: Literal["published", "lines"] = "published"
+    taxonomy: Literal["published", "paper"] = "published"
 
 
 class LabConfig(_Strict):

@@ -4,7 +4,11 @@ Every record says which code made it: ``schema_version`` (this module's :data:`S
 records written before it existed have none and read as version 0), the ``hivethink`` version
 and, when the package runs from a git checkout, the ``commit`` (``-dirty`` appended when the
 package's files differ from it: edited, or new and not committed), and ``prompts_digest``, the hash of the prompt books its
-substrate used (:func:`hivethink.prompts.digest` over the substrate's ``prompt_books``).
+substrate used (:func:`hivethink.prompts.digest` over the substrate's ``prompt_books``). When
+some of those books hold the authors' own texts (a directory made by ``hivethink prompts
+import``), ``published_texts`` names them: the digest of the directory's ``SOURCE.json`` and,
+per book, the authors' ``repo@commit`` (or ``package==version``); otherwise it is null. Schema
+version 2 added it.
 
 Records are validated when written and when read back (:class:`ResultRecord`). A record of a
 newer schema than this code knows cannot be read: one error, whatever the command.
@@ -40,7 +44,7 @@ from hivethink import prompts
 from hivethink.errors import HivethinkError
 from hivethink.lab.grid import Plan
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_REASONS = 3  # disagreements named in one error line
 
 
@@ -73,6 +77,7 @@ class ResultRecord(BaseModel):
     hivethink: str | None = None
     commit: str | None = None
     prompts_digest: str | None = None
+    published_texts: dict[str, Any] | None = None  # the imports behind the books (version 2)
     mixed: list[str] = Field(default_factory=list)  # what it was resumed over (--allow-mixed)
 
 
@@ -156,6 +161,7 @@ def provenance(substrate: Any) -> dict[str, Any]:
         "hivethink": version,
         "commit": commit,
         "prompts_digest": prompts_digest(substrate),
+        "published_texts": prompts.published(getattr(substrate, "prompt_books", ())),
     }
 
 

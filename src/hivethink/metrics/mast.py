@@ -3,22 +3,32 @@
 The judge (any :class:`~hivethink.backends.base.Backend`) reads one prompt (the ``mast`` book):
 the instruction and answer format, the whole trace, the definitions of the 14 failure modes and
 a few labelled examples. It answers: A. a summary, B. whether the task succeeded (yes/no),
-C. yes/no per mode (``1.1`` ... ``3.3``). The reply is read as the published judge reads it
-(:func:`parse_mast_reply`): per mode, the first of a few patterns that finds the code followed
-by yes or no (the code's dots match any character, as published); a mode not found counts as
-"no". The success answer is the first yes/no after "B.". A published quirk follows: when the
-judge repeats a mode's name, the first "no" after the code may be a word of that name ("3.2
-No or Incomplete Verification: yes" reads as no). The named variant ``parse="lines"`` reads
-the yes or no after the last colon of the line that starts with the code. The rule-based
-detectors of
-:mod:`hivethink.metrics.pathology` stay the free default; the judge runs when a grid asks for
-it (``mast: {judge: <model>}``).
+C. yes/no per mode (``1.1`` ... ``3.3``).
+
+**Modes.** By default the modes are named and numbered as the authors' judge prompt has them
+(``agentdash`` 0.1.0 ``annotator.py``, openevolve-mast ``evaluator.py``; :data:`MAST_MODES`),
+which differs from the paper in three: 2.6 "action-reasoning mismatch", 3.2 "no or incorrect
+verification", 3.3 "weak verification" (the paper: reasoning-action mismatch, no or incomplete
+verification, incorrect verification). The authors' definitions file numbers the two
+verification modes the other way round from their own list (3.2 weak, 3.3 no or incorrect);
+hivethink's ``mast`` book keeps that too. The named variant ``taxonomy="paper"`` uses the paper's
+names and numbering throughout (:data:`MAST_PAPER_MODES`, book ``mast-paper``).
+
+**Reading the reply** (:func:`parse_mast_reply`), as the authors' parser reads it: per mode, the
+first of a few patterns that finds the code followed by yes or no (the code's dots match any
+character, as published); a mode not found counts as "no". The success answer is a yes or no
+right after "B." (``B\\.\\s*(yes|no)``); anything else reads as "no". A published quirk follows:
+when the judge repeats a mode's name, the first "no" after the code may be a word of that name
+("3.2 No or Incorrect Verification: yes" reads as no). The named variant ``parse="lines"``
+reads the yes or no after the last colon of the line that starts with the code (or with "B.";
+no such line: success unknown). The rule-based detectors of :mod:`hivethink.metrics.pathology`
+stay the free default; the judge runs when a grid asks for it (``mast: {judge: <model>}``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hivethink import prompts
@@ -26,7 +36,7 @@ from hivethink.backends.base import Backend, GenRequest
 from hivethink.trace import Event
 
 # code -> name, grouped as in the MAST paper.
-MAST_GROUPS: dict[str, dict[str, str]] = {
+MAST_PAPER_GROUPS: dict[str, dict[str, str]] = {
     "specification and system design": {
         "1.1": "disobey task specification",
         "1.2": "disobey role specification",
@@ -48,13 +58,23 @@ MAST_GROUPS: dict[str, dict[str, str]] = {
         "3.3": "incorrect verification",
     },
 }
-MAST_MODES: dict[str, str] = {
-    code: name for group in MAST_GROUPS.values() for code, name in group.items()
+# The names the authors' judge prompt gives where they differ from the paper's.
+_JUDGE_NAMES = {"2.6": "action-reasoning mismatch", "3.2": "no or incorrect verification",
+                "3.3": "weak verification"}
+MAST_GROUPS: dict[str, dict[str, str]] = {
+    group: {code: _JUDGE_NAMES.get(code, name) for code, name in modes.items()}
+    for group, modes in MAST_PAPER_GROUPS.items()
 }
+MAST_MODES: dict[str, str] = {code: name for group in MAST_GROUPS.values() for code, name in group.items()}
+MAST_PAPER_MODES: dict[str, str] = {
+    code: name for group in MAST_PAPER_GROUPS.values() for code, name in group.items()
+}
+TAXONOMIES = ("published", "paper")
 
-BOOK = prompts.book(
-    "mast", {"judge": ["trace", "definitions", "examples"], "definitions": [], "examples": []}
-)
+_TEMPLATES: dict[str, Iterable[str]] = {"judge": ["trace", "definitions", "examples"], "definitions": [], "examples": []}
+BOOK = prompts.book("mast", _TEMPLATES)
+PAPER_BOOK = prompts.book("mast-paper", _TEMPLATES)
+BOOKS = {"published": BOOK, "paper": PAPER_BOOK}
 
 _FLAGS = re.IGNORECASE | re.DOTALL
 
@@ -91,12 +111,13 @@ def render_trace(events: Sequence[Event], max_chars: int | None = None) -> str:
     return text[:half] + "\n[... trace cut ...]\n" + text[-half:]
 
 
-def mast_prompt(events: Sequence[Event], max_chars: int | None = None) -> str:
-    return BOOK.render(
+def mast_prompt(events: Sequence[Event], max_chars: int | None = None, taxonomy: str = "published") -> str:
+    book = BOOKS[taxonomy]
+    return book.render(
         "judge",
         trace=render_trace(events, max_chars),
-        definitions=BOOK.render("definitions"),
-        examples=BOOK.render("examples"),
+        definitions=book.render("definitions"),
+        examples=book.render("examples"),
     )
 
 
@@ -115,10 +136,20 @@ def _line_mode(code: str, text: str) -> str | None:
     return None
 
 
+def _line_success(text: str) -> bool | None:
+    for line in text.splitlines():
+        start = re.match(r"\s*B\.(.*)", line, re.IGNORECASE)
+        if start:
+            words = re.findall(r"\b(yes|no)\b", start.group(1).split(":")[-1], re.IGNORECASE)
+            return words[-1].lower() == "yes" if words else None
+    return None
+
+
 def parse_mast_reply(text: str, parse: str = "published") -> dict[str, Any]:
     """The judge's reply as ``{"modes": {code: bool}, "failures": [codes], "success": bool |
     None, "summary": str, "parsed": bool}``; ``parsed`` is False when no mode was found (all
-    then count as "no", as published). ``parse``: "published" or "lines" (module docstring)."""
+    then count as "no", as published). ``parse``: "published" (success is never None) or
+    "lines" (module docstring)."""
     cleaned = text.strip().removeprefix("@@").removesuffix("@@")
     read = _line_mode if parse == "lines" else _published_mode
     modes: dict[str, bool] = {}
@@ -127,12 +158,16 @@ def parse_mast_reply(text: str, parse: str = "published") -> dict[str, Any]:
         answer = read(code, cleaned)
         found += answer is not None
         modes[code] = answer == "yes"
-    success = re.search(r"B\..*?(yes|no)", cleaned, _FLAGS)
-    summary = re.search(r"A\.(.*?)(?:\bB\.|$)", cleaned, _FLAGS)
+    if parse == "lines":
+        success = _line_success(cleaned)
+    else:
+        said = re.search(r"B\.\s*(yes|no)", text, re.IGNORECASE)
+        success = said is not None and said.group(1).lower() == "yes"
+    summary = re.search(r"A\.\s*(.*?)(?=B\.|$)", text, _FLAGS)
     return {
         "modes": modes,
         "failures": [c for c, v in modes.items() if v],
-        "success": None if success is None else success.group(1).lower() == "yes",
+        "success": success,
         "summary": summary.group(1).strip() if summary else "",
         "parsed": found > 0,
     }
@@ -146,11 +181,12 @@ def mast_judge(
     max_chars: int | None = None,
     temperature: float = 1.0,
     parse: str = "published",
+    taxonomy: str = "published",
 ) -> dict[str, Any]:
     """Ask ``backend`` to label the trace: :func:`parse_mast_reply`'s dict plus ``raw`` (the
     reply) and ``error`` (the backend's error, or None). Never raises for a failed call."""
     request = GenRequest(
-        messages=[{"role": "user", "content": mast_prompt(events, max_chars)}],
+        messages=[{"role": "user", "content": mast_prompt(events, max_chars, taxonomy)}],
         max_tokens=max_tokens,
         temperature=temperature,
     )

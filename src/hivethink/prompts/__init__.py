@@ -12,6 +12,11 @@ unknown file, no unknown placeholder), so that the original texts of a paper can
 and nothing silently mixes with the built-ins. Books absent from ``DIR`` stay built-in. Every
 record says which texts made it: :func:`digest` hashes the texts of the books a sample used.
 
+A directory made by ``hivethink prompts import`` (:mod:`hivethink.prompts.importers`) also holds
+``SOURCE.json`` (:mod:`hivethink.prompts.source`): the authors' repository and commit behind each
+text. Such a directory is checked when used (a text edited since the import is an error), and
+:func:`published` tells records which books hold the authors' own words.
+
 Modules declare their books at import time with :func:`book`; rendering checks the values given
 against the declaration.
 """
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hivethink.errors import HivethinkError
+from hivethink.prompts import source
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 BUILTIN_ROOT = Path(__file__).parent
@@ -33,9 +39,11 @@ BUILTIN_ROOT = Path(__file__).parent
 _lock = threading.Lock()
 _books: dict[str, Book] = {}
 _override: Path | None = None
+_manifest: tuple[source.Manifest, str] | None = None  # the override's SOURCE.json and its digest
 
 
-def _read(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A template file's text as hivethink uses it (one trailing newline dropped)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -64,11 +72,17 @@ class Book:
         d = self._dir()
         return "builtin" if d.parent == BUILTIN_ROOT else str(d)
 
+    def builtin_text(self, template: str) -> str:
+        """The text hivethink ships for a template, whatever directory is in use."""
+        if template not in self.templates:
+            raise KeyError(f"prompt book {self.name!r} has no template {template!r}")
+        return read_text(BUILTIN_ROOT / self.name / f"{template}.txt")
+
     def text(self, template: str) -> str:
         """The raw text of a template (placeholders unfilled)."""
         if template not in self.templates:
             raise KeyError(f"prompt book {self.name!r} has no template {template!r}")
-        return _read(self._dir() / f"{template}.txt")
+        return read_text(self._dir() / f"{template}.txt")
 
     def render(self, template: str, **values: object) -> str:
         """The template with its placeholders filled; a missing or undeclared value is an error."""
@@ -123,7 +137,7 @@ def check_book_dir(b: Book, directory: Path) -> None:
                              f"{', '.join(f'{u}.txt' for u in unknown)}")
     for template, allowed in sorted(b.templates.items()):
         path = directory / f"{template}.txt"
-        bad = sorted(placeholders(_read(path)) - allowed)
+        bad = sorted(placeholders(read_text(path)) - allowed)
         if bad:
             raise HivethinkError(f"{path}: unknown placeholder(s) {', '.join('{{' + x + '}}' for x in bad)} "
                                  f"(allowed: {', '.join(sorted(allowed)) or 'none'})")
@@ -146,19 +160,32 @@ def check_directory(directory: str | Path) -> Path:
             raise HivethinkError(f"{sub}: no prompt book is called {sub.name!r} "
                                  f"(books: {', '.join(sorted(_books))})")
         check_book_dir(b, sub)
+    found = source.read(d)
+    if found is not None:
+        source.verify(d, found[0], read_text)
     return d.resolve()
 
 
 def use_directory(directory: str | Path | None) -> None:
     """Make ``directory`` (validated) replace the built-in books it holds; None: built-ins only."""
-    global _override
+    global _override, _manifest
     resolved = None if directory is None else check_directory(directory)
+    manifest = None if resolved is None else source.read(resolved)
     with _lock:
-        _override = resolved
+        _override, _manifest = resolved, manifest
 
 
 def active_directory() -> Path | None:
     return _override
+
+
+def published(names: Iterable[str]) -> dict[str, object] | None:
+    """For records: the imports (``SOURCE.json``) behind the named books in use, as
+    ``{"manifest": digest, "sources": {book: "repo@commit"}}``; None when all are hivethink's."""
+    if _manifest is None:
+        return None
+    in_use = [n for n in names if n in _books and _books[n].source != "builtin"]
+    return source.published(_manifest[0], _manifest[1], in_use)
 
 
 def digest(names: Iterable[str]) -> str:

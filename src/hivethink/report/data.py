@@ -89,11 +89,20 @@ def group_size(record: Record) -> int:
     )
 
 
+def published_label(published: Any) -> str:
+    """" (published texts, repo@commit)" for a record's ``published_texts`` (the authors' own
+    texts, imported by ``hivethink prompts import``); "" for hivethink's."""
+    sources = sorted(set(((published or {}).get("sources") or {}).values()))
+    return f" (published texts, {', '.join(sources)})" if sources else ""
+
+
 def overview(records: Sequence[Record]) -> Table:
-    """Per model, substrate and task: samples, errors, accuracy, score and cost (with intervals)."""
+    """Per model, substrate and task: samples, errors, accuracy, score and cost (with intervals).
+    A substrate run with the authors' own texts is marked, and counted apart from one run with
+    hivethink's."""
     rows = []
     for (model, substrate, task), recs in group(
-        records, lambda r: (r["model"], r["substrate"], r["task"])
+        records, lambda r: (r["model"], r["substrate"] + published_label(r.get("published_texts")), r["task"])
     ).items():
         good = ok(recs)
         rows.append(
@@ -191,11 +200,19 @@ def mast_modes(records: Sequence[Record]) -> Table:
             mean(None if m.get("success") is None else float(m["success"]) for m in labels),
             *(mean(float(bool(m["modes"].get(code))) for m in labels) for code in MAST_MODES),
         ])  # fmt: skip
+    labelled = [r["mast"] for r in records if r.get("mast") and not r["mast"].get("error")]
+    # labels written before the taxonomy was recorded used the paper's names
+    taxonomies = sorted({str(m.get("taxonomy", "paper")) for m in labelled})
+    texts = sorted({published_label(m.get("published_texts")).strip(" ()") or "hivethink's texts"
+                    for m in labelled})
+    note = "rates over the samples the judge labelled"
+    if labelled:
+        note += f"; modes named as in the {' and '.join(taxonomies)} taxonomy; judge prompt: {'; '.join(texts)}"
     return Table(
         "MAST failure modes (LLM judge)",
         ["substrate", "judged", "judge errors", "success", *MAST_MODES],
         rows,
-        "rates over the samples the judge labelled",
+        note,
     )
 
 

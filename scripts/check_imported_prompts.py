@@ -1,0 +1,120 @@
+"""Check by hand that hivethink, run with imported texts, shows a model exactly what the authors'
+code would: imports the authors' module from their checkout (or package) in this process, builds
+their texts, and compares them with hivethink's, token for token where a model is involved.
+
+    python scripts/check_imported_prompts.py hogwild CHECKOUT PROMPTS_DIR [--model M]
+    python scripts/check_imported_prompts.py mast SOURCE PROMPTS_DIR
+
+hogwild: the embedded model's tokenizer unless --model (the authors' formatting.py imports
+transformers, which hivethink has). mast: SOURCE is an openevolve-mast checkout or a directory
+holding the agentdash package. One line per comparison; exit 1 on any difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+from hivethink import prompts
+
+PROBLEM = "Find the sum of all integer bases b > 9 for which 17_b is a divisor of 97_b."
+failed = False
+
+
+def same(what: str, ours: object, theirs: object) -> None:
+    global failed
+    ok = ours == theirs
+    failed |= not ok
+    size = f"{len(theirs)} {'tokens' if isinstance(theirs, list) else 'chars'}" if hasattr(theirs, "__len__") else ""
+    print(f"{'same' if ok else 'DIFFERENT'}: {what} ({size})")
+
+
+def load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def hogwild(checkout: Path, model_id: str | None) -> None:
+    from hivethink.engine.hive import HOGWILD, HiveConfig, HiveJob, chat_ids
+    from hivethink.models.loader import load_model
+
+    model = load_model(model_id, dtype="float32")
+    tok = model.tokenizer
+    formatting = load(checkout / "formatting.py", "authors_formatting")
+    for names in (("Alice", "Bob"), ("Alice", "Bob", "Carol")):
+        theirs = formatting.MathFormatting(tok, workers=names)
+        job = HiveJob(model, HiveConfig(workers=len(names)), PROBLEM)
+        n = len(names)
+        same(f"{n} workers: the instruction", job.instruction(), theirs.system_prompt)
+        conversation = [{"role": "user", "content": theirs.system_prompt + theirs.sep + PROBLEM}]
+        assert theirs.get_full_prompt(PROBLEM) == tok.apply_chat_template(conversation, tokenize=False,
+                                                                           add_generation_prompt=True)
+        same(f"{n} workers: the prompt's token ids (get_full_prompt)", job.prompt, chat_ids(tok, conversation))
+        for w in range(2):
+            same(f"{n} workers: worker {w}'s seeded first step", job.decode(job.workers[w].pending),
+                 theirs.worker_prompts[w])
+    titles = {k: HOGWILD.render(k) for k in ("others_title", "own_title", "marker")}
+    same("the others' header block", "\n\n" + titles["others_title"] + "\n\n", theirs.current_step_header)
+    same("the own header block", titles["marker"] + "\n\n" + titles["own_title"] + "\n\n",
+         theirs.current_worker_header)
+    same("a later step header", HOGWILD.render("step_header", name="Bob", index=5), theirs.get_step_prefix("Bob", 5))
+    same("the redundancy question", HOGWILD.render("check"), theirs.s1_collab_message)
+    same("the finisher suffix", HOGWILD.render("finisher"), theirs.s1_finisher_suffix)
+
+
+class Echo:
+    def __init__(self) -> None:
+        self.chat = SimpleNamespace(completions=SimpleNamespace(create=self.create))
+
+    @staticmethod
+    def create(*, messages: list[dict[str, str]], **_: object) -> object:
+        return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=messages[0]["content"]))])
+
+
+def mast(root: Path) -> None:
+    from hivethink.metrics.mast import mast_prompt, render_trace
+    from hivethink.trace import Event
+
+    events = [Event(kind="prompt", worker="Alice", text="Solve 2+2."),
+              Event(kind="step", worker="Alice", text="It is 4."), Event(kind="step", worker="Bob", text="Agreed.")]
+    trace = render_trace(events)
+    evaluator = root / "openevolve/examples/multi_agent_evolution_v2/evaluator.py"
+    if evaluator.exists():
+        theirs = load(evaluator, "authors_evaluator").openai_evaluator(trace, client=Echo())
+    else:
+        sys.path.insert(0, str(root))
+        annotator = importlib.import_module("agentdash.annotator").annotator
+        loaded = SimpleNamespace()
+        loaded.definitions, loaded.examples = annotator._load_definitions(loaded), annotator._load_examples(loaded)
+        theirs = annotator._create_evaluation_prompt(loaded, trace)
+    same("the judge prompt for one trace", mast_prompt(events), theirs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("system", choices=["hogwild", "mast"])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("prompts_dir", type=Path)
+    parser.add_argument("--model")
+    args = parser.parse_args()
+    from hivethink.prompts.importers import declare_books
+
+    declare_books()
+    prompts.use_directory(args.prompts_dir)
+    if args.system == "hogwild":
+        hogwild(args.source, args.model)
+    else:
+        mast(args.source)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The authors' own builders, run in a subprocess from the user's checkout.
+
+Where authors build a text in code (f-strings, template functions), the importer runs that code
+as it is, in a fresh interpreter (:data:`COMMAND` with the builder, the root and an output
+file), so that nothing of it enters the importing process. An adapter's builder
+(``module:function``) is called with the source's root and returns, per text, the text built
+with *holes* in place of hivethink's placeholders, and the same text built with real values (the
+check: hivethink's rendering of the template must give exactly the authors' text).
+
+Holes are private-use characters around a placeholder's name (:func:`hole`); the authors' code
+carries them like any string (a worker's name, a header, a chat turn), so a placeholder lands
+wherever the authors' code puts that value. Heavy objects the builders expect (tokenizers, API
+clients, unused imports such as ``transformers``) get light stand-ins here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import sys
+import types
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypedDict
+
+OPEN, CLOSE = "\ue000", "\ue001"
+COMMAND = "import sys; from hivethink.prompts.importers.child import main; sys.exit(main(sys.argv[1:]))"
+
+
+def hole(name: str) -> str:
+    """The stand-in value that becomes ``{{name}}`` in the imported template."""
+    return f"{OPEN}{name}{CLOSE}"
+
+
+class Check(TypedDict):
+    real: str  # the authors' text built with real values
+    values: dict[str, str]  # those values, by placeholder
+
+
+class BuiltText(TypedDict):
+    text: str  # built with holes
+    checks: list[Check]
+
+
+def built(text: str, *checks: tuple[str, dict[str, Any]]) -> BuiltText:
+    return {"text": text, "checks": [{"real": r, "values": {k: str(v) for k, v in vs.items()}} for r, vs in checks]}
+
+
+class BuildError(Exception):
+    """The authors' code did not give what the adapter expects (reported in one line)."""
+
+
+def stub_modules(names: Sequence[str]) -> None:
+    """Stand-ins for modules the authors' file imports but the builder does not need (any
+    attribute is a dummy class, so annotations such as ``transformers.PreTrainedTokenizer``
+    evaluate)."""
+    for name in names:
+        module = types.ModuleType(name)
+
+        def dummy(attr: str, _module: str = name) -> type:
+            return type(attr, (), {"__module__": _module})
+
+        setattr(module, "__getattr__", dummy)  # noqa: B010 - a module-level __getattr__ (PEP 562)
+        sys.modules[name] = module
+
+
+def authors_module(root: Path, name: str, *, file: str | None = None, stubs: Sequence[str] = ()) -> types.ModuleType:
+    """Import the authors' module ``name`` from ``root`` (``file``: its path under ``root`` when it
+    is not on the import path), after installing ``stubs``."""
+    stub_modules(stubs)
+    sys.path.insert(0, str(root))
+    if file is None:
+        return importlib.import_module(name)
+    spec = importlib.util.spec_from_file_location(name, root / file)
+    if spec is None or spec.loader is None:
+        raise BuildError(f"cannot load {root / file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class ChatTokenizerStandIn:
+    """A tokenizer as far as prompt builders use one: ``apply_chat_template`` marks the one user
+    turn with ``before``/``after`` (holes, or known strings for the check), ``vocab`` and
+    ``encode`` know the few strings given to them (as one token each)."""
+
+    bos_token = "<s>"
+    eos_token = "</s>"
+
+    def __init__(self, before: str, after: str, tokens: Sequence[str] = ()):
+        self.before, self.after = before, after
+        self.vocab = {t: i for i, t in enumerate(dict.fromkeys([self.bos_token, self.eos_token, *tokens]))}
+
+    def apply_chat_template(self, conversation: list[dict[str, str]], tokenize: bool = False,
+                            add_generation_prompt: bool = False, **_: Any) -> str:
+        roles = [m.get("role") for m in conversation]
+        if tokenize or not add_generation_prompt or roles != ["user"]:
+            raise BuildError(f"the authors' code asks the chat template for {roles} (tokenize={tokenize}, "
+                             f"add_generation_prompt={add_generation_prompt}); hivethink wraps one user turn "
+                             "with the generation prompt")
+        return self.before + conversation[0]["content"] + self.after
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        if text not in self.vocab:
+            raise BuildError(f"the stand-in tokenizer was asked to encode {text!r}")
+        return [self.vocab[text]]
+
+
+def main(argv: Sequence[str]) -> int:
+    ref, root, out = argv
+    module_name, _, function = ref.partition(":")
+    builder: Callable[[Path], dict[str, BuiltText]] = getattr(importlib.import_module(module_name), function)
+    try:
+        result = builder(Path(root))
+    except BuildError as err:
+        print(f"{err}", file=sys.stderr)
+        return 3
+    except Exception as err:  # noqa: BLE001 - the authors' code failed: say how, in one line
+        tb = err.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f" ({Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})" if tb is not None else ""
+        print(f"{type(err).__name__}: {err}{where}", file=sys.stderr)
+        return 3
+    Path(out).write_text(json.dumps(result), encoding="utf-8")
+    return 0
