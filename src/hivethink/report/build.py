@@ -16,7 +16,10 @@ from hivethink.report.data import (
     Record,
     Table,
     agreement,
+    consensus_game,
     coordination,
+    detection_keywords,
+    game_records,
     load,
     mast_modes,
     merge_tokens,
@@ -205,6 +208,8 @@ def build_report(run_dir: str | Path) -> Path:
     ]
     if any(r.get("mast") for r in records):
         tables.append(mast_modes(records))
+    if game_records(records):
+        tables += [consensus_game(records), detection_keywords(records)]
     plots = all_plots(records)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = (
