@@ -76,3 +76,18 @@ def test_consensus_game_tables_show_the_published_statistics() -> None:
     kw = dict(zip(k.headers, k.rows[0], strict=True))
     assert (kw["games"], kw["reasonings"], kw["outlier"], kw["suspicious"], kw["byzantine"]) == (2, 5, 2, 1, 1)
     assert "Consensus game" in table_md(t)
+
+
+def test_a_traced_call_shows_its_phase_and_attempt_and_an_undelivered_message_its_address() -> None:
+    from hivethink.report.build import trace_html
+    from hivethink.report.data import call_note
+    from hivethink.trace import Event
+
+    step = Event(kind="step", worker="agent_2", text="{}", step=3, data={"phase": "propose", "attempt": 2})
+    lost = Event(kind="message", worker="Bob", text="psst", step=0, recipients=[], data={"to": "Dave", "delivered": False})
+    assert call_note(step) == " (propose, attempt 2)"
+    assert call_note(lost) == " (not delivered: addressed to Dave)"
+    assert call_note(Event(kind="step", worker="a", data={"attempt": 1})) == " (attempt 1)"
+    assert call_note(Event(kind="vote", worker="a", data={"value": "stop"})) == ""
+    page = trace_html({"index": 0, "substrate": "s", "task": "t", "workers": 2, "seed": 0, "key": "k"}, [step, lost])
+    assert "step [3] (propose, attempt 2)" in page and "(not delivered: addressed to Dave)" in page

@@ -16,6 +16,7 @@ from hivethink.report.data import (
     Record,
     Table,
     agreement,
+    call_note,
     consensus_game,
     coordination,
     detection_keywords,
@@ -113,7 +114,7 @@ def trace_html(record: Record, events: Sequence[Event]) -> str:
     parts = []
     for ev in shown[:MAX_EVENTS]:
         colour = colours.setdefault(ev.worker, _COLOURS[len(colours) % len(_COLOURS)])
-        where = f" [{ev.step}]" if ev.step is not None else ""
+        where = (f" [{ev.step}]" if ev.step is not None else "") + call_note(ev)
         to = f" → {', '.join(ev.recipients)}" if ev.recipients else ""
         extra = ""
         if ev.kind in ("check", "vote") or (ev.kind == "role" and ev.data.get("abstain")):

@@ -273,6 +273,17 @@ def samples(records: Sequence[Record], limit: int = 500) -> Table:
     )
 
 
+def call_note(ev: Event) -> str:
+    """What a reviewer needs beside an event's kind and round: a model call's phase and attempt
+    (" (propose, attempt 2)"), or where an undelivered message was addressed."""
+    if ev.kind in ("prompt", "step") and "attempt" in ev.data:
+        phase = ev.data.get("phase")
+        return f" ({phase}, attempt {ev.data['attempt']})" if phase else f" (attempt {ev.data['attempt']})"
+    if ev.kind == "message" and ev.data.get("delivered") is False:
+        return f" (not delivered: addressed to {ev.data.get('to')})"
+    return ""
+
+
 def merge_tokens(events: list[Event]) -> list[Event]:
     """Tokens written after a worker's last ``step`` (all of them, for a worker without steps)
     joined into one ``token`` event per stretch, placed where the stretch begins; a stretch

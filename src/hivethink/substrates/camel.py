@@ -218,7 +218,8 @@ class _Talk:
         if self.rec.exhausted:
             self.stop = "budget"
             return None
-        [text] = self.rec.round([Call(speaker, list(self.history[speaker]), seen=[listener])], step=self.round,
+        seen = [] if phase == "init" else [listener]  # the opening step holds nothing of the partner's
+        [text] = self.rec.round([Call(speaker, list(self.history[speaker]), seen=seen)], step=self.round,
                                 max_tokens=self.preset.max_tokens, phase=phase)  # fmt: skip
         own = "assistant" if phase == "init" else self._own_role()  # the opening reply is never relabelled
         self.history[speaker].append({"role": own, "content": text})
