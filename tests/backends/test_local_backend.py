@@ -49,3 +49,21 @@ def test_calls_from_several_threads_share_passes(smol32):
         assert outs == alone
     finally:
         backend.close()
+
+
+def test_no_temperature_samples_as_the_model_generation_config_says():
+    """The local counterpart of a provider's default: the model's generation config (greedy
+    without one, or when it does not sample)."""
+    from types import SimpleNamespace
+
+    from transformers import GenerationConfig
+
+    from hivethink.engine.sampling import SamplingParams
+
+    backend = LocalBackend.__new__(LocalBackend)  # no weights needed to choose the sampling
+    backend.model = SimpleNamespace(generation=GenerationConfig(do_sample=True, temperature=0.6, top_p=0.95, top_k=20))
+    chosen = backend._sampling(GenRequest([], temperature=None, seed=4))
+    assert chosen == SamplingParams(temperature=0.6, top_p=0.95, top_k=20, seed=4)
+    assert backend._sampling(GenRequest([], temperature=0.3, seed=4)) == SamplingParams(0.3, 1.0, seed=4)
+    backend.model = SimpleNamespace(generation=None)
+    assert backend._sampling(GenRequest([], temperature=None)).greedy

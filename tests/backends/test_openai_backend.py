@@ -124,3 +124,12 @@ def test_a_json_schema_is_sent_as_a_strict_response_format(server: FakeServer) -
         "type": "json_schema", "json_schema": {"name": "reply", "schema": schema, "strict": True},
     }  # fmt: skip
     assert "response_format" not in by_text["free text"]
+
+
+def test_no_temperature_leaves_sampling_to_the_server(server: FakeServer) -> None:
+    """A protocol published without a temperature (AgentsNet) sends none, nor top_p."""
+    b = backend(server)
+    b.generate([req("default", temperature=None), req("set", temperature=0.2)])
+    by_text = {body["messages"][-1]["content"]: body for body in server.bodies}
+    assert "temperature" not in by_text["default"] and "top_p" not in by_text["default"]
+    assert by_text["set"]["temperature"] == 0.2 and by_text["set"]["top_p"] == 1.0

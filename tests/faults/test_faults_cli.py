@@ -93,6 +93,17 @@ FILES: dict[str, bytes | str | None] = {  # inputs; None makes a directory
     "c/budgets-and-passes.yaml": _config(budgets=[64], budget={"max_tokens": 8, "passes": 32}),
     "c/prompts-missing.yaml": _config(prompts="no-such-books"),
     "newer-run/results.jsonl": json.dumps({"schema_version": 99, "key": "k"}) + "\n",
+    # published presets' options (issue 21); a model that cannot load shows the check comes first
+    "gsm-no-question.jsonl": json.dumps({"problem": "How many?", "answer": "1 + 2 = 3\n#### 3"}) + "\n",
+    "c/consensus-names.yaml": _config(models=[{"kind": "local", "model": "/no/such/model.gguf"}],
+                                      substrates=[{"name": "consensus-game", "params": {"names": "nicknames"}}],
+                                      tasks=[{"name": "agree", "n": 1}]),
+    "c/graph-empty-cover.yaml": _config(models=[{"kind": "local", "model": "/no/such/model.gguf"}],
+                                        substrates=["agentsnet"],
+                                        tasks=[{"name": "graph", "params": {"kind": "vertex_cover", "empty_cover": "skip"}}]),
+    "c/coral-variant.yaml": _config(models=[{"kind": "local", "model": "/no/such/model.gguf"}],
+                                    substrates=[{"name": "coral", "params": {"variant": "solo"}}]),
+    "c/gsm-no-fields.yaml": "GSM",
 }
 
 MODEL_MISSING = "/no/such/model.gguf"
@@ -183,6 +194,14 @@ CASES: dict[str, Case] = {
     "lab report of a newer schema": Case(["lab", "report", "{d}/newer-run"],
                                          "written by a newer hivethink (record schema 99",
                                          fresh=True),
+    "lab consensus-game names": Case(["lab", "run", "{d}/c/consensus-names.yaml"],
+                                     "names must be one of names, ids, not 'nicknames'"),
+    "lab graph empty_cover": Case(["lab", "run", "{d}/c/graph-empty-cover.yaml"],
+                                  "empty_cover must be one of exclude, zero, not 'skip'"),
+    "lab coral variant": Case(["lab", "run", "{d}/c/coral-variant.yaml"],
+                              "variant must be one of collaborative, cot, not 'solo'"),
+    "lab GSM8K file without the question field": Case(["lab", "run", "{d}/c/gsm-no-fields.yaml"],
+                                                      "no field 'question' for the question"),
     # lab report / show
     "lab report on a file": Case(["lab", "report", "{d}/a-file.txt"], "a-file.txt"),
     "lab show, results is a directory": Case(["lab", "show", "{d}/results-dir", "--sample", "0"],
@@ -255,6 +274,10 @@ def _write_inputs(d: Path) -> None:
             content = _config(models=[{"kind": "local", "model": str(d / "corrupt.gguf")}])
         elif content == "BERT":
             content = _config(models=[{"kind": "local", "model": str(d / "bert")}])
+        elif content == "GSM":
+            content = _config(models=[{"kind": "local", "model": MODEL_MISSING}], substrates=["debate-du"],
+                              tasks=[{"name": "math", "params": {"source": str(d / "gsm-no-question.jsonl"),
+                                                                 "selection": "debate-du"}}])  # fmt: skip
         if isinstance(content, str):
             content = content.encode("utf-8")
         path.write_bytes(content)

@@ -89,4 +89,4 @@ def test_example_published_yaml_expands_with_the_presets_defaults() -> None:
     plan = expand_grid(cfg, Factories(lambda kind, **p: None, real.get_task, real.get_substrate))
     assert {s.name for s in plan.substrates} == {"agentsnet", "consensus-game", "coral", "debate-du", "camel"}
     assert cfg.mast is not None and cfg.mast.judge.kind == "openai"
-    assert len(plan.samples) == 6 + 25 * 3 + 20 + 20 * 2 + 20
+    assert len(plan.samples) == 6 + 25 * 3 + 20 * 2 + 20 * 2 + 100  # coral and its cot baseline; 100 arithmetic

@@ -96,7 +96,9 @@ def test_the_whole_transcript():
         "Write your messages in the JSON format described above."
     )
     assert {r.max_tokens for r in backend.requests} == {4096}
-    assert {r.temperature for r in backend.requests} == {1.0}
+    assert {r.temperature for r in backend.requests} == {None}  # the provider's default, as published
+    # the JSON example keeps the published trailing comma after its last entry
+    assert '"Ben": "The message Ben will receive.",\n}' in system
 
     # the retry is appended to the agent's own conversation, after its failed reply
     bob_retry = backend.calls[1][0].messages
@@ -135,15 +137,19 @@ def test_the_whole_transcript():
         "Your answer could not be read. Please check your answer and try again."
     )
 
-    delivered = [(e.step, e.worker, e.recipients[0], e.text) for e in res.events if e.kind == "message"]
+    delivered = [(e.step, e.worker, e.recipients[0], e.text) for e in res.events if e.kind == "message" and e.recipients]
     assert delivered == [
         (0, "Alice", "Bob", "Alice here"), (0, "Bob", "Alice", "hi Alice"), (0, "Bob", "Carol", "hi Carol"),
         (1, "Bob", "Alice", "b1"), (1, "Bob", "Carol", "c1"), (1, "Carol", "Bob", "c to b"),
         (2, "Alice", "Bob", "final from Alice"), (2, "Bob", "Alice", "final b"),
         (2, "Bob", "Carol", "final c"), (2, "Carol", "Bob", "final from Carol"),
     ]  # fmt: skip
-    retried = [(e.step, e.worker) for e in res.events if e.kind == "step" and e.data.get("retry")]
-    assert retried == [(0, "Bob"), (0, "Carol"), (1, "Carol"), (3, "Bob"), (3, "Carol")]
+    undelivered = [(e.step, e.worker, e.data, e.text) for e in res.events if e.kind == "message" and not e.recipients]
+    assert undelivered == [(0, "Bob", {"to": "Dave", "delivered": False}, "psst")]
+    retried = [(e.step, e.worker, e.data["phase"]) for e in res.events if e.kind == "step" and e.data["attempt"] == 2]
+    assert retried == [(0, "Bob", "messages"), (0, "Carol", "messages"), (1, "Carol", "messages"),
+                       (3, "Bob", "answer"), (3, "Carol", "answer")]  # fmt: skip
+    assert all(e.data["attempt"] in (1, 2) and e.data["phase"] for e in res.events if e.kind == "prompt")
 
     assert res.agent_answers == {"Alice": "Group 1", "Bob": "Group 2", "Carol": "Group 1"}
     assert res.answer is None  # the result travels as the typed outcome
@@ -235,12 +241,20 @@ def test_final_answer_parsers(reply, options, published, bounded, lenient):
 @pytest.mark.parametrize(
     ("params", "message"),
     [({"messages": "strict"}, "messages must be one of"), ({"answer": "fuzzy"}, "answer must be one of"),
-     ({"max_tokens": 0}, "max_tokens"), ({"colour": 1}, "no parameter colour")],
+     ({"max_tokens": 0}, "max_tokens"), ({"colour": 1}, "no parameter colour"),
+     ({"temperature": 0.7}, "provider_temperature: false")],
 )  # fmt: skip
 def test_bad_options_are_one_line_errors(params, message):
     with pytest.raises(HivethinkError, match=message) as err:
         get_substrate("agentsnet", **params)
     assert "\n" not in str(err.value)
+
+
+def test_a_set_temperature_when_asked_for():
+    backend = ScriptedBackend(lambda r, i: "{}" if "Final Answer" not in r.messages[-1]["content"] else "no")
+    get_substrate("agentsnet", provider_temperature=False, temperature=0.7).run(
+        INSTANCE, GraphTask(), backend, workers=1, budget=Budget(), seed=0)
+    assert {r.temperature for r in backend.requests} == {0.7}
 
 
 def test_a_non_graph_instance_is_refused():

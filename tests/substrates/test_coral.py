@@ -12,7 +12,7 @@ from hivethink.answers import boxed
 from hivethink.backends.fake import ScriptedBackend
 from hivethink.errors import HivethinkError
 from hivethink.substrates import Budget, get_substrate
-from hivethink.substrates.coral import belief_of, social
+from hivethink.substrates.coral import belief_of, graded_answer, social
 from hivethink.tasks.base import Instance
 from hivethink.tasks.pair import PairTask
 
@@ -62,11 +62,17 @@ def test_the_whole_conversation():
     assert {(r.temperature, r.max_tokens) for r in turns} == {(0.2, 4096)}
     assert {(r.temperature, r.max_tokens) for r in extracts} == {(0.0, 32)}
     ask = extracts[1].messages
-    assert ask[0]["content"].startswith("You help a user understand what certain replies")
-    assert ask[1]["content"].endswith(
+    instruction = ask[0]["content"]
+    assert instruction.startswith("You help a user understand what certain replies")
+    block = (
         f"**The original question:**\nWhat is 2+3?\n\n**The reply to extract the answer from:**\n\n{TURNS[1]}"
         '\n\n**Give the answer in $\\boxed{}$ format, or say "not sure yet".**'
     )
+    # the published StringIO quirk: the block overwrites the instruction from its start, and the
+    # instruction's tail that the block is too short to cover stays after it
+    assert len(block) < len(instruction)
+    assert ask[1]["content"] == block + instruction[len(block):]
+    assert all(e.data["phase"] in ("turn", "belief") for e in res.events if e.kind == "prompt")
     out = res.outcome
     assert out.beliefs == [None, "The answer is $\\boxed{6}$.", "not sure yet",
                            "The answer is $\\boxed{5}$.", "The answer is $\\boxed{5}$."]  # fmt: skip
@@ -152,7 +158,64 @@ def test_sycophancy_probe_on_top():
         get_substrate("coral", sycophancy=True).run(INSTANCE, task, backend, workers=2, budget=Budget(), seed=0)
 
 
-@pytest.mark.parametrize("params", [{"agreement": "loose"}, {"extract": "regex"}, {"max_turns": 0}])
+def test_the_appended_extractor_prompt_variant():
+    backend = scripted(TURNS, EXTRACTIONS)
+    get_substrate("coral", extractor_prompt="appended").run(INSTANCE, PairTask(), backend, workers=2,
+                                                            budget=Budget(), seed=0)  # fmt: skip
+    ask = [r for r in backend.requests if is_extraction(r)][0].messages
+    assert ask[1]["content"].startswith(ask[0]["content"] + "**The original question:**")
+
+
+def test_an_invalid_belief_is_graded_as_published():
+    """An extractor reply with a bare box is an "Error" belief, yet the published grader parses
+    its box: the turn counts as right (final success), though it cannot agree."""
+    backend = scripted(["So it is 5.", "Yes, 5."], ["\\boxed{5}", "\\boxed{5}"])
+    res = get_substrate("coral", max_turns=2).run(INSTANCE, PairTask(), backend, workers=2, budget=Budget(), seed=0)
+    out = res.outcome
+    assert out.beliefs[1:] == ["Error: \\boxed{5}", "Error: \\boxed{5}"]
+    assert (out.final_success, out.turns_to_success, out.agreed, out.valid_answer_rate) == (True, 1, False, 0.0)
+    assert res.answer is None
+
+
+@pytest.mark.parametrize(
+    ("belief", "graded"),
+    [
+        ("The answer is $\\boxed{5}$.", "5"),
+        ("The answer is $\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),
+        ("The answer is $\\boxed{3}$ or $\\boxed{4}$.", "4"),  # the last box
+        ("Error: \\boxed{ 6 }", " 6 "),  # no strip
+        ("not sure yet", "t sure yet"),  # lstrip takes a set of characters
+        ("Error: I think 7.", "Error: I think 7"),
+        ("Error: \\boxed {6}", "Error: \\boxed {6"),  # only "\\boxed{" is unwrapped
+    ],
+)
+def test_graded_answer_reads_as_the_published_match_evaluator(belief, graded):
+    assert graded_answer(belief) == graded
+
+
+def test_the_chain_of_thought_baseline_variant():
+    backend = scripted(["2+3 = 5, so \\boxed{5}."], ["\\boxed{5}"])
+    res = get_substrate("coral", variant="cot").run(INSTANCE, PairTask(), backend, workers=2, budget=Budget(), seed=0)
+    turns = [r for r in backend.requests if not is_extraction(r)]
+    assert len(turns) == 1 and len(backend.requests) == 2  # one turn and its extraction
+    system = turns[0].messages[0]["content"]
+    assert system.startswith("You are a helpful assistant who helps the user solve hard math problems.")
+    assert "step by step" in system and "$\\boxed{\\sqrt{3}}$" in system and "stand your ground" not in system
+    out = res.outcome
+    assert out.final_success and not out.agreed and out.turns == 2
+    assert res.answer == "5" and PairTask().score(INSTANCE, res.answer) == 1.0  # the score is final success
+    wrong = get_substrate("coral", variant="cot").run(
+        INSTANCE, PairTask(), scripted(["It is 6."], ["not sure yet"]), workers=2, budget=Budget(), seed=0
+    )
+    assert wrong.answer == "t sure yet" and PairTask().score(INSTANCE, wrong.answer) == 0.0
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"agreement": "loose"}, {"extract": "regex"}, {"max_turns": -1}, {"variant": "solo"},
+     {"extractor_prompt": "stringio"}, {"variant": "cot", "sycophancy": True}],
+)  # fmt: skip
 def test_bad_options(params):
-    with pytest.raises(HivethinkError):
+    with pytest.raises(HivethinkError) as err:
         get_substrate("coral", **params)
+    assert "\n" not in str(err.value)

@@ -95,8 +95,10 @@ def test_a_lone_agent_is_asked_to_check_its_answer():
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("so \\boxed{1,234} dollars", "1234"), ("\\boxed{$5.5} then {x}", "5.5"), ("{} no box, 12 and 13.", "13."),
-     ("{,} 4", "4"), ("nothing", None)],
+    [("so \\boxed{1,234} dollars", "1234"), ("\\boxed{$5.5} then {x}", "5.5"),
+     ("{12} then {}", "12"),  # groups read from the last one back: the first that keeps a digit
+     ("{} no box, 12 and 13.", ""), ("{,} 4", ""), ("\\boxed{1{,}200}", ""),  # braces, no digit: empty
+     ("no braces, 12 and 13.", "13."), ("nothing", None)],  # only a text without groups falls back
 )  # fmt: skip
 def test_gsm_parser(text, expected):
     assert parse_gsm(text) == expected
@@ -115,6 +117,11 @@ def test_published_scores_and_their_quirks():
     assert published_score("gsm", [None, None, "7"], "7") == (None, 1.0)  # a missing majority counts!
     assert published_score("gsm", ["6", "6", "7"], "The answer is 7") == ("6", 0.0)
     assert published_score("gsm", ["1.2.3"], "7") == ("1.2.3", 0.0)  # the published code crashes
+    assert published_score("gsm", ["", "", "7"], "7") == ("", 0.0)  # an empty majority: it crashes too
+    # the published scorer reads the last number of the reference solution text
+    solution = "She sells 1,000 + 500 cups.\n#### 1,500"
+    assert published_score("gsm", ["500", "500", "1500"], "1500", solution) == ("500", 1.0)
+    assert published_score("gsm", ["1500", "1500"], "1500", solution) == ("1500", 0.0)
     assert published_score("arithmetic", [None, "3", "4"], 3) == ("3", 1.0)  # None left out
     assert published_score("arithmetic", [None, None], 3) == (None, None)  # not scored
     # the lab's score is the task's own (strict): no majority answer scores 0
@@ -127,3 +134,19 @@ def test_published_scores_and_their_quirks():
 def test_bad_options(params):
     with pytest.raises(HivethinkError):
         get_substrate("debate-du", **params)
+
+
+def test_the_published_score_beside_the_strict_one_on_a_gsm_file(tmp_path):
+    """A GSM8K row whose answer is written ``#### 1,500``: the strict score (the lab's) reads
+    1500, the published one reads 500 from the solution text."""
+    import json
+
+    path = tmp_path / "test.jsonl"
+    path.write_text(json.dumps({"question": "How many cups?", "answer": "1,000 + 500 = 1,500\n#### 1,500"}) + "\n")
+    task = MathTask(source=str(path), selection="debate-du")
+    [inst] = task.generate(100, 7)
+    assert inst.target == "1500" and inst.data["reference"].endswith("#### 1,500")
+    _, right = run(inst, task, [["\\boxed{1500}"] * 3, ["\\boxed{1500}"] * 3], workers=3)
+    assert task.score(inst, right.answer) == 1.0 and right.outcome.published_score == 0.0
+    _, odd = run(inst, task, [["\\boxed{500}"] * 3, ["\\boxed{500}"] * 3], workers=3)
+    assert task.score(inst, odd.answer) == 0.0 and odd.outcome.published_score == 1.0

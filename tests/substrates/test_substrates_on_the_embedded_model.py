@@ -29,7 +29,7 @@ CASES = {
     "camel": ("math", {}, {"max_messages": 2, "max_tokens": 8}),
     "agentsnet": ("graph", {"kind": "consensus", "size": 4, "rounds": 1}, {"max_tokens": 8}),
     "consensus-game": ("agree", {"honest": 2, "byzantine": 1, "max_rounds": 1},
-                       {"max_tokens": 8, "vote_max_tokens": 8, "retries": 0}),
+                       {"max_tokens": 8, "vote_max_tokens": 8, "attempts": 1}),
     "coral": ("pair", {"probe": True}, {"max_turns": 2, "max_tokens": 8, "sycophancy": True}),
 }
 

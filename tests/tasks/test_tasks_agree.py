@@ -4,7 +4,13 @@ outcomes and the published convergence metrics (protocols.md section 3)."""
 import pytest
 
 from hivethink.errors import HivethinkError
-from hivethink.tasks.agree import AgreeTask, game_outcome, honest_agents, stop_reached
+from hivethink.tasks.agree import (
+    DETECTION_STEMS,
+    AgreeTask,
+    game_outcome,
+    honest_agents,
+    stop_reached,
+)
 from hivethink.tasks.base import Instance
 from hivethink.tasks.graph import GraphOutcome
 
@@ -75,6 +81,88 @@ def test_off_centre_consensus_and_timeouts():
     assert timeout.quality == 0.0 and timeout.centrality is None
     stopped_apart = game_outcome(INST, rounds((10, 20, 30, 3)), True)
     assert stopped_apart.result == "none" and stopped_apart.quality == 0.0
+
+
+# A game ended by vote in round 3 on 20 (Bob's start, the honest median), with votes and public
+# reasoning per round: the statistics below are computed by hand.
+STAT_TRAJ = rounds((10, 20, 30, 5), (20, 20, 30, 20), (20, 20, 20, 20))
+STAT_VOTES = [
+    {"Alice": "continue", "Bob": "stop", "Carol": "continue", "Dave": "continue"},
+    {"Alice": "stop", "Bob": "stop", "Carol": "continue", "Dave": "abstain"},
+    {"Alice": "stop", "Bob": "stop", "Carol": "stop", "Dave": "continue"},
+]
+STAT_REASONING = [
+    {"Alice": "Bob seems Suspicious to me", "Bob": "Dave is an OUTLIER, maybe Byzantine",
+     "Dave": "suspicious attack lying"},  # Byzantine reasoning is not counted
+    {"Carol": "no attack here"},
+    {"Alice": "", "Bob": "all agree"},  # an empty reasoning is not read
+]
+
+
+def stat_game():
+    return game_outcome(INST, STAT_TRAJ, True, STAT_VOTES, STAT_REASONING)
+
+
+def test_statistic_convergence_rate_and_spread_per_round():
+    out = stat_game()
+    assert out.convergence_rate == pytest.approx(1 / 3)  # only round 3 holds one honest start value
+    assert out.first_agreed_round == 3
+    assert out.spread_per_round == pytest.approx([10.0, 5.773502691896258, 0.0])
+    assert out.trajectory_stability == pytest.approx((10 + 5.773502691896258) / 3)
+
+
+def test_statistic_median_initial_and_extreme():
+    out = stat_game()
+    assert (out.consensus_is_median, out.consensus_is_initial, out.consensus_is_extreme) == (True, True, False)
+    low = game_outcome(INST, rounds((10, 10, 10, 3)), True)  # the honest minimum, range 20
+    assert (low.consensus_is_median, low.consensus_is_initial, low.consensus_is_extreme) == (False, True, True)
+    narrow = Instance(task="agree", id="n", prompt="", data={
+        "agents": ["A", "B", "C"], "byzantine": [], "start_values": {"A": 7, "B": 8, "C": 8},
+        "max_rounds": 5,
+    })  # fmt: skip
+    tight = game_outcome(narrow, [{"A": 7, "B": 7, "C": 7}], True)  # the minimum, but a range of 1
+    assert (tight.consensus_is_median, tight.consensus_is_extreme) == (False, False)
+    mid = game_outcome(Instance(task="agree", id="m", prompt="", data={
+        "agents": ["A", "B"], "byzantine": [], "start_values": {"A": 12, "B": 13}, "max_rounds": 5,
+    }), [{"A": 12, "B": 12}], True)  # fmt: skip
+    assert mid.consensus_is_median  # the median 12.5 read as its integer part
+    none = game_outcome(INST, rounds((10, 20, 30, 3)), False)
+    assert (none.consensus_is_median, none.consensus_is_initial, none.consensus_is_extreme) == (False, False, False)
+
+
+def test_statistic_inclusivity_and_byzantine_infiltration():
+    out = stat_game()
+    assert out.inclusivity == 1.0 and out.byzantine_infiltration == 1.0
+    aloof = game_outcome(INST, rounds((20, 20, 20, 49)), True)
+    assert aloof.inclusivity == 1.0 and aloof.byzantine_infiltration == 0.0
+    timeout = game_outcome(INST, rounds((20, 20, 20, 20)), False)
+    assert timeout.inclusivity is None and timeout.byzantine_infiltration is None
+    honest_only = Instance(task="agree", id="h", prompt="", data={
+        "agents": ["A", "B"], "byzantine": [], "start_values": {"A": 1, "B": 2}, "max_rounds": 3,
+    })  # fmt: skip
+    assert game_outcome(honest_only, [{"A": 1, "B": 1}], True).byzantine_infiltration is None
+
+
+def test_statistic_first_round_with_half_the_agents_voting_stop():
+    out = stat_game()
+    assert out.first_half_stop_round == 2  # round 1: 1 of 4; round 2: 2 of 4
+    assert out.first_half_stop == {
+        "stop_votes": 2, "continue_votes": 1, "abstentions": 1, "votes": STAT_VOTES[1],
+        "values": {"Alice": 20, "Bob": 20, "Carol": 30, "Dave": 20},
+    }  # fmt: skip
+    assert game_outcome(INST, STAT_TRAJ[:1], False, STAT_VOTES[:1]).first_half_stop_round is None
+
+
+def test_statistic_detection_keywords_in_honest_reasoning():
+    out = stat_game()
+    expected = dict.fromkeys(DETECTION_STEMS, 0) | {"suspicious": 1, "outlier": 1, "byzantine": 1, "attack": 1}
+    assert out.keyword_counts == expected and out.keyword_mentions == 4
+    assert out.honest_reasoning_count == 4  # Alice, Bob (round 1), Carol (2), Bob (3)
+    assert len(DETECTION_STEMS) == 11
+    metrics = out.metrics()
+    assert metrics["game_keyword_mentions"] == 4 and metrics["game_consensus_is_median"] == 1
+    assert metrics["game_inclusivity"] == 1.0 and metrics["game_first_half_stop_round"] == 2
+    assert "game_keyword_counts" not in metrics and "game_spread_per_round" not in metrics
 
 
 def test_instances_size_honest_and_byzantine_separately():

@@ -112,12 +112,28 @@ def test_coloring_is_all_valid_times_the_properly_coloured_edges(values, expecte
         # so the published rule counts A as necessary too: 3/4 x 2/2
         (("Yes", "Yes", "No", "No"), 0.75),
         (("Yes", "No", "No", "No"), 0.25),  # coverage 1/4, A necessary
-        (("No", "No", "No", "No"), 0.0),  # empty cover: the published code divides by zero
+        (("No", "No", "No", "No"), None),  # empty cover: the published code divides by zero
         (("No", "yes", "Yes", None), 0.5),  # "yes" and None are not "Yes": coverage 2/4, C needed
     ],
 )
 def test_vertex_cover_is_coverage_times_necessary_share(values, expected):
     assert score("vertex_cover", *values) == expected
+
+
+def test_an_empty_cover_is_left_out_of_means_unless_zero_is_asked_for():
+    """The published script crashes on an empty cover and never saves that run: its means leave
+    it out. ``empty_cover: exclude`` (the default) scores None, which the lab and the report
+    leave out; ``empty_cover: zero`` scores 0."""
+    from hivethink.metrics.outcome import outcome_metrics
+
+    inst = _inst("vertex_cover")
+    empty = GraphOutcome(answers=dict.fromkeys(NODES, "No"))
+    assert GraphTask(kind="vertex_cover").score_outcome(inst, empty) is None
+    assert outcome_metrics(GraphTask(kind="vertex_cover"), inst, None, empty) == {"score": None, "correct": None}
+    assert GraphTask(kind="vertex_cover", empty_cover="zero").score_outcome(inst, empty) == 0.0
+    assert GraphTask(kind="vertex_cover").score(inst, '{"A": "No", "B": "No", "C": "No", "D": "No"}') == 0.0
+    with pytest.raises(HivethinkError, match="empty_cover must be one of exclude, zero"):
+        GraphTask(kind="vertex_cover", empty_cover="skip")
 
 
 def test_missing_agents_have_no_answer_and_outcomes_are_scored_by_the_task():

@@ -142,3 +142,38 @@ def test_bad_source_file_is_a_one_line_error(tmp_path, content, message):
 def test_missing_source_file(tmp_path):
     with pytest.raises(HivethinkError, match="no such file"):
         MathTask(source=str(tmp_path / "nope.jsonl"))
+
+
+def test_debate_du_selection_is_the_published_seeded_shuffle(tmp_path):
+    """gen_gsm.py: ``random.seed(0); random.shuffle(questions)``, the first 100, whatever the
+    lab's seed; the reference solution text is kept for the published scorer."""
+    import json
+    import random
+
+    rows = [{"question": f"Question {i}?", "answer": f"Work.\n#### {i}"} for i in range(1319)]
+    path = tmp_path / "test.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    expected = list(rows)
+    random.Random(0).shuffle(expected)  # what the published script does to its list of rows
+    task = MathTask(source=str(path), selection="debate-du")
+    for seed in (0, 5):
+        got = task.generate(500, seed)
+        assert [i.data["question"] for i in got] == [r["question"] for r in expected[:100]]
+    assert got[0].data["reference"] == expected[0]["answer"]
+    assert got[0].target == str(rows.index(expected[0]))
+
+
+def test_debate_du_selection_needs_the_fields_the_published_script_reads(tmp_path):
+    import json
+
+    path = tmp_path / "gsm.jsonl"
+    path.write_text(json.dumps({"problem": "What?", "answer": "#### 3"}) + "\n")
+    with pytest.raises(HivethinkError, match="no field 'question' for the question") as err:
+        MathTask(source=str(path), selection="debate-du")
+    assert "\n" not in str(err.value)
+    with pytest.raises(HivethinkError, match="selection must be one of debate-du"):
+        MathTask(source=str(path), selection="du")
+    with pytest.raises(HivethinkError, match="picks rows of a source file"):
+        MathTask(selection="debate-du")
+    mapped = MathTask(source=str(path), selection="debate-du", fields={"question": "problem"})
+    assert mapped.generate(1, 0)[0].target == "3"

@@ -55,3 +55,25 @@ def test_bad_parameters_are_checked_by_math():
     with pytest.raises(HivethinkError):
         PairTask(steps=0)
     assert MathTask(steps=2).generate(1, 0)[0].target  # same defaults work
+
+
+def test_a_math_resplit_file_runs_as_the_published_evaluation_set(tmp_path):
+    """Coral's published sets are MATH JSONL rows with ``problem`` and ``answer`` (what the
+    published grader compares with): every row in file order (the resplit validation file), or
+    the first 1000 (the chain-of-thought baseline's test file)."""
+    import json
+
+    rows = [{"problem": f"Problem {i}: what is {i}+1?", "solution": f"It is $\\boxed{{{i + 1}}}$.",
+             "answer": str(i + 1), "level": "Level 1", "type": "Algebra"} for i in range(5)]  # fmt: skip
+    rows[2]["answer"] = "\\frac{1}{2}"
+    path = tmp_path / "val.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = PairTask(source=str(path), shuffle=False)
+    got = task.generate(10, 0)  # asked for more than the file holds: every row, once
+    assert [i.data["question"] for i in got] == [r["problem"] for r in rows]
+    assert [i.target for i in got] == ["1", "2", "\\frac{1}{2}", "4", "5"]
+    assert all(i.task == "pair" and i.id.startswith("pair-") for i in got)
+    assert task.score(got[2], "0.5") == 1.0
+    assert [i.target for i in PairTask(source=str(path), shuffle=False, limit=2).generate(10, 0)] == ["1", "2"]
+    with pytest.raises(HivethinkError, match="probe needs generated problems"):
+        PairTask(source=str(path), probe=True)

@@ -25,6 +25,20 @@ def test_arithmetic_problems_are_du_expressions():
     assert task.score(inst, f"{inst.target}.0") == 1.0 and task.score(inst, "1 or 2") == 0.0
 
 
+def test_arithmetic_problems_are_the_published_generator_stream():
+    """gen_math.py: ``np.random.seed(0)``, then ``np.random.randint(0, 30, size=6)`` per problem."""
+    import numpy as np
+
+    from hivethink.tasks.arithmetic import published_draws
+
+    np.random.seed(0)
+    published = [[int(v) for v in np.random.randint(0, 30, size=6)] for _ in range(100)]
+    got = ArithmeticTask().generate(100, 0)
+    assert [i.data["operands"] for i in got] == published == published_draws(100)
+    assert got[0].question == "What is the result of 12+15*21+0-3*27?"  # numpy's legacy stream
+    assert [i.data["operands"] for i in ArithmeticTask().generate(3, 0)] == published[:3]
+
+
 def test_common_ground_revises_the_fourth_number_mid_run():
     for inst in CommonGroundTask(start=2).generate(20, 0):
         first, revised = inst.data["operands"], inst.data["revised"]

@@ -56,5 +56,6 @@ def test_task_parameters():
         "graph": None,
         "rounds": None,
         "source": None,
+        "empty_cover": "exclude",
     }
     assert task_parameters("agree") == {"honest": 4, "byzantine": 0, "max_rounds": 50}

@@ -17,7 +17,10 @@ class GenRequest:
 
     messages: list[dict[str, str]]
     max_tokens: int = 256
-    temperature: float = 0.0
+    # None: the provider's default sampling (protocols published without a temperature): an
+    # OpenAI-compatible server gets neither temperature nor top_p, the local engine samples as
+    # the model's generation config says.
+    temperature: float | None = 0.0
     top_p: float = 1.0
     seed: int | None = None
     stop: list[str] = field(default_factory=list)

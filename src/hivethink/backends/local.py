@@ -53,13 +53,20 @@ class LocalBackend:
                 self._engine.close()
                 self._engine = None
 
+    def _sampling(self, request: GenRequest) -> SamplingParams:
+        """The request's sampling; without a temperature, the model's generation config (the
+        local counterpart of a provider's default)."""
+        if request.temperature is None:
+            return SamplingParams.from_generation_config(self.model.generation, request.seed or 0)
+        return SamplingParams(request.temperature, request.top_p, seed=request.seed or 0)
+
     def generate(self, requests: Sequence[GenRequest]) -> list[Completion]:
         if not requests:
             return []
         engine = self.engine
         t0 = time.perf_counter()
         jobs = [GenJob(chat_ids(self.model.tokenizer, r.messages), max_tokens=r.max_tokens,
-                       sampling=SamplingParams(r.temperature, r.top_p, seed=r.seed or 0), stop=r.stop,
+                       sampling=self._sampling(r), stop=r.stop,
                        end_ids=engine.end_ids, tokenizer=engine.tok, json_schema=r.json_schema)
                 for r in requests]
         engine.run_jobs(jobs)

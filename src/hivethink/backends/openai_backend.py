@@ -103,9 +103,9 @@ class OpenAIBackend:
             "model": self.model,
             "messages": request.messages,
             "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
         }
+        if request.temperature is not None:  # None: the server's default sampling
+            kwargs |= {"temperature": request.temperature, "top_p": request.top_p}
         if request.seed is not None:
             kwargs["seed"] = request.seed
         if request.stop:

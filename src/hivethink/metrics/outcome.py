@@ -31,9 +31,13 @@ def outcome_metrics(
 ) -> Metrics:
     """``score`` in [0, 1] and ``correct`` (1 when the score is 1). The task scores the
     protocol's typed outcome when it defines ``score_outcome`` and there is one (graph and game
-    tasks), else the team answer; the outcome's own metrics (``Outcome.metrics``) follow."""
+    tasks), else the team answer; the outcome's own metrics (``Outcome.metrics``) follow. Both
+    are None when the task leaves the outcome unscored (out of means, as published)."""
     if outcome is not None and isinstance(task, OutcomeTask):
-        score = float(task.score_outcome(instance, outcome))
+        scored = task.score_outcome(instance, outcome)
+        if scored is None:
+            return {"score": None, "correct": None}
+        score = float(scored)
     else:
         score = float(task.score(instance, answer))
     return {"score": score, "correct": 1.0 if score >= 1.0 else 0.0}

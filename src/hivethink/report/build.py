@@ -16,7 +16,11 @@ from hivethink.report.data import (
     Record,
     Table,
     agreement,
+    call_note,
+    consensus_game,
     coordination,
+    detection_keywords,
+    game_records,
     load,
     mast_modes,
     merge_tokens,
@@ -110,7 +114,7 @@ def trace_html(record: Record, events: Sequence[Event]) -> str:
     parts = []
     for ev in shown[:MAX_EVENTS]:
         colour = colours.setdefault(ev.worker, _COLOURS[len(colours) % len(_COLOURS)])
-        where = f" [{ev.step}]" if ev.step is not None else ""
+        where = (f" [{ev.step}]" if ev.step is not None else "") + call_note(ev)
         to = f" → {', '.join(ev.recipients)}" if ev.recipients else ""
         extra = ""
         if ev.kind in ("check", "vote") or (ev.kind == "role" and ev.data.get("abstain")):
@@ -205,6 +209,8 @@ def build_report(run_dir: str | Path) -> Path:
     ]
     if any(r.get("mast") for r in records):
         tables.append(mast_modes(records))
+    if game_records(records):
+        tables += [consensus_game(records), detection_keywords(records)]
     plots = all_plots(records)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = (

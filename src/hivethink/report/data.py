@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from hivethink.lab.store import read_records
 from hivethink.report.stats import NOTE, mean_ci, rate_ci
+from hivethink.tasks.agree import DETECTION_STEMS
 from hivethink.trace import Event
 
 Record = dict[str, Any]
@@ -180,6 +181,45 @@ def agreement(records: Sequence[Record]) -> Table:
     ], NOTE)
 
 
+def game_records(records: Sequence[Record]) -> list[Record]:
+    """The finished samples of the consensus game (their metrics hold the game's statistics)."""
+    return [r for r in ok(records) if metric(r, "game_result") is not None]
+
+
+def consensus_game(records: Sequence[Record]) -> Table:
+    """Per model and substrate, over consensus games: the published statistics (``GameOutcome``)."""
+    return metric_table("Consensus game (published statistics)", game_records(records),
+                        {"model": "model", "substrate": "substrate", "N": "workers"}, [
+        ("valid", "correct", rate_ci),
+        ("inclusivity", "game_inclusivity", mean_ci),
+        ("Byzantine infiltration", "game_byzantine_infiltration", mean_ci),
+        ("agreed = median", "game_consensus_is_median", rate_ci),
+        ("agreed = extreme", "game_consensus_is_extreme", rate_ci),
+        ("agreed = initial", "game_consensus_is_initial", rate_ci),
+        ("convergence rate", "game_convergence_rate", mean_ci),
+        ("first agreed round", "game_first_agreed_round", mean_ci),
+        ("value spread", "game_trajectory_stability", mean_ci),
+        ("first half-stop round", "game_first_half_stop_round", mean_ci),
+        ("keyword mentions", "game_keyword_mentions", total),
+    ], "inclusivity and infiltration over games that ended on a valid consensus; the agreed-value "
+       "rates over all games (no consensus counts as no), as published; value spread: the mean "
+       "over rounds of the honest values' standard deviation; " + NOTE)  # fmt: skip
+
+
+def detection_keywords(records: Sequence[Record]) -> Table:
+    """Per model and substrate: how many honest public reasonings held each published detection
+    stem, summed over consensus games."""
+    rows = []
+    for (model, substrate), recs in group(game_records(records), lambda r: (r["model"], r["substrate"])).items():
+        counts = [(r.get("outcome") or {}).get("keyword_counts") or {} for r in recs]
+        read = total(metric(r, "game_honest_reasoning_count") for r in recs)
+        rows.append([model, substrate, len(recs), read,
+                     *(sum(int(c.get(stem, 0)) for c in counts) for stem in DETECTION_STEMS)])  # fmt: skip
+    return Table("Consensus game: detection keywords in honest reasoning",
+                 ["model", "substrate", "games", "reasonings", *DETECTION_STEMS], rows,
+                 "messages containing each stem (case-insensitive), summed over games")  # fmt: skip
+
+
 def pathologies(records: Sequence[Record]) -> Table:
     """Per substrate: total count of each rule-based pathology."""
     return metric_table("Pathologies (counts)", records, {"substrate": "substrate"},
@@ -248,6 +288,17 @@ def samples(records: Sequence[Record], limit: int = 500) -> Table:
         rows,
         note,
     )
+
+
+def call_note(ev: Event) -> str:
+    """What a reviewer needs beside an event's kind and round: a model call's phase and attempt
+    (" (propose, attempt 2)"), or where an undelivered message was addressed."""
+    if ev.kind in ("prompt", "step") and "attempt" in ev.data:
+        phase = ev.data.get("phase")
+        return f" ({phase}, attempt {ev.data['attempt']})" if phase else f" (attempt {ev.data['attempt']})"
+    if ev.kind == "message" and ev.data.get("delivered") is False:
+        return f" (not delivered: addressed to {ev.data.get('to')})"
+    return ""
 
 
 def merge_tokens(events: list[Event]) -> list[Event]:

@@ -11,7 +11,7 @@ from rich.panel import Panel
 from hivethink.errors import HivethinkError
 from hivethink.lab.store import read_trace
 from hivethink.report.build import fmt
-from hivethink.report.data import Record, load, merge_tokens
+from hivethink.report.data import Record, call_note, load, merge_tokens
 from hivethink.report.text import clean_text
 
 _COLOURS = (
@@ -87,7 +87,7 @@ def show_sample(
     colours: dict[str, str] = {}
     for ev in events:
         colour = colours.setdefault(ev.worker, _COLOURS[len(colours) % len(_COLOURS)])
-        where = f" [{ev.step}]" if ev.step is not None else ""
+        where = (f" [{ev.step}]" if ev.step is not None else "") + call_note(ev)
         to = f" → {', '.join(ev.recipients)}" if ev.recipients else ""
         label = (
             f"[bold {colour}]{neutralise(ev.worker)}[/] [dim]{neutralise(ev.kind + where + to)}[/]"

@@ -16,10 +16,20 @@ An agent makes R+1 calls plus retries. A reply's messages are read by the publis
 (:func:`parse_messages`); a final answer by :func:`parse_answer`. After every agent's first
 attempt in a step, each agent whose reply could not be read gets ONE retry message appended to
 its conversation; a second failure sends nothing (``{}``) or gives no final answer. Messages
-to known names that are not neighbours are accepted and never delivered.
+to known names that are not neighbours are accepted and never delivered (the trace keeps them:
+a ``message`` event with no recipients and ``data["to"]``). Every call's events say its phase
+(``messages`` or ``answer``) and attempt (1, or 2 for the retry).
+
+The system prompt's JSON example ends its last entry with a trailing comma, as published (it is
+not valid JSON under the published parser: models that copy it fail to parse, which feeds the
+published failure counters).
 
 Decoding: no per-call cap in the published code; here ``max_tokens`` (4096) unless the grid's
-budget is smaller. Sampling at ``temperature`` (1.0, the providers' default).
+budget is smaller. No temperature is set in the published code, so each provider's default
+applies (OpenAI and Anthropic 1.0; the published runs' Gemini client 0.7): with
+``provider_temperature`` (default) hivethink sends none either (the openai backend omits it,
+the local backend samples as the model's generation config says); ``provider_temperature=False``
+samples at ``temperature``.
 
 Named variants: ``cot=False`` (no chain-of-thought request, a published option);
 ``messages="lenient"`` (the last JSON object of the reply, string values only, names checked
@@ -124,12 +134,14 @@ def parse_answer(reply: str, options: list[str], mode: str = "published") -> str
 
 @dataclass
 class AgentsNet(SubstrateBase):
-    """Parameters: ``cot``, ``messages``, ``answer`` (see the module docstring), ``max_tokens``."""
+    """Parameters: ``cot``, ``messages``, ``answer``, ``provider_temperature`` (see the module
+    docstring), ``max_tokens``."""
 
     name = "agentsnet"
     kind: ClassVar[str] = "graph"
     prompt_books: ClassVar[tuple[str, ...]] = ("agentsnet", "agentsnet-tasks")
-    temperature: float = 1.0
+    temperature: float = 1.0  # used only with provider_temperature=False
+    provider_temperature: bool = True
     cot: bool = True
     messages: str = "published"
     answer: str = "published"
@@ -147,6 +159,11 @@ class AgentsNet(SubstrateBase):
             )
         if self.max_tokens < 1:
             raise HivethinkError("agentsnet: max_tokens must be at least 1")
+        if self.provider_temperature and self.temperature != 1.0:
+            raise HivethinkError(
+                "agentsnet: temperature is used only with provider_temperature: false "
+                "(the published runs send none)"
+            )
 
     def run(
         self,
@@ -159,7 +176,8 @@ class AgentsNet(SubstrateBase):
         seed: int,
     ) -> SampleResult:
         net = network(instance)
-        rec = Recorder(backend, budget, seed=seed, temperature=self.temperature, probe=instance.probe)
+        temperature = None if self.provider_temperature else self.temperature
+        rec = Recorder(backend, budget, seed=seed, temperature=temperature, probe=instance.probe)
         run = _Run(self, net, rec)
         answers = run.play()
         rec.answers(answers, step=net.rounds)
@@ -237,12 +255,11 @@ class _Run:
             )  # fmt: skip
         return head + blocks + quiet + ask
 
-    def _call(self, step: int, agents: list[str], seen: dict[str, list[str]], retry: bool) -> dict[str, str]:
+    def _call(
+        self, step: int, agents: list[str], seen: dict[str, list[str]], phase: str, attempt: int
+    ) -> dict[str, str]:
         calls = [Call(v, list(self.history[v]), seen=seen.get(v)) for v in agents]
-        texts = self.rec.round(
-            calls, step=step, max_tokens=self.preset.max_tokens,
-            data={"retry": True} if retry else None,
-        )  # fmt: skip
+        texts = self.rec.round(calls, step=step, max_tokens=self.preset.max_tokens, phase=phase, attempt=attempt)
         for v, text in zip(agents, texts, strict=True):
             self.history[v].append({"role": "assistant", "content": text})
         self.steps_done = step + 1
@@ -255,7 +272,7 @@ class _Run:
 
     def _message_step(self, step: int, seen: dict[str, list[str]]) -> None:
         """Every agent writes its messages; one retry for replies that cannot be read."""
-        replies = self._call(step, self.net.nodes, seen, retry=False)
+        replies = self._call(step, self.net.nodes, seen, "messages", 1)
         parsed = {v: self._read_messages(v, t) for v, t in replies.items()}
         failed = [v for v, p in parsed.items() if p is None]
         self.counts["unparsed_messages"] += len(failed)
@@ -264,7 +281,7 @@ class _Run:
             self.rec.error(v, "messages could not be parsed; one retry", step=step)
             self.history[v].append({"role": "user", "content": BOOK.render("retry_messages")})
         if failed:
-            for v, text in self._call(step, failed, {}, retry=True).items():
+            for v, text in self._call(step, failed, {}, "messages", 2).items():
                 parsed[v] = self._read_messages(v, text)
                 if parsed[v] is None:
                     self.counts["unparsed_after_retry"] += 1
@@ -274,13 +291,15 @@ class _Run:
             for u, text in self.sent[v].items():
                 if u in self.net.neighbours[v]:
                     self.rec.event("message", v, text, step=step, recipients=[u])
-                else:
+                else:  # accepted by the parser, delivered to nobody
                     self.counts["foreign_keys"] += 1
+                    self.rec.event("message", v, text, step=step, recipients=[],
+                                   data={"to": u, "delivered": False})  # fmt: skip
 
     def _answer_step(self, step: int, seen: dict[str, list[str]]) -> dict[str, str | None]:
         """Every agent gives its final answer; one retry for answers that cannot be read."""
         mode, net = self.preset.answer, self.net
-        replies = self._call(step, net.nodes, seen, retry=False)
+        replies = self._call(step, net.nodes, seen, "answer", 1)
         answers = {v: parse_answer(t, net.options(v), mode) for v, t in replies.items()}
         failed = [v for v, a in answers.items() if a is None]
         self.counts["answer_retries"] += len(failed)
@@ -289,7 +308,7 @@ class _Run:
             self.rec.error(v, "final answer could not be parsed; one retry", step=step)
             self.history[v].append({"role": "user", "content": BOOK.render("retry_answer")})
         if failed:
-            for v, text in self._call(step, failed, {}, retry=True).items():
+            for v, text in self._call(step, failed, {}, "answer", 2).items():
                 answers[v] = parse_answer(text, net.options(v), mode)
                 if answers[v] is None:
                     self.counts["answers_missing"] += 1

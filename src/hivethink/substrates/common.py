@@ -2,8 +2,10 @@
 
 Trace conventions (see :class:`Recorder`): before each backend call a ``prompt`` event holds the
 rendered conversation the agent saw (``seen`` = whose texts it held); after it a ``step`` event
-holds the generated text with ``data = {"tokens", "finish_reason"}`` (plus round-specific keys
-such as ``retry`` or ``phase``); a failed completion adds an ``error`` event with
+holds the generated text with ``data = {"tokens", "finish_reason", "attempt"}`` (plus ``phase``
+where the protocol names its calls, and round-specific keys); both carry the call's ``attempt``
+and ``phase``, and ``step`` is the round, so every call says whose, when, what and which try it
+was. A failed completion adds an ``error`` event with
 ``data["reason"]`` and ``data["backend"] = True`` (agents' format failures have no ``backend``).
 ``step`` is the round index. Final answers are ``answer`` events, one per agent and one with
 ``worker="team"``; ``data["none"]`` marks a missing answer.
@@ -92,6 +94,7 @@ class Recorder:
 
     ``sequential_calls`` counts rounds; ``sequential_passes`` adds the longest completion of each
     round (calls within a round run in parallel, so only the longest is on the critical path).
+    ``temperature`` None asks for the provider's default sampling (see ``GenRequest``).
     """
 
     def __init__(
@@ -100,7 +103,7 @@ class Recorder:
         budget: Budget,
         *,
         seed: int,
-        temperature: float,
+        temperature: float | None,
         probe: Probe | None = None,
     ) -> None:
         self.backend = backend
@@ -137,13 +140,19 @@ class Recorder:
         max_tokens: int | None = None,
         data: dict[str, Any] | None = None,
         temperature: float | None = None,
+        phase: str | None = None,
+        attempt: int = 1,
     ) -> list[str]:
         """Run ``calls`` as ONE batched backend call; return the texts in call order.
 
         ``max_tokens`` and ``temperature`` override the per-call cap and the sampling
-        temperature for this round (the cap is still clipped by :meth:`call_cap`)."""
+        temperature for this round (the cap is still clipped by :meth:`call_cap`). ``phase``
+        (the protocol's name for this kind of call) and ``attempt`` (1, then 2... for retries)
+        go into the ``data`` of every prompt and step event of the round, so that a reviewer can
+        tell each call apart; ``data`` goes into the step events."""
         if not calls:
             return []
+        stamp: dict[str, Any] = {"attempt": attempt} | ({"phase": phase} if phase else {})
         cap = self.call_cap(len(calls), max_tokens)
         shown = [self._probed(call) for call in calls]
         if any(not call.helper for call in calls):
@@ -165,7 +174,7 @@ class Recorder:
                 render(messages),
                 step=step,
                 seen=call.seen,
-                data={"probe": probe} if probe else {},
+                data=stamp | ({"probe": probe} if probe else {}),
             )
         completions = self.backend.generate(requests)
         if len(completions) != len(requests):
@@ -186,6 +195,7 @@ class Recorder:
                 data={
                     "tokens": comp.completion_tokens,
                     "finish_reason": comp.finish_reason,
+                    **stamp,
                     **(data or {}),
                 },
             )

@@ -8,23 +8,39 @@ turns as assistant messages and the partner's as user messages, at most ``max_tu
 generated turns at temperature 0.2, with no per-turn cap (``max_tokens`` 4096 here).
 
 After every generated turn a belief extractor (the same model, temperature 0, at most 32
-tokens) is shown the question and that turn and states its answer in ``$\boxed{}$`` or says
-"not sure yet". The extractor's reply becomes the turn's belief: "not sure yet" when it says
-so anywhere, else ``The answer is <first $\boxed{...}$ of its reply>.``, else an error. Only
-the first two are read from the reply; a belief is valid unless it is "not sure yet" or an
-error. The conversation stops when the two agents' latest beliefs are both valid and
-identical (exact text): agreement.
+tokens; its system prompt is the extraction instruction) is shown the question and that turn
+and states its answer in ``$\boxed{}$`` or says "not sure yet". Its user message is built as
+the published code builds it (``MATHExtractionPromptingEvaluator.promptify_eval_response``): the
+question-and-reply block is written into a ``StringIO`` that starts out holding the instruction,
+without seeking to its end, so the block overwrites the instruction from its first character;
+only the tail of the instruction that the block is too short to cover stays after it
+(:func:`extractor_message`). The extractor's reply becomes the turn's belief: "not sure yet"
+when it says so anywhere, else ``The answer is <first $\boxed{...}$ of its reply>.``, else an
+error. A belief is valid unless it is "not sure yet" or an error. The conversation stops when
+the two agents' latest beliefs are both valid and identical (exact text): agreement.
+
+Every belief is graded as the published ``MATHMatchEvaluator`` grades it, invalid ones included
+(:func:`graded_answer`): the content of its last ``\boxed{...}``, else the belief with the
+characters of "The answer is $\boxed{" stripped from its start and those of "}$." from its end;
+so an extractor reply with a bare ``\boxed{6}`` (an "Error" belief) can count as right. The
+grade is the task's scorer on that text.
 
 Metrics (:class:`CoralOutcome`, as published): agreement; agreement-correctness (the agreed
 answer is right: the headline); final success (some turn's belief is right) and turns to
 success; the valid-answer rate; persuade and assert rates split into correct / incorrect /
-unsure (not-sure beliefs score 0.5). A belief is right when the task's scorer accepts the
-content of its box. The team answer is the agreed answer (None without agreement). One turn
-(``max_turns=1``) is the published chain-of-thought baseline.
+unsure (not-sure beliefs score 0.5). The team answer is the agreed answer (None without
+agreement).
+
+``variant="cot"`` is the published chain-of-thought baseline (``configs/cot/cot_math.yaml``):
+its own system prompt (a helpful assistant that solves the problem step by step, with the same
+answer format), one turn, the same extractor and grading; its team answer is the graded answer
+of that turn, so the lab's score is the published final success. ``max_turns`` 0 means the
+variant's published count (20 collaborative, 1 chain of thought).
 
 Named variants: ``agreement="equivalent"`` (beliefs agree when the task's scorer finds their
 answers equal); ``extract="boxed"`` (the belief is the turn's own last ``\boxed{}``, no
-extractor call). ``sycophancy=True`` (an option on top, needs an instance with
+extractor call); ``extractor_prompt="appended"`` (the block after the whole instruction, as the
+code seems meant to build it). ``sycophancy=True`` (an option on top, needs an instance with
 ``data["wrong_answer"]``, e.g. ``pair`` with ``probe: true``): the opener's turns after the
 question are scripted and assert that wrong answer; ``info["flipped"]`` says whether the
 responder's belief went from something else after its first turn to the asserted answer.
@@ -50,16 +66,22 @@ NOT_SURE = "not sure yet"
 NOT_SURE_SCORE = 0.5
 AGREEMENTS = ("exact", "equivalent")
 EXTRACTS = ("model", "boxed")
+EXTRACTOR_PROMPTS = ("published", "appended")
+VARIANTS = {"collaborative": 20, "cot": 1}  # variant -> published turns
+# the characters the published grader strips from an unparsable belief's ends (str.lstrip and
+# str.rstrip take sets of characters, not prefixes)
+_BELIEF_HEAD, _BELIEF_TAIL = "The answer is $\\boxed{", "}$."
 _BOXED = re.compile(r"\$\\boxed\{.*\}\$")  # as published: greedy, within one line
 
 BOOK = prompts.book(
     "coral",
     {
         "system": ["task_name", "answer_format"],
+        "cot_system": ["task_name", "answer_format"],
         "answer_format": [],
         "opening": ["task_name", "question"],
         "extract_system": [],
-        "extract": ["instruction", "question", "reply"],
+        "extract": ["question", "reply"],
         "assertion": ["wrong"],
     },
 )
@@ -71,6 +93,37 @@ def belief_of(extractor_reply: str) -> str:
         return NOT_SURE
     found = _BOXED.findall(extractor_reply)
     return f"The answer is {found[0]}." if found else f"Error: {extractor_reply}"
+
+
+def extractor_message(instruction: str, block: str, mode: str = "published") -> str:
+    """The extractor's user message: ``published``, the block written over the instruction
+    from its start (a ``StringIO`` opened on the instruction, not seeked to its end);
+    ``appended``, the block after the whole instruction."""
+    return block + instruction[len(block):] if mode == "published" else instruction + block
+
+
+def last_box(text: str) -> str | None:
+    r"""The published ``parse_answer`` (multiagent-ft ``eval_math``): from the last ``oxed``
+    (else ``box``), the text up to where its braces balance, unwrapped only when it starts
+    with ``oxed{``; no strip, and no fallback to an earlier box."""
+    start = text.rfind("\\boxed")
+    if start < 0:
+        start = text.rfind("\\fbox")
+        if start < 0:
+            return None
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if text[i] == "}" and depth == 0:
+            box = text[start : i + 1]
+            return box[len("\\boxed{") : -1] if box.startswith("\\boxed{") else None
+    return None
+
+
+def graded_answer(belief: str) -> str:
+    """What the published match evaluator grades for a belief, valid or not: the last box's
+    content, else the belief with its ends stripped (see the module docstring)."""
+    return last_box(belief) or belief.lstrip(_BELIEF_HEAD).rstrip(_BELIEF_TAIL)
 
 
 def valid(belief: str | None) -> bool:
@@ -154,21 +207,33 @@ def social(beliefs: list[str | None], correct: list[float]) -> dict[str, float]:
 
 @dataclass
 class Coral(SubstrateBase):
-    """Parameters: ``max_turns``, ``agreement``, ``extract``, ``sycophancy``, ``task_name``."""
+    """Parameters: ``variant``, ``max_turns``, ``agreement``, ``extract``, ``extractor_prompt``,
+    ``sycophancy``, ``task_name``."""
 
     name = "coral"
     prompt_books: ClassVar[tuple[str, ...]] = ("coral",)
     temperature: float = 0.2
-    max_turns: int = 20
+    variant: str = "collaborative"
+    max_turns: int = 0
     max_tokens: int = 4096
     agreement: str = "exact"
     extract: str = "model"
+    extractor_prompt: str = "published"
     sycophancy: bool = False
     task_name: str = "math"
 
     def __post_init__(self) -> None:
-        if self.max_turns < 1 or self.max_tokens < 1:
-            raise HivethinkError("coral: max_turns and max_tokens must be at least 1")
+        if self.variant not in VARIANTS:
+            raise HivethinkError(f"coral: variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
+        if self.max_turns < 0 or self.max_tokens < 1:
+            raise HivethinkError("coral: max_turns must be >= 0 (0: published) and max_tokens >= 1")
+        if self.extractor_prompt not in EXTRACTOR_PROMPTS:
+            raise HivethinkError(
+                f"coral: extractor_prompt must be one of {', '.join(EXTRACTOR_PROMPTS)}, "
+                f"not {self.extractor_prompt!r}"
+            )
+        if self.variant == "cot" and self.sycophancy:
+            raise HivethinkError("coral: the cot variant has no partner, so no sycophancy probe")
         if self.agreement not in AGREEMENTS:
             raise HivethinkError(f"coral: agreement must be one of {', '.join(AGREEMENTS)}, not {self.agreement!r}")
         if self.extract not in EXTRACTS:
@@ -189,7 +254,9 @@ class Coral(SubstrateBase):
             raise HivethinkError(f"coral: sycophancy needs an instance with a wrong answer ({instance.id} has none)")
         rec = Recorder(backend, budget, seed=seed, temperature=self.temperature, probe=instance.probe)
         responder, opener = worker_names(2)
-        system = BOOK.render("system", task_name=self.task_name, answer_format=BOOK.render("answer_format"))
+        system = BOOK.render("cot_system" if self.variant == "cot" else "system", task_name=self.task_name,
+                             answer_format=BOOK.render("answer_format"))  # fmt: skip
+        max_turns = self.max_turns or VARIANTS[self.variant]
         turns: list[tuple[str, str]] = [
             (opener, BOOK.render("opening", task_name=self.task_name, question=instance.question))
         ]
@@ -197,7 +264,7 @@ class Coral(SubstrateBase):
         beliefs: list[str | None] = [None]
         correct: list[float] = [0.0]
         agreed = False
-        while len(turns) <= self.max_turns and not agreed and not rec.exhausted:
+        while len(turns) <= max_turns and not agreed and not rec.exhausted:
             t = len(turns)
             speaker, listener = (responder, opener) if t % 2 else (opener, responder)
             if self.sycophancy and speaker == opener:
@@ -205,14 +272,14 @@ class Coral(SubstrateBase):
                 rec.event("step", opener, text, step=t, data={"tokens": 0, "scripted": True})
             else:
                 [text] = rec.round([Call(speaker, self._view(system, turns, speaker), seen=[listener])],
-                                   step=t, max_tokens=self.max_tokens)  # fmt: skip
+                                   step=t, max_tokens=self.max_tokens, phase="turn")  # fmt: skip
             turns.append((speaker, text))
             rec.event("message", speaker, text, step=t, recipients=[listener])
-            beliefs.append(self._belief(rec, instance, t, speaker, text))
-            answer = content(beliefs[-1])
-            correct.append(float(answer is not None and task.score(instance, answer) >= 1.0))
+            belief = self._belief(rec, instance, t, speaker, text)
+            beliefs.append(belief)
+            correct.append(float(task.score(instance, graded_answer(belief)) >= 1.0))
             agreed = self._agree(task, instance, beliefs[-1], beliefs[-2])
-        return self._finish(rec, task, instance, turns, beliefs, correct, agreed, wrong)
+        return self._finish(rec, task, instance, turns, beliefs, correct, agreed, wrong, max_turns)
 
     @staticmethod
     def _view(system: str, turns: list[tuple[str, str]], me: str) -> Messages:
@@ -226,9 +293,11 @@ class Coral(SubstrateBase):
             found = boxed(text)
             return f"The answer is $\\boxed{{{found}}}$." if found else NOT_SURE
         instruction = BOOK.render("extract_system")
-        user = BOOK.render("extract", instruction=instruction, question=instance.question, reply=text)
+        block = BOOK.render("extract", question=instance.question, reply=text)
+        user = extractor_message(instruction, block, self.extractor_prompt)
         [reply] = rec.round([Call(EXTRACTOR, conversation(instruction, user), seen=[speaker], helper=True)],
-                            step=t, max_tokens=32, temperature=0.0, data={"belief_of": speaker})  # fmt: skip
+                            step=t, max_tokens=32, temperature=0.0, phase="belief",
+                            data={"belief_of": speaker})  # fmt: skip
         return belief_of(reply)
 
     def _agree(self, task: Task, instance: Instance, a: str | None, b: str | None) -> bool:
@@ -243,7 +312,7 @@ class Coral(SubstrateBase):
 
     def _finish(
         self, rec: Recorder, task: Task, instance: Instance, turns: list[tuple[str, str]],
-        beliefs: list[str | None], correct: list[float], agreed: bool, wrong: object,
+        beliefs: list[str | None], correct: list[float], agreed: bool, wrong: object, max_turns: int,
     ) -> SampleResult:
         responder, opener = worker_names(2)
         latest = {who: content(b) for (who, _), b in zip(turns[1:], beliefs[1:], strict=True)}
@@ -255,7 +324,7 @@ class Coral(SubstrateBase):
             agreed=agreed,
             agreement_correct=agreed and correct[-1] >= 1.0,
             turns=len(turns),
-            turns_to_success=first_right if first_right is not None else self.max_turns,
+            turns_to_success=first_right if first_right is not None else max_turns,
             final_success=first_right is not None,
             valid_answer_rate=sum(map(valid, rated)) / len(rated) if rated else 0.0,
             beliefs=beliefs,
@@ -267,7 +336,11 @@ class Coral(SubstrateBase):
             final = answers[responder]
             info |= {"wrong_answer": str(wrong), "initial_answer": initial,
                      "flipped": initial != str(wrong) and final == str(wrong)}  # fmt: skip
-        team = content(beliefs[-1]) if agreed else None
+        if self.variant == "cot":  # the baseline's score is its final success: the graded answer
+            last = beliefs[-1]
+            team = graded_answer(last) if last is not None else None
+        else:
+            team = content(beliefs[-1]) if agreed else None
         result = rec.finish(team, agent_answers=answers, info=info)
         result.outcome = outcome
         return result

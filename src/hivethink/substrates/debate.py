@@ -9,14 +9,15 @@ its answer instead. Rounds: 2 (``gsm``) or 3 (``arithmetic``) unless ``rounds`` 
 sampling at ``temperature`` (1.0, the API default), no per-call cap (``max_tokens`` 4096 here).
 
 Final answer: the majority of the agents' last answers, read by the setup's published parser
-(``gsm``: the last ``{...}`` of digits, dots, commas and dollars with everything but digits and
-dots removed, else the last number; ``arithmetic``: commas become dots and the last
-space-separated word that reads as a number). The majority is the first most frequent answer
-in agent order; on ``gsm`` a missing answer counts as an answer (None), on ``arithmetic`` it is
-left out. The team answer is that majority; the lab's score is the task's scorer on it (strict).
-:class:`DebateOutcome` also holds the published score: on ``gsm``, a None majority counts as
-correct (a published quirk) and numbers are compared as floats with the last number of the
-target; on ``arithmetic`` a run where no agent answered is not scored (None).
+(``gsm``: :func:`parse_gsm`; ``arithmetic``: commas become dots and the last space-separated word
+that reads as a number). The majority is the first most frequent answer in agent order; on
+``gsm`` a missing answer counts as an answer (None), on ``arithmetic`` it is left out. The team
+answer is that majority; the lab's score is the task's scorer on it (the strict score).
+:class:`DebateOutcome` also holds the published score (``eval_gsm.compute_accuracy``): on
+``gsm``, a None majority counts as correct (a published quirk), and the majority is compared as a
+float with the last number of the reference *solution text* (the instance's
+``data["reference"]``, else its target), so a solution ending ``#### 1,500`` reads as 500; on
+``arithmetic`` a run where no agent answered is not scored (None).
 
 Named variant: ``names=True`` (agents are told their names and see each other's names).
 """
@@ -56,11 +57,19 @@ _NUMBER = re.compile(r"\d+\.?\d*")
 
 
 def parse_gsm(text: str) -> str | None:
-    """The published GSM parser (see the module docstring)."""
+    """The published GSM answer (``eval_gsm.parse_answer``, then ``compute_accuracy``'s
+    fallback): the groups ``{...}`` of digits, dots, commas and dollars are read from the last
+    one back, with everything but digits and dots removed, and the first that keeps something is
+    the answer. When the text has such groups but none keeps a digit or dot (``{}``, ``{,}``,
+    LaTeX ``1{,}200``) the answer is empty (""), with no fallback. Only a text without any such
+    group falls back to its last number (None without one)."""
+    solution: str | None = None
     for match in reversed(_BRACED.findall(text)):
-        digits = re.sub(r"[^0-9.]", "", match)
-        if digits:
-            return digits
+        solution = re.sub(r"[^0-9.]", "", match)
+        if solution:
+            break
+    if solution is not None:
+        return solution
     numbers = _NUMBER.findall(text)
     return numbers[-1] if numbers else None
 
@@ -104,10 +113,11 @@ class DebateOutcome(Outcome):
 
 
 def published_score(
-    setup: str, answers: list[str | None], target: object
+    setup: str, answers: list[str | None], target: object, reference: str | None = None
 ) -> tuple[str | None, float | None]:
-    """(majority, published score) of the agents' parsed answers (see the module docstring)."""
-    truth = _NUMBER.findall(str(target))
+    """(majority, published score) of the agents' parsed answers (see the module docstring);
+    ``reference``: the reference solution text the published GSM scorer reads its number from."""
+    truth = _NUMBER.findall(str(target if reference is None else reference))
     if setup == "gsm":
         majority = most_frequent(answers)
         if not truth:
@@ -116,7 +126,7 @@ def published_score(
             return None, 1.0  # the published scorer counts a missing majority as correct
         try:
             return majority, float(float(truth[-1]) == float(majority))
-        except ValueError:  # e.g. "1.2.3" read from a box: the published scorer crashes here
+        except ValueError:  # "" or "1.2.3": the published scorer crashes here
             return majority, 0.0
     numbers = [float(a) for a in answers if a is not None]
     if not numbers:
@@ -181,7 +191,8 @@ class DebateDu(SubstrateBase):
                     history[n].append({"role": "user", "content": self._revise(n, names, latest, instance)})
             calls = [Call(n, list(history[n]), seen=[m for m in names if m != n] if r else [])
                      for n in names]  # fmt: skip
-            for n, text in zip(names, rec.round(calls, step=r, max_tokens=self.max_tokens), strict=True):
+            texts = rec.round(calls, step=r, max_tokens=self.max_tokens, phase="answer" if r == 0 else "revise")
+            for n, text in zip(names, texts, strict=True):
                 history[n].append({"role": "assistant", "content": text})
                 latest[n] = text
             done = r + 1
@@ -192,7 +203,9 @@ class DebateDu(SubstrateBase):
             else:
                 value = parse_arithmetic(latest[n])
                 parsed[n] = None if value is None else as_text(value)
-        majority, score = published_score(s, [parsed[n] for n in names], instance.target)
+        reference = instance.data.get("reference")
+        majority, score = published_score(s, [parsed[n] for n in names], instance.target,
+                                          None if reference is None else str(reference))  # fmt: skip
         rec.answers(parsed, step=done - 1)
         for n, a in parsed.items():
             rec.event("vote", n, a or "", step=done - 1, data={"value": a})

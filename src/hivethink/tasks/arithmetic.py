@@ -1,7 +1,11 @@
 r"""The arithmetic task of multi-agent debate (Du et al., ``math/gen_math.py``): ``a+b*c+d-e*f``.
 
-The six operands are drawn uniformly from 0..29. The question is "What is the result of
-a+b*c+d-e*f?"; the prompt asks to state the answer at the end of the response. The answer is
+The six operands are drawn uniformly from 0..29 as the published generator draws them: after
+``np.random.seed(seed)`` each problem is ``np.random.randint(0, 30, size=6)`` (numpy's legacy
+Mersenne-Twister stream, 64-bit integers as on the published Linux runs), problem after problem.
+With the lab's default instance seed 0 the first 100 instances are the published 100. The
+question is "What is the result of a+b*c+d-e*f?"; the prompt asks to state the answer at the end
+of the response. The answer is
 read from the last ``\boxed{}`` when there is one, else it is the last number of the text; it
 scores 1 when it equals the exact value.
 """
@@ -12,8 +16,10 @@ import re
 from dataclasses import dataclass
 from random import Random
 
+import numpy as np
+
 from hivethink.answers import boxed
-from hivethink.tasks._common import instance_id, instance_rng, params_of
+from hivethink.tasks._common import instance_id, params_of
 from hivethink.tasks.base import Instance
 
 OPERANDS = 6
@@ -36,20 +42,28 @@ def question(operands: list[int]) -> str:
 
 
 def draw(rng: Random) -> list[int]:
+    """Six operands from a Python generator (the probes' problems)."""
     return [rng.randint(0, HIGH) for _ in range(OPERANDS)]
+
+
+def published_draws(n: int, seed: int = 0) -> list[list[int]]:
+    """The first ``n`` operand lists of the published generator (``math/gen_math.py``):
+    ``np.random.seed(seed)``, then ``np.random.randint(0, 30, size=6)`` per problem."""
+    stream = np.random.RandomState(seed)  # the legacy seeding np.random.seed uses
+    return [[int(v) for v in stream.randint(0, HIGH + 1, size=OPERANDS, dtype=np.int64)] for _ in range(n)]
 
 
 @dataclass
 class ArithmeticTask:
-    """``a+b*c+d-e*f`` problems; ``data``: ``{"question", "operands"}``; the target is the value."""
+    """``a+b*c+d-e*f`` problems, the published generator's stream from the lab's instance seed;
+    ``data``: ``{"question", "operands"}``; the target is the value."""
 
     name = "arithmetic"
 
     def generate(self, n: int, seed: int) -> list[Instance]:
         params = params_of(self)
         out = []
-        for i in range(n):
-            operands = draw(instance_rng(self.name, params, seed, i))
+        for i, operands in enumerate(published_draws(n, seed)):
             text = question(operands)
             out.append(Instance(
                 task=self.name, id=instance_id(self.name, params, seed, i),

@@ -99,8 +99,9 @@ class Task(Protocol):
 class OutcomeTask(Task, Protocol):
     """A task whose protocol result is an :class:`Outcome`, scored by the task itself."""
 
-    def score_outcome(self, instance: Instance, outcome: Outcome) -> float:
-        """Score in [0, 1] of the outcome a substrate produced for ``instance``."""
+    def score_outcome(self, instance: Instance, outcome: Outcome) -> float | None:
+        """Score in [0, 1] of the outcome a substrate produced for ``instance``; None when the
+        published evaluation leaves such a run out of its means (it could not score it)."""
         ...
 
 

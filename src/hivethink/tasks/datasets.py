@@ -74,6 +74,7 @@ class Problem:
     number: int
     where: str
     style: str  # how the answer was read: gsm8k, boxed or plain
+    reference: str = ""  # the answer field as written (a worked solution, for published scorers)
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,7 @@ def read_problem(row: Row, fields: Fields, answer_format: str) -> Problem | Issu
     raw_id = values.get(fields.id) if fields.id is not None else None
     return Problem(
         question=question.strip(), answer=answer, id=None if raw_id is None else str(raw_id),
-        number=row.number, where=row.where, style=style,
+        number=row.number, where=row.where, style=style, reference=str(values[fields.answer]),
     )  # fmt: skip
 
 

@@ -15,7 +15,10 @@ scores (``floriangroetschla/AgentsNet``, ``LiteralMessagePassing.get_score``):
 - vertex_cover ("Yes" = in the cover): coverage (edges with an end in the cover / edges) x
   (cover nodes whose switch to "No" leaves coverage below 1) / cover size. With an incomplete
   cover every cover node counts (coverage is below 1 already), as in the published code. The
-  published code divides by zero on an empty cover; here an empty cover scores 0.
+  published code divides by zero on an empty cover, and the script does not catch it: that
+  run (and the rest of its invocation) is never saved, so the published means leave it out.
+  :func:`score_answers` gives None there; ``GraphTask(empty_cover="exclude")`` (the default)
+  scores such a run None (left out of means), ``empty_cover="zero"`` scores it 0.
 
 Answers are compared exactly (case-sensitive); the preset's parser yields the option strings.
 
@@ -42,6 +45,7 @@ from hivethink.tasks._common import NAMES, instance_id, instance_rng, json_objec
 from hivethink.tasks.base import Instance, Outcome
 
 KINDS = ("consensus", "leader_election", "matching", "coloring", "vertex_cover")
+EMPTY_COVER = ("exclude", "zero")  # how an empty vertex cover is scored
 GRAPHS = ("ws", "ba", "delaunay")
 MIN_SIZE, MAX_SIZE = 4, 100
 # The published file names and dataset rows call the Delaunay family "dt".
@@ -204,9 +208,10 @@ def _coverage(net: Network, answers: Mapping[str, str | None]) -> float:
     )
 
 
-def score_answers(net: Network, answers: Mapping[str, str | None]) -> float:
+def score_answers(net: Network, answers: Mapping[str, str | None]) -> float | None:
     """The published score of the final answers (name -> option or None); see the module
-    docstring. Agents missing from ``answers`` have no answer."""
+    docstring. Agents missing from ``answers`` have no answer. None: an empty vertex cover,
+    which the published scorer cannot score (it divides by zero)."""
     a = {v: answers.get(v) for v in net.nodes}
     if net.kind == "consensus":
         return float(all(x in ("0", "1") for x in a.values()) and len(set(a.values())) == 1)
@@ -227,7 +232,7 @@ def score_answers(net: Network, answers: Mapping[str, str | None]) -> float:
         return float(valid) * sum(a[u] != a[v] for u, v in net.edges) / len(net.edges)
     cover = [v for v in net.nodes if a[v] == "Yes"]
     if not cover:  # the published scorer divides by zero here
-        return 0.0
+        return None
     necessary = sum(_coverage(net, {**a, v: "No"}) < 1.0 for v in cover)
     return _coverage(net, a) * necessary / len(cover)
 
@@ -358,6 +363,9 @@ class GraphTask:
     With ``source`` (a file or directory, see :func:`load_graphs`) the instances are the graphs
     read from it, in order; ``size`` and ``graph`` then select among them (by node count and by
     the family a record or file name states). ``rounds`` overrides the published round count.
+    ``empty_cover``: how a vertex-cover run whose cover is empty is scored (see the module
+    docstring): ``exclude`` (None, left out of means, as published) or ``zero``. The ``single``
+    baseline's text answer with an empty cover scores 0.
 
     ``Instance.data``: ``{"kind", "graph", "nodes", "edges", "rounds", "colors", "where"}``;
     ``Instance.target`` is one answer set scoring 1. The ``agentsnet`` preset returns a
@@ -373,6 +381,7 @@ class GraphTask:
     graph: str | None = None
     rounds: int | None = None
     source: str | None = None
+    empty_cover: str = "exclude"
     _loaded: list[LoadedGraph] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -385,6 +394,10 @@ class GraphTask:
         if self.size is not None and not MIN_SIZE <= self.size <= MAX_SIZE:
             raise HivethinkError(
                 f"graph: size must be between {MIN_SIZE} and {MAX_SIZE}, got {self.size}"
+            )
+        if self.empty_cover not in EMPTY_COVER:
+            raise HivethinkError(
+                f"graph: empty_cover must be one of {', '.join(EMPTY_COVER)}, not {self.empty_cover!r}"
             )
         if self.rounds is not None and self.rounds < 1:
             raise HivethinkError(f"graph: rounds must be at least 1, got {self.rounds}")
@@ -452,12 +465,15 @@ class GraphTask:
             k: str(v) if isinstance(v, (str, int)) and not isinstance(v, bool) else None
             for k, v in objects[-1].items()
         }
-        return score_answers(network(instance), values)
+        return score_answers(network(instance), values) or 0.0
 
-    def score_outcome(self, instance: Instance, outcome: Outcome) -> float:
+    def score_outcome(self, instance: Instance, outcome: Outcome) -> float | None:
+        """The published score of the nodes' answers; an empty vertex cover scores None (left
+        out of means, as the published runs effectively did) or 0 (``empty_cover="zero"``)."""
         if not isinstance(outcome, GraphOutcome):
             raise HivethinkError(f"graph: cannot score a {type(outcome).__name__}")
-        return score_answers(network(instance), outcome.answers)
+        score = score_answers(network(instance), outcome.answers)
+        return 0.0 if score is None and self.empty_cover == "zero" else score
 
 
 def reference_answers(kind: str, g: nx.Graph) -> dict[str, str]:

@@ -28,6 +28,8 @@ from hivethink.tasks.base import Instance
 from hivethink.tasks.datasets import Problem, load_problems
 
 TEMPLATES = ("arith", "inventory", "shopping", "ages", "train")
+SELECTIONS = ("debate-du",)  # published selections of a file's rows
+DEBATE_DU_QUESTIONS = 100
 ANSWER_FORMAT = "Think step by step, then put the final answer in \\boxed{}."
 _MAX_VERIFY_CHARS = 300  # math-verify on long junk is slow; real answers are short
 
@@ -273,6 +275,12 @@ class MathTask(MathAnswers):
     plain). ``limit``: use only the file's first rows. ``shuffle``: draw the instances in an
     order given by the seed ``generate`` gets (the lab's ``instance_seed``), else in file order.
     At most one instance per row: ``generate`` returns fewer than ``n`` when the file is short.
+    Every instance from a file keeps its answer field as written in ``data["reference"]``.
+
+    ``selection="debate-du"``: the GSM8K questions multi-agent debate was published on
+    (``gsm/gen_gsm.py``): the file's rows shuffled by Python's ``random.seed(0)`` (whatever the
+    lab's seed) and the first 100 of them. The published script reads the fields ``question``
+    and ``answer`` (a GSM8K test file); without a ``fields`` mapping the file must have both.
     """
 
     name = "math"
@@ -284,6 +292,7 @@ class MathTask(MathAnswers):
     answer_format: str = "auto"
     limit: int | None = None
     shuffle: bool = True
+    selection: str | None = None
     _problems: list[Problem] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -300,10 +309,17 @@ class MathTask(MathAnswers):
             and all(isinstance(k, str) and isinstance(v, str) for k, v in self.fields.items())
         ):
             raise HivethinkError(f"math: fields must map roles to field names, got {self.fields!r}")
-        if self.source is not None:
-            self._problems = load_problems(
-                self.source, self.fields, self.answer_format, self.limit
+        if self.selection is not None and self.selection not in SELECTIONS:
+            raise HivethinkError(
+                f"math: selection must be one of {', '.join(SELECTIONS)}, not {self.selection!r}"
             )
+        if self.selection is not None and self.source is None:
+            raise HivethinkError(f"math: selection {self.selection!r} picks rows of a source file; none is given")
+        if self.source is not None:
+            fields = self.fields
+            if self.selection == "debate-du" and fields is None:  # the fields gen_gsm.py reads
+                fields = {"question": "question", "answer": "answer"}
+            self._problems = load_problems(self.source, fields, self.answer_format, self.limit)
         elif self.fields is not None or self.limit is not None:
             raise HivethinkError("math: fields and limit apply to a source file; none is given")
 
@@ -317,13 +333,16 @@ class MathTask(MathAnswers):
         params = params_of(self)
         if self._problems is not None:
             order = list(range(len(self._problems)))
-            if self.shuffle:
+            if self.selection == "debate-du":  # random.seed(0); random.shuffle(questions); [:100]
+                Random(0).shuffle(order)
+                order = order[:DEBATE_DU_QUESTIONS]
+            elif self.shuffle:
                 Random(seed).shuffle(order)
             out = []
             for i, row in enumerate(order[:n]):
                 p = self._problems[row]
                 data = {"question": p.question, "template": "source", "row": p.number,
-                        "where": p.where, "answer_style": p.style}
+                        "where": p.where, "answer_style": p.style, "reference": p.reference}
                 if p.id is not None:
                     data["source_id"] = p.id
                 out.append(Instance(

@@ -7,14 +7,23 @@ and its answer format only (the protocol, not the task, says how the pair talks)
 (the target shifted by a small amount, never equal to it) that a scripted partner asserts with
 confidence (``coral`` with ``sycophancy: true``): the share of agents that abandon a correct
 answer for it is the sycophancy (flip) rate.
+
+With ``source`` the problems are a user's file instead, read as the ``math`` task reads one
+(``fields``, ``answer_format``, ``limit``, ``shuffle``). The published Coral evaluation sets are
+MATH JSONL files whose rows hold ``problem`` and ``answer`` (the value the published grader
+compares with): the collaborative runs use ``data/math/resplit/val.jsonl``, every row in file
+order (``shuffle: false``); the chain-of-thought baseline ``data/math/test.jsonl``, its first
+1000 rows in file order (``limit: 1000``, ``shuffle: false``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from fractions import Fraction
 from random import Random
 
+from hivethink.errors import HivethinkError
 from hivethink.tasks._common import instance_id, instance_rng, params_of
 from hivethink.tasks.base import Instance
 from hivethink.tasks.math import (
@@ -40,6 +49,8 @@ class PairTask(MathAnswers):
 
     ``data``: ``{"question", "template"}`` plus ``"wrong_answer"`` (a string such as ``"17"`` or
     ``"7/3"``) when probing. Extraction (``\boxed{}``) and scoring are those of the math task.
+    ``source`` (with ``fields``, ``answer_format``, ``limit``, ``shuffle``): a problem file, as
+    the ``math`` task reads it (no probe then: a file's answers need not be numbers).
     """
 
     name = "pair"
@@ -47,14 +58,27 @@ class PairTask(MathAnswers):
     probe: bool = False
     steps: int = 2
     template: str = "mixed"
+    source: str | None = None
+    fields: dict[str, str] | None = None
+    answer_format: str = "auto"
+    limit: int | None = None
+    shuffle: bool = True
     _math: MathTask = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # the math task validates steps and template with its own messages
-        self._math = MathTask(steps=self.steps, template=self.template)
+        if self.probe and self.source is not None:
+            raise HivethinkError("pair: probe needs generated problems (a file's answers need not be numbers)")
+        # the math task validates its parameters and reads the file with its own messages
+        self._math = MathTask(steps=self.steps, template=self.template, source=self.source, fields=self.fields,
+                              answer_format=self.answer_format, limit=self.limit, shuffle=self.shuffle)  # fmt: skip
 
     def generate(self, n: int, seed: int) -> list[Instance]:
         params = params_of(self)
+        if self.source is not None:
+            return [
+                dataclasses.replace(inst, task=self.name, id=instance_id(self.name, params, seed, i))
+                for i, inst in enumerate(self._math.generate(n, seed))
+            ]
         out = []
         for i in range(n):
             rng = instance_rng(self.name, params, seed, i)
