@@ -203,7 +203,6 @@ def _clashing_text(root: Path) -> None:
 @pytest.mark.parametrize(("edit", "message"), [
     (_rename_constant, r"formatting.py: no constant MathFormatting.history_header \(the importer expects it there"),
     (_broken_builder, r"the authors' builder failed: ValueError: fixture builder is broken \(formatting.py:\d+\)"),
-    (_clashing_text, r"MathFormatting.pivot_message: the authors' text holds \{\{cut\}\}"),
 ])
 def test_a_source_the_importer_cannot_read_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys, edit,
                                                                           message):
@@ -260,11 +259,21 @@ def test_a_text_edited_after_the_import_is_refused_where_it_is_used(hogwild, tmp
         prompts.check_directory(out)
 
 
+def test_double_braces_of_the_authors_are_kept_with_the_escapes(tmp_path, monkeypatch):
+    repo, head = git_repo(tmp_path / "hogwild_llm", "hogwild_llm", _clashing_text)
+    pin(monkeypatch, "hogwild", head)
+    importers.run("hogwild", str(repo), tmp_path / "out")
+    assert prompts.read_text(tmp_path / "out" / "hogwild" / "marker.txt") == "{{open_braces}}cut{{close_braces}}"
+    prompts.use_directory(tmp_path / "out")
+    assert HOGWILD.render("marker") == "{{cut}}"
+
+
 def test_format_fields_become_placeholders():
     assert core.from_format("Q: {question}\nA {{literal}} brace", {"question": "problem"}, "x") == (
         "Q: {{problem}}\nA {literal} brace")
     with pytest.raises(HivethinkError, match=r"x: format field \{answer\} has no hivethink placeholder"):
         core.from_format("{answer}", {"question": "problem"}, "x")
+    assert core.from_format("{} and {}", {"0": "a", "1": "b"}, "x") == "{{a}} and {{b}}"  # automatic fields
 
 
 def test_json_keys_are_read_by_path(tmp_path):

@@ -99,6 +99,17 @@ def number_hole(texts: dict[int, str], name: str) -> str:
     return "".join(out)
 
 
+def repeat_unit(one: str, two: str, marker: str) -> tuple[str, str, str]:
+    """Two texts the authors' code built with one and with two copies of a part (``marker`` is in
+    it): (the text before it, the part, the text after it)."""
+    size = len(two) - len(one)
+    for start in range(len(one) - size + 1):
+        unit = one[start:start + size]
+        if size > 0 and marker in unit and two == one[:start + size] + one[start:]:
+            return one[:start], unit, one[start + size:]
+    raise BuildError(f"the texts built with one and two parts do not repeat a part holding {marker!r}")
+
+
 def line_with(text: str, marker: str) -> tuple[str, str, str]:
     """``text`` cut around the whole line holding ``marker``: (before it, the line, after it)."""
     at = text.find(marker)

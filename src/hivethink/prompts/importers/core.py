@@ -44,7 +44,7 @@ from hivethink import prompts
 from hivethink.errors import HivethinkError
 from hivethink.prompts import source as manifest_mod
 from hivethink.prompts.importers import pyread
-from hivethink.prompts.importers.child import CLOSE, COMMAND, OPEN, BuiltText
+from hivethink.prompts.importers.child import CLOSE, COMMAND, OPEN, BuiltText, hole
 
 BUILDER_TIMEOUT_S = 300
 
@@ -90,6 +90,22 @@ class WholeFile:
 
 
 @dataclass(frozen=True)
+class FormatCall:
+    """A ``str.format`` template the authors write inline, ``"...{}...".format(args)``."""
+
+    file: str
+    scope: str  # "__main__" (the script's main block) or a dotted path of classes and functions
+    args: tuple[str, ...]  # the call's arguments as written: which call in the scope
+    fields: Mapping[str, str] | None = None  # field (automatic ones by position: "0", ...) -> placeholder
+    keywords: Mapping[str, str] | None = None
+    how: Literal["constant"] = "constant"
+
+    @property
+    def object(self) -> str:
+        return f"the str.format template in {self.scope} called with ({', '.join(self.args)})"
+
+
+@dataclass(frozen=True)
 class Built:
     file: str
     function: str  # what the manifest names: the authors' function (and the part of its text)
@@ -100,7 +116,7 @@ class Built:
         return self.function
 
 
-Text = Constant | JsonKey | WholeFile | Built
+Text = Constant | JsonKey | WholeFile | FormatCall | Built
 
 
 @dataclass(frozen=True)
@@ -291,9 +307,9 @@ def _json_value(path: Path, keys: tuple[str | int, ...]) -> Any:
     return value
 
 
-def from_format(text: str, fields: Mapping[str, str], where: str) -> str:
-    """A ``str.format`` template with hivethink's ``{{placeholders}}`` for its fields (automatic
-    fields ``{}`` are named by their position: ``"0"``, ``"1"``, ...)."""
+def format_holes(text: str, fields: Mapping[str, str], where: str) -> str:
+    """A ``str.format`` template with holes for its fields (automatic fields ``{}`` are named by
+    their position: ``"0"``, ``"1"``, ...)."""
     out = []
     try:
         parsed = list(string.Formatter().parse(text))
@@ -309,27 +325,33 @@ def from_format(text: str, fields: Mapping[str, str], where: str) -> str:
         if name not in fields or spec or conversion:
             raise HivethinkError(f"{where}: format field {{{name}}} has no hivethink placeholder "
                                  f"(mapped: {', '.join(sorted(fields)) or 'none'})")
-        out.append("{{" + fields[name] + "}}")
+        out.append(hole(fields[name]))
     return "".join(out)
 
 
-def from_keywords(text: str, keywords: Mapping[str, str]) -> str:
-    """A text in which the authors replace literal tokens (CAMEL's ``<TASK>``), with hivethink's
-    placeholders for them."""
+def keyword_holes(text: str, keywords: Mapping[str, str]) -> str:
+    """A text in which the authors replace literal tokens (CAMEL's ``<TASK>``), with holes for them."""
     for token, name in keywords.items():
-        text = text.replace(token, "{{" + name + "}}")
+        text = text.replace(token, hole(name))
     return text
 
 
 _HOLE = re.compile(re.escape(OPEN) + r"([A-Za-z_][A-Za-z0-9_]*)" + re.escape(CLOSE))
 
 
-def from_holes(text: str, where: str) -> str:
-    """A builder's text with holes -> a template."""
+def to_template(text: str, where: str) -> str:
+    """A text with holes -> a template: holes become placeholders, and double braces of the
+    authors' own that hivethink would read as a placeholder are written with the escapes."""
+    text = prompts.PLACEHOLDER.sub(lambda m: hole("open_braces") + m.group(0)[2:-2] + hole("close_braces"), text)
     template = _HOLE.sub(lambda m: "{{" + m.group(1) + "}}", text)
     if OPEN in template or CLOSE in template:
         raise HivethinkError(f"{where}: a malformed placeholder hole in the built text")
     return template
+
+
+def from_format(text: str, fields: Mapping[str, str], where: str) -> str:
+    """A ``str.format`` template as hivethink's template."""
+    return to_template(format_holes(text, fields, where), where)
 
 
 def run_child(ref: str, root: Path, given: Any = None, what: str = "builder") -> Any:
@@ -361,7 +383,8 @@ def _run_builder(origin: Origin, root: Path) -> dict[str, BuiltText]:
 
 
 def _render(template: str, values: Mapping[str, str]) -> str:
-    return prompts.PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+    filled = {**values, **prompts.ESCAPES}
+    return prompts.PLACEHOLDER.sub(lambda m: filled.get(m.group(1), m.group(0)), template)
 
 
 def read_texts(located: Located, books: Mapping[str, prompts.Book]) -> dict[str, tuple[str, str]]:
@@ -384,29 +407,25 @@ def read_texts(located: Located, books: Mapping[str, prompts.Book]) -> dict[str,
             raw = pyread.constant(path, where.name, holes=where.holes, wrappers=where.wrappers)
         elif isinstance(where, JsonKey):
             raw = _json_value(path, where.path)
+        elif isinstance(where, FormatCall):
+            raw = pyread.format_literal(path, where.scope, where.args)
         else:
             raw = _read_file(path)
         if not isinstance(raw, str):
             raise HivethinkError(f"{label}: not a text (a {type(raw).__name__})")
-        clash = prompts.placeholders(raw)
-        if clash:
-            raise HivethinkError(f"{label}: the authors' text holds {{{{{sorted(clash)[0]}}}}}, which hivethink "
-                                 "would read as a placeholder")
-        if isinstance(where, Built) or (isinstance(where, Constant) and where.holes):
-            text = from_holes(raw, label)
-        elif where.fields is not None:
-            text = from_format(raw, where.fields, label)
-        else:
-            text = raw
+        marked = raw  # holes where hivethink's placeholders go
+        if not isinstance(where, Built) and where.fields is not None:
+            marked = format_holes(raw, where.fields, label)
         if not isinstance(where, Built) and where.keywords:
-            text = from_keywords(text, where.keywords)
+            marked = keyword_holes(marked, where.keywords)
+        text = to_template(marked, label)
         unknown = sorted(prompts.placeholders(text) - allowed)
         if unknown:
             raise HivethinkError(f"{label}: maps to placeholder(s) {', '.join(unknown)}, which {key} does not take "
                                  f"(it takes: {', '.join(sorted(allowed)) or 'none'})")
         authors = raw  # a constant, key or file: the authors' text as it stands (fields unfilled)
         if isinstance(where, Constant) and where.holes:
-            authors = from_holes(raw, label)  # the f-string with its holes as placeholders
+            authors = to_template(raw, label)  # the f-string with its holes as placeholders
         if isinstance(where, Built):
             assert built is not None
             checks = built[key]["checks"]

@@ -170,21 +170,28 @@ def _scope_body(tree: ast.Module, scope: str) -> list[ast.stmt] | None:
     return body
 
 
-def format_literal(path: Path, scope: str, args: tuple[str, ...]) -> str:
+def format_literal(path: Path, scope: str, args: tuple[str, ...], occurrence: int | None = None) -> str:
     """The string literal formatted by the one ``<literal>.format(<args>)`` call in ``scope`` whose
-    arguments read ``args`` (their source text): the template the authors wrote inline."""
+    arguments read ``args`` (their source text): the template the authors wrote inline
+    (``occurrence``: the n-th such call in source order, where there are several)."""
     what = f"a str.format template called with ({', '.join(args)}) in {scope}"
     tree = _parse(path, what)
     body = _scope_body(tree, scope)
     if body is None:
         raise HivethinkError(f"{path}: no {scope} (the importer expects {what} there)")
-    found = [
-        node.func.value.value
-        for stmt in body for node in ast.walk(stmt)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
-        and isinstance(node.func.value, ast.Constant) and isinstance(node.func.value.value, str)
-        and not node.keywords and tuple(ast.unparse(a) for a in node.args) == args
-    ]
+    calls = sorted(
+        (node for stmt in body for node in ast.walk(stmt)
+         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
+         and isinstance(node.func.value, ast.Constant) and isinstance(node.func.value.value, str)
+         and not node.keywords and tuple(ast.unparse(a) for a in node.args) == args),
+        key=lambda node: (node.lineno, node.col_offset),  # source order (ast.walk goes breadth first)
+    )
+    found = [call.func.value.value for call in calls]  # type: ignore[attr-defined]
+    if occurrence is not None:
+        if len(found) < occurrence:
+            raise HivethinkError(f"{path}: {len(found)} {what}, the importer expects at least {occurrence} "
+                                 "(was it moved or changed?)")
+        return found[occurrence - 1]
     if len(found) != 1:
         raise HivethinkError(f"{path}: {'no' if not found else 'more than one'} {what} (was it moved or changed?)")
     return found[0]
