@@ -31,12 +31,17 @@ def outcome_metrics(
 ) -> Metrics:
     """``score`` in [0, 1] and ``correct`` (1 when the score is 1). The task scores the
     protocol's typed outcome when it defines ``score_outcome`` and there is one (graph and game
-    tasks), else the team answer; the outcome's own metrics (``Outcome.metrics``) follow."""
+    tasks), else the team answer; the outcome's own metrics (``Outcome.metrics``) follow. A task
+    with ``answer_metrics`` (the code task: how the test run ended) adds its own."""
     if outcome is not None and isinstance(task, OutcomeTask):
         score = float(task.score_outcome(instance, outcome))
     else:
         score = float(task.score(instance, answer))
-    return {"score": score, "correct": 1.0 if score >= 1.0 else 0.0}
+    metrics: Metrics = {"score": score, "correct": 1.0 if score >= 1.0 else 0.0}
+    extra = getattr(task, "answer_metrics", None)
+    if extra is not None:
+        metrics |= extra(instance, answer)
+    return metrics
 
 
 def cost_metrics(result: ResultLike) -> Metrics:

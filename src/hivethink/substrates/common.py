@@ -137,11 +137,13 @@ class Recorder:
         max_tokens: int | None = None,
         data: dict[str, Any] | None = None,
         temperature: float | None = None,
+        stop: list[str] | None = None,
     ) -> list[str]:
         """Run ``calls`` as ONE batched backend call; return the texts in call order.
 
         ``max_tokens`` and ``temperature`` override the per-call cap and the sampling
-        temperature for this round (the cap is still clipped by :meth:`call_cap`)."""
+        temperature for this round (the cap is still clipped by :meth:`call_cap`); ``stop``
+        strings end a reply (the backend cuts the text before them)."""
         if not calls:
             return []
         cap = self.call_cap(len(calls), max_tokens)
@@ -154,6 +156,7 @@ class Recorder:
                 max_tokens=cap,
                 temperature=self.temperature if temperature is None else temperature,
                 seed=derive_seed(self.seed, self.sequential_calls, i),
+                stop=list(stop or []),
                 json_schema=call.json_schema,
             )
             for i, (call, (messages, _)) in enumerate(zip(calls, shown, strict=True))
