@@ -13,6 +13,7 @@ import resource
 import signal
 import sys
 import traceback
+import types
 
 # Audit events (PEP 578) refused inside the sandbox: new processes, signals to other processes,
 # native code and every socket operation.
@@ -79,9 +80,12 @@ def main():
     except (SyntaxError, ValueError) as err:  # ValueError: a NUL byte in the source
         report("syntax_error", error=f"{type(err).__name__}: {err}")
         return
-    namespace = {"__name__": "__main__", "__file__": spec["filename"]}
+    # The program is the real __main__ module (unittest.main() looks for its tests there).
+    module = types.ModuleType("__main__")
+    module.__file__ = spec["filename"]
+    sys.modules["__main__"] = module
     try:
-        exec(code, namespace)
+        exec(code, module.__dict__)
     except SystemExit as err:
         report("exit", exit_code=err.code if isinstance(err.code, int) else None)
     except MemoryError:

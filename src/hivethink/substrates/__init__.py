@@ -23,6 +23,7 @@ from hivethink.substrates.coral import Coral
 from hivethink.substrates.debate import DebateDu
 from hivethink.substrates.independent import Independent
 from hivethink.substrates.llm_program import LlmProgram
+from hivethink.substrates.metagpt import Metagpt
 from hivethink.substrates.program import Program
 from hivethink.substrates.sequential import Sequential
 from hivethink.substrates.shared_cache import SharedCache
@@ -45,6 +46,7 @@ SUBSTRATES: dict[str, type] = {
         DebateDu,
         Camel,
         LlmProgram,
+        Metagpt,
     )
 }
 # Older names, kept so that existing grids run: each now means the preset that replaced it.

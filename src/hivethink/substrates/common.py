@@ -52,13 +52,16 @@ class Call:
     """One agent's backend call inside a round; ``seen`` names whose texts are in the prompt.
 
     ``json_schema`` constrains the reply where the protocol publishes constrained JSON output;
-    ``helper`` marks a call of a protocol helper rather than a team agent (never probed)."""
+    ``helper`` marks a call of a protocol helper rather than a team agent (never probed);
+    ``data`` goes into this call's ``prompt`` and ``step`` events (a round may mix calls of
+    different kinds: a role's action, a retry)."""
 
     worker: str
     messages: Messages
     seen: list[str] | None = None
     json_schema: dict[str, Any] | None = None
     helper: bool = False
+    data: dict[str, Any] | None = None
 
 
 def conversation(system: str, user: str) -> Messages:
@@ -168,7 +171,7 @@ class Recorder:
                 render(messages),
                 step=step,
                 seen=call.seen,
-                data={"probe": probe} if probe else {},
+                data={**(call.data or {}), **({"probe": probe} if probe else {})},
             )
         completions = self.backend.generate(requests)
         if len(completions) != len(requests):
@@ -190,6 +193,7 @@ class Recorder:
                     "tokens": comp.completion_tokens,
                     "finish_reason": comp.finish_reason,
                     **(data or {}),
+                    **(call.data or {}),
                 },
             )
             if comp.error:  # the backend failed (timeout, HTTP error, ...): not the agent's fault
