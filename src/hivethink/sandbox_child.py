@@ -56,7 +56,7 @@ def main():
     os.dup2(devnull, 0)
     status_fd = spec["status_fd"]
     nonce = spec["nonce"]
-    blocked = []
+    blocked: list[str] = []
 
     def report(status, **fields):
         line = json.dumps({"nonce": nonce, "status": status, "blocked": blocked, **fields})
