@@ -18,7 +18,7 @@ from hivethink.substrates.metagpt_docs import DESIGN_081, PRD_081, TASKS_081, Sc
 from hivethink.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[2]
-CODE = str(ROOT / "examples" / "data" / "code_mini.jsonl")
+CODE = str(ROOT / "src" / "hivethink" / "tasks" / "data" / "code_mini.jsonl")
 GOOD = "def add(a: int, b: int) -> int:\n    return a + b\n"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from hivethink.tasks import get_task
 from hivethink.tasks.evidence import read_yes_no
 
-EVIDENCE = str(Path(__file__).resolve().parents[2] / "examples" / "data" / "evidence_mini.jsonl")
+EVIDENCE = str(Path(__file__).resolve().parents[2] / "src" / "hivethink" / "tasks" / "data" / "evidence_mini.jsonl")
 
 
 def test_rows_paragraphs_and_scores(tmp_path):

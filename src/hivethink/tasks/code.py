@@ -4,7 +4,9 @@ A problem file holds one problem per row in the HumanEval or MBPP layout (JSONL,
 or CSV; :mod:`hivethink.tasks.datasets` reads it): ``task_id``, ``prompt``, ``entry_point`` and
 either ``test`` (HumanEval: a ``check(candidate)`` function) or ``test_list`` (MBPP: assert
 lines, with an optional ``test_setup_code``). A row without one of them refuses the whole file
-with one line naming the row, when the task is built (before any model loads).
+with one line naming the row, when the task is built (before any model loads). Without a
+``source`` the task reads its own small fixture (``tasks/data/code_mini.jsonl``: three
+HumanEval-style and three MBPP-style problems written for hivethink).
 
 The program that is run is ``test_setup_code`` (MBPP), the solution, then the tests
 (HumanEval: ``check(<entry_point>)``). A solution that does not define the entry point is
@@ -20,7 +22,9 @@ candidate); it returns a :class:`~hivethink.tasks.base.Verdict`.
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from random import Random
 from typing import Any
 
@@ -31,6 +35,7 @@ from hivethink.tasks._common import instance_id, params_of
 from hivethink.tasks.base import Instance, Metric, Verdict
 from hivethink.tasks.datasets import read_rows
 
+FIXTURE = Path(__file__).parent / "data" / "code_mini.jsonl"
 FORMAT = "Write the complete function, its signature included, in one ```python code block."
 
 
@@ -107,7 +112,7 @@ def defines(code: str, name: str) -> bool:
 
 @dataclass
 class CodeTask:
-    """Problems from ``source`` (required); ``limit`` keeps the file's first rows, ``shuffle``
+    """Problems from ``source`` (default: the built-in fixture); ``limit`` keeps the file's first rows, ``shuffle``
     draws them in an order given by the seed. ``show_tests`` shows an MBPP problem's assert
     lines in its prompt (as MBPP's own prompt does; HumanEval's ``check`` is never shown).
     ``timeout_s``, ``memory_mb``: the sandbox limits of one test run."""
@@ -126,11 +131,9 @@ class CodeTask:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.source is None:
-            raise HivethinkError("code: give a problem file as source (HumanEval or MBPP JSONL)")
         if self.timeout_s <= 0 or self.memory_mb < 64:
             raise HivethinkError("code: timeout_s must be positive and memory_mb at least 64")
-        self._problems = load_code_problems(self.source, self.limit)
+        self._problems = load_code_problems(self.source or str(FIXTURE), self.limit)
 
     @property
     def limits(self) -> Limits:
@@ -183,7 +186,15 @@ class CodeTask:
             known = self._cache.get(key)
         if known is not None:
             return known
-        result = run_python(self.program(instance, code), limits=self.limits)
+        program = self.program(instance, code)
+        try:  # a program that does not compile needs no process (compiling runs nothing)
+            with warnings.catch_warnings():  # the sandbox reports what matters; not our log
+                warnings.simplefilter("ignore")
+                compile(program, "main.py", "exec")
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as err:
+            result = RunResult("syntax_error", error=f"{type(err).__name__}: {err}"[:2000])
+        else:
+            result = run_python(program, limits=self.limits)
         with self._lock:
             self._cache[key] = result
         return result

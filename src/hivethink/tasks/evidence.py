@@ -8,13 +8,16 @@ per row a ``question``, a yes/no ``answer`` (``true``/``false`` or the words) an
 is not yes/no, refuses the whole file with one line naming the row, when the task is built.
 
 The answer is read from a reply as the yes/no after a final "answer is"/"Answer:", else the
-last standalone yes or no; the score is 1 when it matches.
+last standalone yes or no; the score is 1 when it matches. Without a ``source`` the task reads
+its own small fixture (``tasks/data/evidence_mini.jsonl``: six questions written for hivethink,
+each with its evidence among ten paragraphs).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from random import Random
 from typing import Any
 
@@ -23,6 +26,7 @@ from hivethink.tasks._common import instance_id, params_of
 from hivethink.tasks.base import Instance
 from hivethink.tasks.datasets import read_rows
 
+FIXTURE = Path(__file__).parent / "data" / "evidence_mini.jsonl"
 FORMAT = "Think step by step, then end with 'The answer is yes.' or 'The answer is no.'"
 _FINAL = re.compile(r"(?:answer\s+is|answer\s*:)\s*\**\s*(yes|no)\b", re.IGNORECASE)
 _WORD = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
@@ -114,7 +118,7 @@ def read_yes_no(text: str) -> str | None:
 
 @dataclass
 class EvidenceTask:
-    """Questions from ``source`` (required); ``limit`` keeps the file's first rows, ``shuffle``
+    """Questions from ``source`` (default: the built-in fixture); ``limit`` keeps the file's first rows, ``shuffle``
     draws them in an order given by the seed. ``show_paragraphs``: the prompt a plain substrate
     sees holds every candidate paragraph (else the question alone)."""
 
@@ -127,9 +131,7 @@ class EvidenceTask:
     _problems: list[EvidenceProblem] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.source is None:
-            raise HivethinkError("evidence: give a question file as source (StrategyQA-style)")
-        self._problems = load_evidence(self.source, self.limit)
+        self._problems = load_evidence(self.source or str(FIXTURE), self.limit)
 
     def generate(self, n: int, seed: int) -> list[Instance]:
         params = params_of(self)
