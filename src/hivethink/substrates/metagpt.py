@@ -746,6 +746,7 @@ class _Run:
         return [Msg(text, role.profile, "Solve", role.name, fields=fields)]
 
     def check(self, role: Role, news: list[Msg], r: int) -> Gen:
+        yield from ()  # the checker makes no model call: a generator that asks nothing
         checks = role.state.get("checks", 0)
         if checks >= QA_ROUNDS:
             self.acted.append([r, role.name, "skip (checks exceeded)"])
@@ -773,7 +774,6 @@ class _Run:
         report = (BMATH.render("report_mismatch", computation=computation, value=value, answer=stated)
                   if value is not None else BMATH.render("report_error", computation=computation, error=error))
         return [Msg(BMATH.render("feedback", report=report), role.profile, "CheckFailed", role.name)]
-        yield  # a generator with no model call
 
     # -- the answer ---------------------------------------------------------------------------
     def answer(self) -> str | None:
