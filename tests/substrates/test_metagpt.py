@@ -332,3 +332,21 @@ def test_bad_options_and_pairings_are_one_line_errors():
     with pytest.raises(HivethinkError, match="no QA engineer"):
         get_substrate("metagpt", version="v0.1.0").accepts(get_task("code", source=CODE))
     assert not get_substrate("metagpt").accepts(get_task("countdown"))
+
+
+def test_the_budget_is_checked_at_each_rounds_start_v010_above_v081_at():
+    task = get_task("code", source=CODE)
+    instance = task.generate(1, 0)[0]
+    spent = len(PRD_010.split())  # the scripted backend counts words as tokens
+    replies = {"Alice": [PRD_010], "Bob": [DESIGN_010], "Eve": [TASKS_010], "Alex": [fenced(GOOD)]}
+    result = get_substrate("metagpt", version="v0.1.0", feedback=False).run(
+        instance, task, ScriptedBackend(lambda r, i: replies[role_of(r)].pop(0)), workers=1,
+        budget=Budget(tokens=spent), seed=0)
+    # v0.1.0 stops when the cost is above the budget: at the budget, the architect still acts
+    assert [w for _, w, _ in result.info["acted"]] == ["Alice", "Bob"] and result.info["stop_reason"] == "budget"
+    prd = tagged(PRD_081)
+    result = get_substrate("metagpt", feedback=False).run(
+        instance, task, ScriptedBackend(lambda r, i: prd), workers=1, budget=Budget(tokens=len(prd.split())), seed=0)
+    # v0.8.1 stops when it is at the budget
+    assert [w for _, _, w in result.info["acted"]] == ["PrepareDocuments", "WritePRD"]
+    assert result.info["stop_reason"] == "budget"
