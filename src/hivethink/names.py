@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 # Protocol helpers that speak in traces but are not team agents (metrics leave them out): a
-# belief extractor, a task specifier, the hive's finisher (the team's last words when time is up).
-EXTRACTOR, SPECIFIER, FINISHER = "extractor", "specifier", "finisher"
-HELPERS = frozenset({EXTRACTOR, SPECIFIER, FINISHER})
+# belief extractor, a task specifier, the hive's finisher (the team's last words when time is up), the
+# likelihood scorer of a program (LLM Programs ranks paragraphs and steps by it).
+EXTRACTOR, SPECIFIER, FINISHER, SCORER = "extractor", "specifier", "finisher", "scorer"
+HELPERS = frozenset({EXTRACTOR, SPECIFIER, FINISHER, SCORER})
 
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Heidi", "Ivan", "Judy",
          "Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil")

@@ -204,6 +204,23 @@ def _check_meant_for(config: LabConfig, tasks: list[Task], substrates: list[Subs
             raise HivethinkError(f"task {spec.label!r} is meant for none of the configured substrates")
 
 
+def _check_scoring(config: LabConfig, substrates: list[Substrate]) -> None:
+    """A substrate that reads likelihoods (``scores_text``) next to a backend kind that has
+    none (``hivethink.backends.can_score``) is a one-line error before any model loads."""
+    from hivethink.backends import SCORING_KINDS, can_score
+
+    for spec, sub in zip(config.substrates, substrates, strict=True):
+        if not getattr(sub, "scores_text", False):
+            continue
+        for model in config.models:
+            if not can_score(model.kind):
+                raise HivethinkError(
+                    f"substrate {spec.display!r} scores text by likelihood, which backend kind "
+                    f"{model.kind!r} (model {model.label!r}) cannot do (kinds that can: "
+                    f"{', '.join(SCORING_KINDS)})"
+                )
+
+
 def expand_grid(config: LabConfig, factories: Factories) -> Plan:
     """Build every task and substrate once, generate the instances, and list every sample."""
     tasks = [
@@ -215,6 +232,7 @@ def expand_grid(config: LabConfig, factories: Factories) -> Plan:
         for s in config.substrates
     ]
     _check_meant_for(config, tasks, substrates)
+    _check_scoring(config, substrates)
     instances: list[list[Instance]] = []
     for spec, task in zip(config.tasks, tasks, strict=True):
         generated = _build(

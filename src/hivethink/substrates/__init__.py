@@ -22,6 +22,8 @@ from hivethink.substrates.consensus_game import ConsensusGame
 from hivethink.substrates.coral import Coral
 from hivethink.substrates.debate import DebateDu
 from hivethink.substrates.independent import Independent
+from hivethink.substrates.llm_program import LlmProgram
+from hivethink.substrates.metagpt import Metagpt
 from hivethink.substrates.program import Program
 from hivethink.substrates.sequential import Sequential
 from hivethink.substrates.shared_cache import SharedCache
@@ -43,6 +45,8 @@ SUBSTRATES: dict[str, type] = {
         Coral,
         DebateDu,
         Camel,
+        LlmProgram,
+        Metagpt,
     )
 }
 # Older names, kept so that existing grids run: each now means the preset that replaced it.

@@ -18,8 +18,10 @@ from hivethink.errors import HivethinkError
 from hivethink.tasks.agree import AgreeTask
 from hivethink.tasks.arithmetic import ArithmeticTask
 from hivethink.tasks.base import Instance, Task
+from hivethink.tasks.code import CodeTask
 from hivethink.tasks.countdown import CountdownTask
 from hivethink.tasks.enumerate import EnumerateTask
+from hivethink.tasks.evidence import EvidenceTask
 from hivethink.tasks.graph import GraphTask
 from hivethink.tasks.math import MathTask
 from hivethink.tasks.pair import PairTask
@@ -35,6 +37,8 @@ TASKS: dict[str, type] = {
     "arithmetic": ArithmeticTask,
     "common-ground": CommonGroundTask,
     "error-propagation": ErrorPropagationTask,
+    "code": CodeTask,
+    "evidence": EvidenceTask,
 }
 
 
@@ -94,9 +98,11 @@ __all__ = [
     "AgreeTask",
     "ArithmeticTask",
     "CommonGroundTask",
+    "CodeTask",
     "CountdownTask",
     "EnumerateTask",
     "ErrorPropagationTask",
+    "EvidenceTask",
     "GraphTask",
     "Instance",
     "MathTask",
