@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 # Protocol helpers that speak in traces but are not team agents (metrics leave them out): a
-# belief extractor, a task specifier, the hive's finisher (the team's last words when time is up).
+# belief extractor, a task specifier, the hive's finisher (the team's last words when time is up),
+# the single-or-multi router (rates difficulty) and cascade checker (checks the SAS answer).
 EXTRACTOR, SPECIFIER, FINISHER = "extractor", "specifier", "finisher"
-HELPERS = frozenset({EXTRACTOR, SPECIFIER, FINISHER})
+ROUTER, CHECKER = "router", "checker"
+HELPERS = frozenset({EXTRACTOR, SPECIFIER, FINISHER, ROUTER, CHECKER})
 
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Heidi", "Ivan", "Judy",
          "Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from hivethink.tasks.base import Instance, Outcome, OutcomeTask, Task
+from hivethink.tasks.base import Instance, Outcome, OutcomeTask, Task, is_judged
 
 Metrics = dict[str, float | int | str | None]
 
@@ -31,7 +31,10 @@ def outcome_metrics(
 ) -> Metrics:
     """``score`` in [0, 1] and ``correct`` (1 when the score is 1). The task scores the
     protocol's typed outcome when it defines ``score_outcome`` and there is one (graph and game
-    tasks), else the team answer; the outcome's own metrics (``Outcome.metrics``) follow."""
+    tasks), else the team answer; the outcome's own metrics (``Outcome.metrics``) follow. A
+    judged task (``mission``) has no score here: the lab's judge fills it in (``lab.judge``)."""
+    if is_judged(task):
+        return {"score": None, "correct": None}
     if outcome is not None and isinstance(task, OutcomeTask):
         score = float(task.score_outcome(instance, outcome))
     else:
