@@ -190,6 +190,7 @@ class Contribution:
     abstain: bool
     text: str
     answer: str | None
+    shown: str = ""  # as the others see it (rendered once: a 256-agent run shows it 255 times)
 
 
 def contribution(worker: str, reply: str, task: Task, role: str | None = None) -> Contribution:
@@ -199,17 +200,14 @@ def contribution(worker: str, reply: str, task: Task, role: str | None = None) -
     body = "\n".join(lines[1:]).strip() if declared is not None and lines else reply.strip()
     if abstain:
         return Contribution(worker, role or None, True, "", None)
-    return Contribution(worker, role or declared, False, body, task.extract(body) if body else None)
+    role = role or declared
+    shown = BOOK.render("contribution", name=worker, role=role or BOOK.render("any_role"), text=body)
+    return Contribution(worker, role, False, body, task.extract(body) if body else None, shown)
 
 
 def show(contributions: Sequence[Contribution]) -> str:
     """The finished contributions as others see them (abstentions left out)."""
-    shown = [
-        BOOK.render("contribution", name=c.worker, role=c.role or BOOK.render("any_role"), text=c.text)
-        for c in contributions
-        if not c.abstain
-    ]
-    return "\n\n".join(shown) or BOOK.render("nothing_yet")
+    return "\n\n".join(c.shown for c in contributions if not c.abstain) or BOOK.render("nothing_yet")
 
 
 class _Run:

@@ -22,6 +22,7 @@ from hivethink.tasks.countdown import CountdownTask
 from hivethink.tasks.enumerate import EnumerateTask
 from hivethink.tasks.graph import GraphTask
 from hivethink.tasks.math import MathTask
+from hivethink.tasks.mission import MissionTask
 from hivethink.tasks.pair import PairTask
 from hivethink.tasks.probes import CommonGroundTask, ErrorPropagationTask
 
@@ -35,6 +36,7 @@ TASKS: dict[str, type] = {
     "arithmetic": ArithmeticTask,
     "common-ground": CommonGroundTask,
     "error-propagation": ErrorPropagationTask,
+    "mission": MissionTask,
 }
 
 
@@ -100,6 +102,7 @@ __all__ = [
     "GraphTask",
     "Instance",
     "MathTask",
+    "MissionTask",
     "PairTask",
     "Task",
     "get_task",
