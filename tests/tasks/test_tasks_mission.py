@@ -9,7 +9,14 @@ from hivethink.backends.fake import ScriptedBackend
 from hivethink.errors import HivethinkError
 from hivethink.tasks import get_task
 from hivethink.tasks.base import is_judged, meant_for
-from hivethink.tasks.mission import BUILTIN, MissionTask, judge_run, load_missions, parse_rating, run_missions
+from hivethink.tasks.mission import (
+    BUILTIN,
+    MissionTask,
+    judge_run,
+    load_missions,
+    parse_rating,
+    run_missions,
+)
 
 
 def write(tmp_path, text: str):
