@@ -31,6 +31,10 @@ CASES = {
     "consensus-game": ("agree", {"honest": 2, "byzantine": 1, "max_rounds": 1},
                        {"max_tokens": 8, "vote_max_tokens": 8, "retries": 0}),
     "coral": ("pair", {"probe": True}, {"max_turns": 2, "max_tokens": 8, "sycophancy": True}),
+    "self-organizing": ("countdown", {"numbers": 3}, {"protocol": "broadcast"}),
+    "sas": ("countdown", {"numbers": 3}, {"of": "self-organizing"}),
+    "cascade": ("countdown", {"numbers": 3}, {}),
+    "router": ("countdown", {"numbers": 3}, {}),
 }
 
 

@@ -106,8 +106,8 @@ class OneContext:
 
 def _as_solo(events: Sequence[Event], log: Sequence[tuple[str, Completion]]) -> list[Event]:
     """The inner preset's events as the one agent's: agent workers become ``solo`` (``data["as"]``
-    keeps the member), prompt events hold the turn actually sent, and the team answer becomes
-    the solo agent's answer (``data["stage"] = "sas"``)."""
+    keeps the member), prompt events hold the turn actually sent, and the team answer is made
+    from the one agent's work (``seen = ["solo"]``)."""
     turns = iter(log)
     out = []
     for ev in events:
@@ -118,7 +118,7 @@ def _as_solo(events: Sequence[Event], log: Sequence[tuple[str, Completion]]) -> 
             turn, _ = next(turns, ("", None))
             update |= {"text": turn, "seen": None}
         if ev.kind == "answer" and ev.worker == "team":
-            update = {"worker": SOLO, "data": {**ev.data, "stage": "sas"}, "seen": None}
+            update = {"seen": [SOLO]}
         out.append(ev.model_copy(update=update, deep=True))
     return out
 
@@ -221,11 +221,15 @@ class _Stages:
         self.rec.event("message", worker, text, step=_last_step(self.events) + 1, data=data)
         self.events += self.rec.events[before:]
 
-    def add(self, result: SampleResult, *, final: bool) -> None:
-        """Append a stage's events; the final stage's team answer is left for :meth:`finish`."""
+    def add(self, result: SampleResult, *, final: bool, stage: str) -> None:
+        """Append a stage's events: the final stage's team answer is left for :meth:`finish`, an
+        earlier stage's becomes its solo agent's answer (``data["stage"]``: the team answers once)."""
         events = _shifted(result.events, self.rec.elapsed() - result.wall_s, _last_step(self.events) + 1)
         if final:
             events = [e for e in events if not (e.kind == "answer" and e.worker == "team")]
+        else:
+            events = [e.model_copy(update={"worker": SOLO, "seen": None, "data": {**e.data, "stage": stage}})
+                      if e.kind == "answer" and e.worker == "team" else e for e in events]  # fmt: skip
         self.events += events
         self.results.append(result)
 
@@ -234,7 +238,7 @@ class _Stages:
         parts = [*self.results]
         answer = result.answer
         last = Event(kind="answer", worker="team", text=answer or "", t=self.rec.elapsed(),
-                     seen=team.seen if team is not None and team.seen else [SOLO] if result.agent_answers.keys() == {SOLO} else None,
+                     seen=team.seen if team is not None else None,
                      data={"none": True} if answer is None else {})  # fmt: skip
         return SampleResult(
             events=[*self.events, last],
@@ -309,7 +313,7 @@ class Cascade(_SingleOrMulti):
     ) -> SampleResult:
         stages = _Stages.start(backend, budget, seed)
         first = self._sas.run(instance, task, backend, workers=workers, budget=budget, seed=seed)
-        stages.add(first, final=False)
+        stages.add(first, final=False, stage="sas")
         passed = self._check(stages, instance, task, first.answer)
         info: dict[str, Any] = {"checker": self.checker, "passed": passed, "escalated": not passed,
                                 "sas_answer": first.answer, "stage": "sas" if passed else "mas"}  # fmt: skip
@@ -318,7 +322,7 @@ class Cascade(_SingleOrMulti):
         t0 = time.perf_counter()
         second = self._mas.run(instance, task, backend, workers=workers, budget=budget, seed=seed)
         second.wall_s = time.perf_counter() - t0
-        stages.add(second, final=True)
+        stages.add(second, final=True, stage="mas")
         return stages.finish(second, info | {"sas": first.info, "mas": second.info})
 
     def _check(self, stages: _Stages, instance: Instance, task: Task, answer: str | None) -> bool:
@@ -374,6 +378,6 @@ class Router(_SingleOrMulti):
         chosen = self._sas.run if route == "sas" else self._mas.run
         result = chosen(instance, task, backend, workers=workers, budget=budget, seed=seed)
         result.wall_s = time.perf_counter() - t0
-        stages.add(result, final=True)
+        stages.add(result, final=True, stage=route)
         return stages.finish(result, {"difficulty": difficulty, "route": route, "threshold": self.threshold,
                                       "stage": route, route: result.info})  # fmt: skip
