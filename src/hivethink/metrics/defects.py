@@ -82,13 +82,22 @@ def dependency_graph(
     for ev in events:
         agent = ev.worker not in NON_AGENTS
         if ev.kind == "prompt" and agent:
-            reading[ev.worker] = [newest[w] for w in (ev.seen or []) if w in newest and w != ev.worker]
+            reading[ev.worker] = [
+                newest[w] for w in (ev.seen or []) if w in newest and w != ev.worker
+            ]
         elif ev.kind == "step" and agent:
             count[ev.worker] = count.get(ev.worker, 0) + 1
             node = f"{ev.worker}#{count[ev.worker]}"
             answer = task.extract(ev.text) if task is not None and ev.text.strip() else None
-            graph.add_node(node, worker=ev.worker, text=ev.text, answer=answer,
-                           correct=correct(answer), abstain=False, failed=not ev.text.strip())  # fmt: skip
+            graph.add_node(
+                node,
+                worker=ev.worker,
+                text=ev.text,
+                answer=answer,
+                correct=correct(answer),
+                abstain=False,
+                failed=not ev.text.strip(),
+            )
             graph.add_edges_from((u, node) for u in reading.pop(ev.worker, []))
             newest[ev.worker] = node
         elif ev.kind == "role" and agent and ev.data.get("abstain") and ev.worker in newest:
@@ -100,8 +109,15 @@ def dependency_graph(
             node = f"team#{teams}"
             answer = None if ev.data.get("none") or not ev.text.strip() else ev.text
             ok = correct(answer)
-            graph.add_node(node, worker="team", text=ev.text, answer=answer,
-                           correct=False if scorable and answer is None else ok, abstain=False, failed=False)  # fmt: skip
+            graph.add_node(
+                node,
+                worker="team",
+                text=ev.text,
+                answer=answer,
+                correct=False if scorable and answer is None else ok,
+                abstain=False,
+                failed=False,
+            )
             read = [newest[w] for w in ev.seen if w in newest] if ev.seen else list(newest.values())
             graph.add_edges_from((u, node) for u in read)
     return graph
@@ -121,7 +137,11 @@ class Attribution:
     def chain_depth(self) -> int:
         """The most contributions in a chain where each used the one before."""
         g = self.graph
-        live = [n for n in g if not _is_team(n) and not g.nodes[n]["abstain"] and not g.nodes[n]["failed"]]
+        live = [
+            n
+            for n in g
+            if not _is_team(n) and not g.nodes[n]["abstain"] and not g.nodes[n]["failed"]
+        ]
         chain: nx.DiGraph[str] = nx.DiGraph()
         chain.add_nodes_from(live)
         chain.add_edges_from(e for e in self.used if e[0] in chain and e[1] in chain)
@@ -134,9 +154,11 @@ class Attribution:
             "fan_in_max": max((d for _, d in self.graph.in_degree()), default=0),
             "chain_depth": self.chain_depth(),
         }
-        for kind, names, found in (("node", NODE_LABELS, list(self.nodes.values())),
-                                   ("edge", EDGE_LABELS, list(self.edges.values())),
-                                   ("path", PATH_LABELS, [[label] for label, _ in self.paths])):  # fmt: skip
+        for kind, names, found in (
+            ("node", NODE_LABELS, list(self.nodes.values())),
+            ("edge", EDGE_LABELS, list(self.edges.values())),
+            ("path", PATH_LABELS, [[label] for label, _ in self.paths]),
+        ):
             for name in names:
                 out[f"defect_{kind}_{name}"] = sum(name in labels for labels in found)
         return out
@@ -144,10 +166,15 @@ class Attribution:
     def labels(self) -> dict[str, Any]:
         """The labelled parts as JSON (a results line's ``defects``)."""
         return {
-            "nodes": [{"id": n, "worker": self.graph.nodes[n]["worker"], "labels": v} for n, v in self.nodes.items()],
-            "edges": [{"from": u, "to": v, "labels": labels} for (u, v), labels in self.edges.items()],
+            "nodes": [
+                {"id": n, "worker": self.graph.nodes[n]["worker"], "labels": v}
+                for n, v in self.nodes.items()
+            ],
+            "edges": [
+                {"from": u, "to": v, "labels": labels} for (u, v), labels in self.edges.items()
+            ],
             "paths": [{"label": label, "nodes": nodes} for label, nodes in self.paths],
-        }  # fmt: skip
+        }
 
 
 def _used(graph: nx.DiGraph, prompt: str) -> set[tuple[str, str]]:
@@ -158,13 +185,16 @@ def _used(graph: nx.DiGraph, prompt: str) -> set[tuple[str, str]]:
     }
     said = {n: set(words(graph.nodes[n]["text"])) for n in graph}
     return {
-        (u, v) for u, v in graph.edges
+        (u, v)
+        for u, v in graph.edges
         if graph.nodes[u]["worker"].lower() in said[v] or grams[u] & grams[v]
-    }  # fmt: skip
+    }
 
 
 def attribute(
-    events: Sequence[Event], task: Task | None = None, instance: Instance | None = None,
+    events: Sequence[Event],
+    task: Task | None = None,
+    instance: Instance | None = None,
     fan_in: int = FAN_IN,
 ) -> Attribution | None:
     """The labelled dependency graph of a multi-agent trace; None with fewer than two agents."""
@@ -181,8 +211,10 @@ def attribute(
         labels = []
         if attr[n]["failed"] and not _is_team(n):
             labels.append("failed")
-        if attr[n]["correct"] is False and not _is_team(n) and not any(
-            same(attr[u]["answer"], attr[n]["answer"]) for u in g.predecessors(n)
+        if (
+            attr[n]["correct"] is False
+            and not _is_team(n)
+            and not any(same(attr[u]["answer"], attr[n]["answer"]) for u in g.predecessors(n))
         ):
             labels.append("origin")
         if labels:
@@ -199,8 +231,12 @@ def attribute(
             out.edges[(u, v)] = labels
     for team in (n for n in g if _is_team(n) and attr[n]["correct"] is False):
         upstream = nx.ancestors(g, team)
-        firsts = [n for n in upstream if attr[n]["correct"] is True
-                  and not any(attr[p]["correct"] is True for p in g.predecessors(n))]  # fmt: skip
+        firsts = [
+            n
+            for n in upstream
+            if attr[n]["correct"] is True
+            and not any(attr[p]["correct"] is True for p in g.predecessors(n))
+        ]
         if firsts:
             path = min((nx.shortest_path(g, n, team) for n in firsts), key=lambda p: (len(p), p))
             out.paths.append(("lost_correct", path))
@@ -208,10 +244,13 @@ def attribute(
         carriers = [n for n in upstream if same(attr[n]["answer"], answer)]
         sub = g.subgraph([*carriers, team])
         chains = [
-            nx.shortest_path(sub, n, team) for n in carriers
+            nx.shortest_path(sub, n, team)
+            for n in carriers
             if "origin" in out.nodes.get(n, []) and nx.has_path(sub, n, team)
-        ]  # fmt: skip
-        chains = [p for p in chains if any(attr[m]["worker"] != attr[p[0]]["worker"] for m in p[1:-1])]
+        ]
+        chains = [
+            p for p in chains if any(attr[m]["worker"] != attr[p[0]]["worker"] for m in p[1:-1])
+        ]
         if chains:
             out.paths.append(("propagated_error", min(chains, key=lambda p: (len(p), p))))
     return out

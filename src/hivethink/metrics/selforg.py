@@ -72,6 +72,8 @@ def selforg_metrics(events: Sequence[Event], info: dict[str, Any] | None = None)
         "role_stability": role_stability(events),
         "escalated": _flag(info.get("escalated")),
         "routed_mas": None if route is None else float(route == "mas"),
-        "difficulty": difficulty if isinstance(difficulty, int) and not isinstance(difficulty, bool) else None,
+        "difficulty": difficulty
+        if isinstance(difficulty, int) and not isinstance(difficulty, bool)
+        else None,
         "shocked": _shocked(info),
     }

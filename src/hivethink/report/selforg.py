@@ -16,9 +16,14 @@ from hivethink.report.stats import NOTE, Estimate, mean_ci, rate_ci
 
 HYBRIDS = frozenset({"sas", "cascade", "router"})
 DEFECTS = (
-    "defect_node_failed", "defect_node_origin", "defect_edge_ignored", "defect_edge_dropped",
-    "defect_edge_overloaded", "defect_path_lost_correct", "defect_path_propagated_error",
-)  # fmt: skip
+    "defect_node_failed",
+    "defect_node_origin",
+    "defect_edge_ignored",
+    "defect_edge_dropped",
+    "defect_edge_overloaded",
+    "defect_path_lost_correct",
+    "defect_path_propagated_error",
+)
 
 
 def _name(record: Record) -> str:
@@ -29,7 +34,9 @@ def self_organisation(records: Sequence[Record]) -> Table:
     """Per substrate, task and N, over samples whose agents declared roles or abstained."""
     chosen = [r for r in records if metric(r, "abstention_rate") is not None]
     return metric_table(
-        "Self-organisation", chosen, {"substrate": "substrate", "task": "task", "N": "workers"},
+        "Self-organisation",
+        chosen,
+        {"substrate": "substrate", "task": "task", "N": "workers"},
         [
             ("quality / score", "score", rate_ci),
             ("abstention rate", "abstention_rate", mean_ci),
@@ -41,7 +48,7 @@ def self_organisation(records: Sequence[Record]) -> Table:
             ("prompt tokens", "prompt_tokens", mean_ci),
         ],
         NOTE + " Role stability: same agent, same role on consecutive tasks of a run.",
-    )  # fmt: skip
+    )
 
 
 def _hybrid_tasks(records: Sequence[Record]) -> set[str]:
@@ -54,7 +61,8 @@ def single_or_multi(records: Sequence[Record]) -> Table:
     tasks = _hybrid_tasks(records)
     return metric_table(
         "Single or multi: accuracy against prefill and decode tokens",
-        [r for r in records if r["task"] in tasks], {"task": "task", "substrate": "substrate", "N": "workers"},
+        [r for r in records if r["task"] in tasks],
+        {"task": "task", "substrate": "substrate", "N": "workers"},
         [
             ("accuracy / score", "score", rate_ci),
             ("prompt (prefill) tokens", "prompt_tokens", mean_ci),
@@ -62,29 +70,41 @@ def single_or_multi(records: Sequence[Record]) -> Table:
             ("escalated", "escalated", rate_ci),
             ("routed to MAS", "routed_mas", rate_ci),
         ],
-        NOTE + " Prompt tokens: every prompt token as the backend counts it (no prefix-cache discount).",
-    )  # fmt: skip
+        NOTE
+        + " Prompt tokens: every prompt token as the backend counts it (no prefix-cache discount).",
+    )
 
 
 def defects(records: Sequence[Record]) -> Table:
     """Per substrate, over attributed (multi-agent) samples: mean graph size and defect counts."""
     chosen = [r for r in records if metric(r, "graph_nodes") is not None]
     return metric_table(
-        "Defect attribution (mean per sample)", chosen, {"substrate": "substrate"},
-        [("nodes", "graph_nodes", mean), ("edges", "graph_edges", mean), ("max fan-in", "fan_in_max", mean),
-         *((d.removeprefix("defect_").replace("_", " ", 1), d, mean) for d in DEFECTS)],
+        "Defect attribution (mean per sample)",
+        chosen,
+        {"substrate": "substrate"},
+        [
+            ("nodes", "graph_nodes", mean),
+            ("edges", "graph_edges", mean),
+            ("max fan-in", "fan_in_max", mean),
+            *((d.removeprefix("defect_").replace("_", " ", 1), d, mean) for d in DEFECTS),
+        ],
         "labels by the rules of hivethink.metrics.defects (docs/self-organizing.md)",
-    )  # fmt: skip
+    )
 
 
 def shock(records: Sequence[Record]) -> Table:
     """Per substrate, over runs in which a shock took effect: quality before and after."""
     chosen = [r for r in records if metric(r, "shocked") == 1.0]
     table = metric_table(
-        "Shock (an agent removed or another model swapped in)", chosen, {"substrate": "substrate"},
-        [("quality before", "quality_before_shock", mean_ci), ("quality after", "quality_after_shock", mean_ci)],
+        "Shock (an agent removed or another model swapped in)",
+        chosen,
+        {"substrate": "substrate"},
+        [
+            ("quality before", "quality_before_shock", mean_ci),
+            ("quality after", "quality_after_shock", mean_ci),
+        ],
         NOTE,
-    )  # fmt: skip
+    )
     return table
 
 
@@ -107,7 +127,9 @@ def accuracy_vs_tokens(records: Sequence[Record]) -> Plot:
     substrate on the tasks a hybrid ran on; 95% intervals both ways."""
     title = "Single or multi: accuracy vs prefill and decode tokens (95% intervals)"
     tasks = _hybrid_tasks(records)
-    cells = group([r for r in ok(records) if r["task"] in tasks], lambda r: (r["task"], r["substrate"]))
+    cells = group(
+        [r for r in ok(records) if r["task"] in tasks], lambda r: (r["task"], r["substrate"])
+    )
     points: list[tuple[str, Estimate, Estimate, Estimate]] = []
     for (task, substrate), recs in cells.items():
         score = rate_ci(metric(r, "score") for r in recs)
@@ -120,10 +142,19 @@ def accuracy_vs_tokens(records: Sequence[Record]) -> Plot:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for k, (label, score, prefill, decode) in enumerate(points):
         for ax, x in zip(axes, (prefill, decode), strict=True):
-            ax.errorbar([x.value], [score.value], xerr=[[x.below], [x.above]],
-                        yerr=[[score.below], [score.above]], marker="o", capsize=3,
-                        color=TAB20[k % len(TAB20)], label=_plain(label))  # fmt: skip
-    for ax, what in zip(axes, ("prompt (prefill) tokens", "generated (decode) tokens"), strict=True):
+            ax.errorbar(
+                [x.value],
+                [score.value],
+                xerr=[[x.below], [x.above]],
+                yerr=[[score.below], [score.above]],
+                marker="o",
+                capsize=3,
+                color=TAB20[k % len(TAB20)],
+                label=_plain(label),
+            )
+    for ax, what in zip(
+        axes, ("prompt (prefill) tokens", "generated (decode) tokens"), strict=True
+    ):
         ax.set_xlabel(f"mean {what} per sample", fontsize="small")
         ax.set_ylabel("mean score", fontsize="small")
         ax.set_ylim(-0.05, 1.05)

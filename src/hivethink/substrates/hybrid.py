@@ -54,9 +54,13 @@ QUOTE_MIN_CHARS = 24  # shorter replies are not replaced by a pointer (too likel
 
 SAS_BOOK = prompts.book(
     "sas",
-    {"system": ["n"], "turn": ["number", "instructions", "message"], "same_instructions": ["number"],
-     "quoted": ["number"]},
-)  # fmt: skip
+    {
+        "system": ["n"],
+        "turn": ["number", "instructions", "message"],
+        "same_instructions": ["number"],
+        "quoted": ["number"],
+    },
+)
 BOOK = prompts.book("hybrid", {"rate": ["question", "scale"], "self_check": ["question", "answer"]})
 
 
@@ -133,7 +137,9 @@ def _inner(owner: str, spec: Any, role: str) -> tuple[str, dict[str, Any]]:
         if unknown or not isinstance(params, dict):
             raise HivethinkError(f"{owner}: {role} must be a substrate name or {{name, params}}")
         return spec["name"], dict(params)
-    raise HivethinkError(f"{owner}: {role} must be a substrate name or {{name, params}}, got {spec!r}")
+    raise HivethinkError(
+        f"{owner}: {role} must be a substrate name or {{name, params}}, got {spec!r}"
+    )
 
 
 def _multi_agent(owner: str, name: str, params: dict[str, Any]) -> Substrate:
@@ -165,7 +171,13 @@ class Sas(SubstrateBase):
         return ("sas", *getattr(self._of, "prompt_books", ()))
 
     def run(
-        self, instance: Instance, task: Task, backend: Backend, *, workers: int, budget: Budget,
+        self,
+        instance: Instance,
+        task: Task,
+        backend: Backend,
+        *,
+        workers: int,
+        budget: Budget,
         seed: int,
     ) -> SampleResult:
         one = OneContext(backend, workers)
@@ -211,8 +223,11 @@ class _Stages:
     def helper(self, worker: str, user: str, max_tokens: int) -> str:
         """One helper call (never probed) by ``worker``; its events join the trace."""
         before = len(self.rec.events)
-        [text] = self.rec.round([Call(worker, [{"role": "user", "content": user}], helper=True)],
-                                step=_last_step(self.events) + 1, max_tokens=max_tokens)  # fmt: skip
+        [text] = self.rec.round(
+            [Call(worker, [{"role": "user", "content": user}], helper=True)],
+            step=_last_step(self.events) + 1,
+            max_tokens=max_tokens,
+        )
         self.events += self.rec.events[before:]
         return text
 
@@ -224,22 +239,37 @@ class _Stages:
     def add(self, result: SampleResult, *, final: bool, stage: str) -> None:
         """Append a stage's events: the final stage's team answer is left for :meth:`finish`, an
         earlier stage's becomes its solo agent's answer (``data["stage"]``: the team answers once)."""
-        events = _shifted(result.events, self.rec.elapsed() - result.wall_s, _last_step(self.events) + 1)
+        events = _shifted(
+            result.events, self.rec.elapsed() - result.wall_s, _last_step(self.events) + 1
+        )
         if final:
             events = [e for e in events if not (e.kind == "answer" and e.worker == "team")]
         else:
-            events = [e.model_copy(update={"worker": SOLO, "seen": None, "data": {**e.data, "stage": stage}})
-                      if e.kind == "answer" and e.worker == "team" else e for e in events]  # fmt: skip
+            events = [
+                e.model_copy(
+                    update={"worker": SOLO, "seen": None, "data": {**e.data, "stage": stage}}
+                )
+                if e.kind == "answer" and e.worker == "team"
+                else e
+                for e in events
+            ]
         self.events += events
         self.results.append(result)
 
     def finish(self, result: SampleResult, info: dict[str, Any]) -> SampleResult:
-        team = next((e for e in reversed(result.events) if e.kind == "answer" and e.worker == "team"), None)
+        team = next(
+            (e for e in reversed(result.events) if e.kind == "answer" and e.worker == "team"), None
+        )
         parts = [*self.results]
         answer = result.answer
-        last = Event(kind="answer", worker="team", text=answer or "", t=self.rec.elapsed(),
-                     seen=team.seen if team is not None else None,
-                     data={"none": True} if answer is None else {})  # fmt: skip
+        last = Event(
+            kind="answer",
+            worker="team",
+            text=answer or "",
+            t=self.rec.elapsed(),
+            seen=team.seen if team is not None else None,
+            data={"none": True} if answer is None else {},
+        )
         return SampleResult(
             events=[*self.events, last],
             answer=answer,
@@ -308,15 +338,26 @@ class Cascade(_SingleOrMulti):
             )
 
     def run(
-        self, instance: Instance, task: Task, backend: Backend, *, workers: int, budget: Budget,
+        self,
+        instance: Instance,
+        task: Task,
+        backend: Backend,
+        *,
+        workers: int,
+        budget: Budget,
         seed: int,
     ) -> SampleResult:
         stages = _Stages.start(backend, budget, seed)
         first = self._sas.run(instance, task, backend, workers=workers, budget=budget, seed=seed)
         stages.add(first, final=False, stage="sas")
         passed = self._check(stages, instance, task, first.answer)
-        info: dict[str, Any] = {"checker": self.checker, "passed": passed, "escalated": not passed,
-                                "sas_answer": first.answer, "stage": "sas" if passed else "mas"}  # fmt: skip
+        info: dict[str, Any] = {
+            "checker": self.checker,
+            "passed": passed,
+            "escalated": not passed,
+            "sas_answer": first.answer,
+            "stage": "sas" if passed else "mas",
+        }
         if passed:
             return stages.finish(first, info | {"sas": first.info})
         t0 = time.perf_counter()
@@ -332,14 +373,26 @@ class Cascade(_SingleOrMulti):
         if self.checker == "verifier":
             assert isinstance(task, VerifiableTask)  # check_task ran when the grid was built
             passed = bool(task.verify(instance, answer))
-            stages.note(CHECKER, f"verifier: {'passed' if passed else 'failed'}", checker="verifier",
-                        passed=passed)  # fmt: skip
+            stages.note(
+                CHECKER,
+                f"verifier: {'passed' if passed else 'failed'}",
+                checker="verifier",
+                passed=passed,
+            )
             return passed
-        reply = stages.helper(CHECKER, BOOK.render("self_check", question=instance.prompt, answer=answer),
-                              self.check_tokens)  # fmt: skip
+        reply = stages.helper(
+            CHECKER,
+            BOOK.render("self_check", question=instance.prompt, answer=answer),
+            self.check_tokens,
+        )
         word = re.search(r"\b(yes|no)\b", reply, re.IGNORECASE)
         passed = word is not None and word.group(1).lower() == "yes"
-        stages.note(CHECKER, f"self-check: {'passed' if passed else 'failed'}", checker="self", passed=passed)
+        stages.note(
+            CHECKER,
+            f"self-check: {'passed' if passed else 'failed'}",
+            checker="self",
+            passed=passed,
+        )
         return passed
 
 
@@ -358,26 +411,55 @@ class Router(_SingleOrMulti):
         if not 2 <= self.scale <= 100:
             raise HivethinkError(f"router: scale must be between 2 and 100, got {self.scale}")
         if not 0 <= self.threshold <= self.scale:
-            raise HivethinkError(f"router: threshold must be between 0 and scale ({self.scale}), got {self.threshold}")
+            raise HivethinkError(
+                f"router: threshold must be between 0 and scale ({self.scale}), got {self.threshold}"
+            )
         if self.unreadable not in ("sas", "mas"):
             raise HivethinkError(f"router: unreadable must be sas or mas, got {self.unreadable!r}")
         self._build()
 
     def run(
-        self, instance: Instance, task: Task, backend: Backend, *, workers: int, budget: Budget,
+        self,
+        instance: Instance,
+        task: Task,
+        backend: Backend,
+        *,
+        workers: int,
+        budget: Budget,
         seed: int,
     ) -> SampleResult:
         stages = _Stages.start(backend, budget, seed)
-        reply = stages.helper(ROUTER, BOOK.render("rate", question=instance.prompt, scale=self.scale),
-                              self.rate_tokens)  # fmt: skip
+        reply = stages.helper(
+            ROUTER,
+            BOOK.render("rate", question=instance.prompt, scale=self.scale),
+            self.rate_tokens,
+        )
         difficulty = _first_integer(reply, self.scale)
-        route = self.unreadable if difficulty is None else "sas" if difficulty <= self.threshold else "mas"
-        stages.note(ROUTER, f"difficulty {difficulty if difficulty is not None else 'unreadable'}: {route}",
-                    difficulty=difficulty, route=route)  # fmt: skip
+        route = (
+            self.unreadable
+            if difficulty is None
+            else "sas"
+            if difficulty <= self.threshold
+            else "mas"
+        )
+        stages.note(
+            ROUTER,
+            f"difficulty {difficulty if difficulty is not None else 'unreadable'}: {route}",
+            difficulty=difficulty,
+            route=route,
+        )
         t0 = time.perf_counter()
         chosen = self._sas.run if route == "sas" else self._mas.run
         result = chosen(instance, task, backend, workers=workers, budget=budget, seed=seed)
         result.wall_s = time.perf_counter() - t0
         stages.add(result, final=True, stage=route)
-        return stages.finish(result, {"difficulty": difficulty, "route": route, "threshold": self.threshold,
-                                      "stage": route, route: result.info})  # fmt: skip
+        return stages.finish(
+            result,
+            {
+                "difficulty": difficulty,
+                "route": route,
+                "threshold": self.threshold,
+                "stage": route,
+                route: result.info,
+            },
+        )

@@ -117,15 +117,19 @@ class Shock:
             raise HivethinkError(f"{where} must be a mapping {{at, kind, agent[, model]}}")
         unknown = sorted(set(value) - {"at", "kind", "agent", "model"})
         if unknown:
-            raise HivethinkError(f"{where} has no option {', '.join(unknown)} (at, kind, agent, model)")
+            raise HivethinkError(
+                f"{where} has no option {', '.join(unknown)} (at, kind, agent, model)"
+            )
         at, kind, agent, model = (value.get(k) for k in ("at", "kind", "agent", "model"))
         if not isinstance(at, int) or isinstance(at, bool) or at < 0:
             raise HivethinkError(f"{where}.at must be a task index (0 or more), got {at!r}")
         if kind not in SHOCKS:
             raise HivethinkError(f"{where}.kind must be one of {', '.join(SHOCKS)}, got {kind!r}")
         agent = 0 if agent is None else agent
-        if isinstance(agent, bool) or not isinstance(agent, (int, str)) or (
-            isinstance(agent, int) and agent < 0
+        if (
+            isinstance(agent, bool)
+            or not isinstance(agent, (int, str))
+            or (isinstance(agent, int) and agent < 0)
         ):
             raise HivethinkError(f"{where}.agent must be a team position or a name, got {agent!r}")
         if kind == "swap":
@@ -201,13 +205,17 @@ def contribution(worker: str, reply: str, task: Task, role: str | None = None) -
     if abstain:
         return Contribution(worker, role or None, True, "", None)
     role = role or declared
-    shown = BOOK.render("contribution", name=worker, role=role or BOOK.render("any_role"), text=body)
+    shown = BOOK.render(
+        "contribution", name=worker, role=role or BOOK.render("any_role"), text=body
+    )
     return Contribution(worker, role, False, body, task.extract(body) if body else None, shown)
 
 
 def show(contributions: Sequence[Contribution]) -> str:
     """The finished contributions as others see them (abstentions left out)."""
-    return "\n\n".join(c.shown for c in contributions if not c.abstain) or BOOK.render("nothing_yet")
+    return "\n\n".join(c.shown for c in contributions if not c.abstain) or BOOK.render(
+        "nothing_yet"
+    )
 
 
 class _Run:
@@ -228,13 +236,16 @@ class _Run:
 
     def role(self, c: Contribution, **data: Any) -> None:
         self.rec.event(
-            "role", c.worker, c.role or "", step=self.step - 1,
+            "role",
+            c.worker,
+            c.role or "",
+            step=self.step - 1,
             data={"abstain": c.abstain, "task": self.task, **data},
-        )  # fmt: skip
+        )
 
 
 @dataclass
-class Outcome:
+class TaskWork:
     """What one task of the run produced: the deliverable, its answer, whose work it was made
     from, and the contributions."""
 
@@ -275,11 +286,15 @@ class SelfOrganizing(SubstrateBase):
                 raise HivethinkError(
                     f"self-organizing: unknown output {self.output!r} (choose from {', '.join(OUTPUTS)})"
                 )
-        for option, value, only in (("batch", self.batch, "sequential"),
-                                    ("memory", self.memory, "shared"),
-                                    ("window", self.window, "shared")):  # fmt: skip
+        for option, value, only in (
+            ("batch", self.batch, "sequential"),
+            ("memory", self.memory, "shared"),
+            ("window", self.window, "shared"),
+        ):
             if value is not None and p != only:
-                raise HivethinkError(f"self-organizing: {option} is an option of protocol {only} only")
+                raise HivethinkError(
+                    f"self-organizing: {option} is an option of protocol {only} only"
+                )
         self.batch = self._count("batch", self.batch, 1, 1)
         self.window = self._count("window", self.window, 0, 0)
         self.memory = self.memory or "contributions"
@@ -297,8 +312,14 @@ class SelfOrganizing(SubstrateBase):
             number = int(value)
         except (TypeError, ValueError):
             number = least - 1
-        if isinstance(value, bool) or number < least or (isinstance(value, float) and value != number):
-            raise HivethinkError(f"self-organizing: {option} must be an integer >= {least}, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or number < least
+            or (isinstance(value, float) and value != number)
+        ):
+            raise HivethinkError(
+                f"self-organizing: {option} must be an integer >= {least}, got {value!r}"
+            )
         return number
 
     @property
@@ -307,38 +328,48 @@ class SelfOrganizing(SubstrateBase):
         return self.output or DEFAULT_OUTPUT.get(self.protocol, "coordinator")
 
     def run(
-        self, instance: Instance, task: Task, backend: Backend, *, workers: int, budget: Budget,
+        self,
+        instance: Instance,
+        task: Task,
+        backend: Backend,
+        *,
+        workers: int,
+        budget: Budget,
         seed: int,
     ) -> SampleResult:
         shock = self._shock
-        routed = _Routed(backend, shock.backend()) if shock is not None and shock.kind == "swap" else None
-        rec = Recorder(routed or backend, budget, seed=seed, temperature=self.temperature,
-                       probe=instance.probe)  # fmt: skip
+        routed = (
+            _Routed(backend, shock.backend())
+            if shock is not None and shock.kind == "swap"
+            else None
+        )
+        rec = Recorder(
+            routed or backend, budget, seed=seed, temperature=self.temperature, probe=instance.probe
+        )
         run = _Run(rec, routed)
         team = worker_names(workers)
         shocked = shock.who(team) if shock is not None else None
-        memory: list[tuple[Instance, Outcome]] = []
-        outcomes: list[Outcome] = []
+        memory: list[tuple[Instance, TaskWork]] = []
+        outcomes: list[TaskWork] = []
         tasks = run_missions(instance)
         for t, sub in enumerate(tasks):
             if rec.exhausted:
                 break
             run.task = t
-            names = list(team)
-            active = shock is not None and t >= shock.at
-            if active and shock is not None and t == shock.at:
-                rec.event("message", "system", f"shock: {shocked} {'removed' if shock.kind == 'remove' else 'runs on another model'} from task {t} on",
-                          step=run.step, data={"shock": shock.kind, "agent": shocked, "task": t})  # fmt: skip
-            if active and shock is not None and shock.kind == "remove":
-                names.remove(str(shocked))
-            run.swapped = shocked if active and shock is not None and shock.kind == "swap" else None
+            names = self._team_on(run, team, shocked, t)
             outcome = self._task(run, sub, task, names, memory)
             outcomes.append(outcome)
             memory.append((sub, outcome))
             if t < len(tasks) - 1:
-                rec.event("answer", "team", outcome.answer or "", step=run.step, seen=outcome.made_from,
-                          data={"task": t, **({"none": True} if outcome.answer is None else {})})  # fmt: skip
-        last = outcomes[-1] if outcomes else Outcome(None, None, [], [], [])
+                rec.event(
+                    "answer",
+                    "team",
+                    outcome.answer or "",
+                    step=run.step,
+                    seen=outcome.made_from,
+                    data={"task": t, **({"none": True} if outcome.answer is None else {})},
+                )
+        last = outcomes[-1] if outcomes else TaskWork(None, None, [], [], [])
         answers = {c.worker: c.answer for c in last.contributions}
         rec.answers(answers, step=run.step)
         info: dict[str, Any] = {
@@ -358,10 +389,35 @@ class SelfOrganizing(SubstrateBase):
         result.events[-1].data["task"] = len(outcomes) - 1
         return result
 
+    def _team_on(self, run: _Run, team: list[str], shocked: str | None, t: int) -> list[str]:
+        """The team on task ``t``: from the shock's task on, without the removed agent, or with
+        the swapped agent's calls marked for the other model (a ``system`` message marks when)."""
+        shock = self._shock
+        run.swapped = None
+        if shock is None or shocked is None or t < shock.at:
+            return list(team)
+        if t == shock.at:
+            what = "is removed" if shock.kind == "remove" else "runs on another model"
+            run.rec.event(
+                "message",
+                "system",
+                f"shock: {shocked} {what} from task {t} on",
+                step=run.step,
+                data={"shock": shock.kind, "agent": shocked, "task": t},
+            )
+        if shock.kind == "remove":
+            return [n for n in team if n != shocked]
+        run.swapped = shocked
+        return list(team)
+
     def _task(
-        self, run: _Run, sub: Instance, task: Task, names: list[str],
-        memory: list[tuple[Instance, Outcome]],
-    ) -> Outcome:  # fmt: skip
+        self,
+        run: _Run,
+        sub: Instance,
+        task: Task,
+        names: list[str],
+        memory: list[tuple[Instance, TaskWork]],
+    ) -> TaskWork:
         if self.protocol == "coordinator":
             return self._coordinator(run, sub, task, names)
         if self.protocol == "sequential":
@@ -372,7 +428,9 @@ class SelfOrganizing(SubstrateBase):
             done = self._shared(run, sub, task, names, memory)
         return self._team_output(run, sub, task, done)
 
-    def _sequential(self, run: _Run, sub: Instance, task: Task, names: list[str]) -> list[Contribution]:
+    def _sequential(
+        self, run: _Run, sub: Instance, task: Task, names: list[str]
+    ) -> list[Contribution]:
         done: list[Contribution] = []
         size = int(self.batch or 1)
         for start in range(0, len(names), size):
@@ -382,13 +440,22 @@ class SelfOrganizing(SubstrateBase):
             work = show(done)
             seen = [c.worker for c in done if not c.abstain]
             calls = [
-                Call(n, conversation(
-                    BOOK.render("system", name=n, n=len(names)),
-                    BOOK.render("sequential", position=names.index(n) + 1, n=len(names),
-                                mission=sub.prompt, work=work),
-                ), seen=list(seen))
+                Call(
+                    n,
+                    conversation(
+                        BOOK.render("system", name=n, n=len(names)),
+                        BOOK.render(
+                            "sequential",
+                            position=names.index(n) + 1,
+                            n=len(names),
+                            mission=sub.prompt,
+                            work=work,
+                        ),
+                    ),
+                    seen=list(seen),
+                )
                 for n in group
-            ]  # fmt: skip
+            ]
             for n, text in zip(group, run.call(calls), strict=True):
                 c = contribution(n, text, task)
                 self._check_format(run, text, c)
@@ -396,26 +463,37 @@ class SelfOrganizing(SubstrateBase):
                 done.append(c)
         return done
 
-    def _broadcast(self, run: _Run, sub: Instance, task: Task, names: list[str]) -> list[Contribution]:
+    def _broadcast(
+        self, run: _Run, sub: Instance, task: Task, names: list[str]
+    ) -> list[Contribution]:
         system = {n: BOOK.render("system", name=n, n=len(names)) for n in names}
         intents = run.call(
-            [Call(n, conversation(system[n], BOOK.render("intend", mission=sub.prompt)), seen=[])
-             for n in names], phase="intend",
-        )  # fmt: skip
+            [
+                Call(n, conversation(system[n], BOOK.render("intend", mission=sub.prompt)), seen=[])
+                for n in names
+            ],
+            phase="intend",
+        )
         intended = {n: contribution(n, text, task) for n, text in zip(names, intents, strict=True)}
         for n, text in zip(names, intents, strict=True):
             self._check_format(run, text, intended[n])
         listing = "\n".join(
-            BOOK.render("abstains", name=n) if c.abstain
-            else BOOK.render("intention", name=n, text=f"{c.role or BOOK.render('any_role')}: {c.text}".strip())
+            BOOK.render("abstains", name=n)
+            if c.abstain
+            else BOOK.render(
+                "intention", name=n, text=f"{c.role or BOOK.render('any_role')}: {c.text}".strip()
+            )
             for n, c in intended.items()
-        )  # fmt: skip
+        )
         working = [n for n in names if not intended[n].abstain]
         user = BOOK.render("work_after_intentions", mission=sub.prompt, intentions=listing)
         texts = run.call(
-            [Call(n, conversation(system[n], user), seen=[m for m in names if m != n]) for n in working],
+            [
+                Call(n, conversation(system[n], user), seen=[m for m in names if m != n])
+                for n in working
+            ],
             phase="work",
-        )  # fmt: skip
+        )
         work = dict(zip(working, texts, strict=True))
         done = []
         for n in names:
@@ -428,9 +506,13 @@ class SelfOrganizing(SubstrateBase):
         return done
 
     def _shared(
-        self, run: _Run, sub: Instance, task: Task, names: list[str],
-        memory: list[tuple[Instance, Outcome]],
-    ) -> list[Contribution]:  # fmt: skip
+        self,
+        run: _Run,
+        sub: Instance,
+        task: Task,
+        names: list[str],
+        memory: list[tuple[Instance, TaskWork]],
+    ) -> list[Contribution]:
         kept = memory[-self.window :] if self.window else memory
         first = len(memory) - len(kept)
         entries, seen = [], []
@@ -440,15 +522,31 @@ class SelfOrganizing(SubstrateBase):
                 seen += [w for w in outcome.made_from if w not in seen]
             else:
                 work = show(outcome.contributions)
-                seen += [c.worker for c in outcome.contributions if not c.abstain and c.worker not in seen]
-            entries.append(BOOK.render("memory_task", number=first + k + 1,
-                                       mission=earlier.prompt.splitlines()[0], work=work))  # fmt: skip
+                seen += [
+                    c.worker
+                    for c in outcome.contributions
+                    if not c.abstain and c.worker not in seen
+                ]
+            entries.append(
+                BOOK.render(
+                    "memory_task",
+                    number=first + k + 1,
+                    mission=earlier.prompt.splitlines()[0],
+                    work=work,
+                )
+            )
         shown = "\n\n".join(entries) or BOOK.render("memory_empty")
         calls = [
-            Call(n, conversation(BOOK.render("system", name=n, n=len(names)),
-                                 BOOK.render("shared", mission=sub.prompt, memory=shown)), seen=list(seen))
+            Call(
+                n,
+                conversation(
+                    BOOK.render("system", name=n, n=len(names)),
+                    BOOK.render("shared", mission=sub.prompt, memory=shown),
+                ),
+                seen=list(seen),
+            )
             for n in names
-        ]  # fmt: skip
+        ]
         done = []
         for n, text in zip(names, run.call(calls), strict=True):
             c = contribution(n, text, task)
@@ -457,18 +555,32 @@ class SelfOrganizing(SubstrateBase):
             done.append(c)
         return done
 
-    def _coordinator(self, run: _Run, sub: Instance, task: Task, names: list[str]) -> Outcome:
+    def _coordinator(self, run: _Run, sub: Instance, task: Task, names: list[str]) -> TaskWork:
         coordinator, others = names[0], names[1:]
         history = conversation(
             BOOK.render("coordinator_system", name=coordinator, n=len(names)),
-            BOOK.render("coordinator_plan", mission=sub.prompt, agents=", ".join(others),
-                        example=json.dumps({n: {"role": "...", "phase": 1} for n in others[:2]})),
-        )  # fmt: skip
+            BOOK.render(
+                "coordinator_plan",
+                mission=sub.prompt,
+                agents=", ".join(others),
+                example=json.dumps({n: {"role": "...", "phase": 1} for n in others[:2]}),
+            ),
+        )
         if not others:  # a team of one: the coordinator does the mission itself
-            [final] = run.call([Call(coordinator, conversation(
-                history[0]["content"], BOOK.render("compile", mission=sub.prompt, work=show([]))), seen=[])])  # fmt: skip
+            [final] = run.call(
+                [
+                    Call(
+                        coordinator,
+                        conversation(
+                            history[0]["content"],
+                            BOOK.render("compile", mission=sub.prompt, work=show([])),
+                        ),
+                        seen=[],
+                    )
+                ]
+            )
             answer = task.extract(final.strip())
-            return Outcome(final.strip() or None, answer, [coordinator], [], [])
+            return TaskWork(final.strip() or None, answer, [coordinator], [], [])
         [plan] = run.call([Call(coordinator, list(history), seen=[])], phase="plan")
         history.append({"role": "assistant", "content": plan})
         assignment = self._assignment(run, coordinator, plan, others)
@@ -476,12 +588,23 @@ class SelfOrganizing(SubstrateBase):
         for n in others:
             if n in assignment:
                 role, phase = assignment[n]
-                run.rec.event("message", coordinator, f"role: {role or '(free)'}; phase: {phase}",
-                              step=run.step - 1, recipients=[n],
-                              data={"role": role, "phase": phase, "task": run.task})  # fmt: skip
+                run.rec.event(
+                    "message",
+                    coordinator,
+                    f"role: {role or '(free)'}; phase: {phase}",
+                    step=run.step - 1,
+                    recipients=[n],
+                    data={"role": role, "phase": phase, "task": run.task},
+                )
             else:
-                run.rec.event("message", coordinator, "excluded", step=run.step - 1, recipients=[n],
-                              data={"excluded": True, "task": run.task})  # fmt: skip
+                run.rec.event(
+                    "message",
+                    coordinator,
+                    "excluded",
+                    step=run.step - 1,
+                    recipients=[n],
+                    data={"excluded": True, "task": run.task},
+                )
         done: list[Contribution] = []
         for phase in sorted({p for _, p in assignment.values()}):
             if run.rec.exhausted:
@@ -492,7 +615,9 @@ class SelfOrganizing(SubstrateBase):
             calls = []
             for n in members:
                 role = assignment[n][0] or BOOK.render("any_role")
-                system = BOOK.render("coordinated_system", name=n, n=len(names), role=role, phase=phase)
+                system = BOOK.render(
+                    "coordinated_system", name=n, n=len(names), role=role, phase=phase
+                )
                 user = BOOK.render("coordinated_user", mission=sub.prompt, work=work)
                 calls.append(Call(n, conversation(system, user), seen=list(seen)))
             for n, text in zip(members, run.call(calls, phase=phase), strict=True):
@@ -503,24 +628,34 @@ class SelfOrganizing(SubstrateBase):
         made_from = [c.worker for c in done if not c.abstain]
         [final] = run.call([Call(coordinator, history, seen=made_from)], phase="aggregate")
         deliverable = final.strip() or None
-        return Outcome(deliverable, task.extract(final) if deliverable else None, [coordinator],
-                       done, excluded)  # fmt: skip
+        return TaskWork(
+            deliverable, task.extract(final) if deliverable else None, [coordinator], done, excluded
+        )
 
     @staticmethod
-    def _assignment(run: _Run, coordinator: str, plan: str, others: list[str]) -> dict[str, tuple[str | None, int]]:
+    def _assignment(
+        run: _Run, coordinator: str, plan: str, others: list[str]
+    ) -> dict[str, tuple[str | None, int]]:
         """``agent -> (role or None, phase)`` from the coordinator's JSON; agents it does not
         name (or maps to null/false) are excluded. No JSON object: everyone, phase 1, free role."""
         obj = find_json(plan, dict)
         if obj is None:
-            run.rec.error(coordinator, "no assignment JSON; every agent works in phase 1 on a role of its choice",
-                          step=run.step - 1)  # fmt: skip
+            run.rec.error(
+                coordinator,
+                "no assignment JSON; every agent works in phase 1 on a role of its choice",
+                step=run.step - 1,
+            )
             return {n: (None, 1) for n in others}
         by_name = {n.lower(): n for n in others}
         out: dict[str, tuple[str | None, int]] = {}
         for key, value in obj.items():
             name = by_name.get(str(key).strip().lower())
             if name is None:
-                run.rec.error(coordinator, f"assignment names no agent of the team: {key!r}", step=run.step - 1)
+                run.rec.error(
+                    coordinator,
+                    f"assignment names no agent of the team: {key!r}",
+                    step=run.step - 1,
+                )
                 continue
             if value is None or value is False:
                 continue
@@ -533,26 +668,30 @@ class SelfOrganizing(SubstrateBase):
             out[name] = (str(role).strip() or None if role is not None else None, phase)
         return out
 
-    def _team_output(self, run: _Run, sub: Instance, task: Task, done: list[Contribution]) -> Outcome:
+    def _team_output(
+        self, run: _Run, sub: Instance, task: Task, done: list[Contribution]
+    ) -> TaskWork:
         contributors = [c for c in done if not c.abstain]
         if not contributors:
-            return Outcome(None, None, [], done, [])
+            return TaskWork(None, None, [], done, [])
         rule = self.rule
         if rule == "last":
             c = contributors[-1]
-            return Outcome(c.text or None, c.answer, [c.worker], done, [])
+            return TaskWork(c.text or None, c.answer, [c.worker], done, [])
         if rule == "vote":
             answer = majority(c.answer for c in contributors)
             voted = next((c for c in contributors if c.answer == answer), contributors[-1])
-            return Outcome(voted.text or None, answer, [c.worker for c in contributors], done, [])
+            return TaskWork(voted.text or None, answer, [c.worker for c in contributors], done, [])
         compiler = contributors[-1].worker
         user = BOOK.render("compile", mission=sub.prompt, work=show(done))
         system = BOOK.render("system", name=compiler, n=len(done))
-        [text] = run.call([Call(compiler, conversation(system, user), seen=[c.worker for c in contributors])],
-                          phase="compile")  # fmt: skip
+        [text] = run.call(
+            [Call(compiler, conversation(system, user), seen=[c.worker for c in contributors])],
+            phase="compile",
+        )
         final = contribution(compiler, text, task)
         deliverable = final.text or None
-        return Outcome(deliverable, final.answer, [c.worker for c in contributors], done, [])
+        return TaskWork(deliverable, final.answer, [c.worker for c in contributors], done, [])
 
     @staticmethod
     def _check_format(run: _Run, text: str, c: Contribution) -> None:

@@ -53,7 +53,8 @@ LEVELS = (1, 2, 3, 4)
 SCALE = 10  # the judge rates 0..SCALE; quality = rating / SCALE
 
 BOOK = prompts.book(
-    "mission-judge", {"judge": ["mission", "level", "rubric", "deliverable", "scale"], "no_rubric": []}
+    "mission-judge",
+    {"judge": ["mission", "level", "rubric", "deliverable", "scale"], "no_rubric": []},
 )
 RATING_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -150,7 +151,9 @@ class MissionTask:
         instance_rng(self.name, params, seed, -1).shuffle(order)
         out = []
         for i in range(n):
-            picked = [self.missions[order[(i * self.run + j) % len(order)]] for j in range(self.run)]
+            picked = [
+                self.missions[order[(i * self.run + j) % len(order)]] for j in range(self.run)
+            ]
             run = [
                 {"id": m.id, "level": m.level, "prompt": m.text, "rubric": m.rubric} for m in picked
             ]
@@ -182,10 +185,14 @@ def run_missions(instance: Instance) -> list[Instance]:
     if not run:
         return [instance]
     return [
-        Instance(task=instance.task, id=f"{instance.id}/{j}", prompt=str(m["prompt"]),
-                 data={"level": m.get("level"), "rubric": m.get("rubric"), "mission": m.get("id")})
+        Instance(
+            task=instance.task,
+            id=f"{instance.id}/{j}",
+            prompt=str(m["prompt"]),
+            data={"level": m.get("level"), "rubric": m.get("rubric"), "mission": m.get("id")},
+        )
         for j, m in enumerate(run)
-    ]  # fmt: skip
+    ]
 
 
 def judge_prompt(mission: dict[str, Any], deliverable: str, max_chars: int) -> str:
@@ -195,9 +202,13 @@ def judge_prompt(mission: dict[str, Any], deliverable: str, max_chars: int) -> s
         deliverable = deliverable[:half] + "\n[... cut ...]\n" + deliverable[-half:]
     rubric = mission.get("rubric") or BOOK.render("no_rubric")
     return BOOK.render(
-        "judge", mission=mission["prompt"], level=mission["level"], rubric=rubric,
-        deliverable=deliverable, scale=SCALE,
-    )  # fmt: skip
+        "judge",
+        mission=mission["prompt"],
+        level=mission["level"],
+        rubric=rubric,
+        deliverable=deliverable,
+        scale=SCALE,
+    )
 
 
 _RATING = re.compile(r"-?\d+(?:\.\d+)?")
@@ -241,7 +252,9 @@ def judge_run(
     asked = [j for j, d in enumerate(given) if d and d.strip()]
     requests = [
         GenRequest(
-            messages=[{"role": "user", "content": judge_prompt(missions[j], str(given[j]), max_chars)}],
+            messages=[
+                {"role": "user", "content": judge_prompt(missions[j], str(given[j]), max_chars)}
+            ],
             max_tokens=max_tokens,
             temperature=temperature,
             json_schema=RATING_SCHEMA if constrained else None,
