@@ -5,6 +5,7 @@ errors (exit 2) before any model loads."""
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ def factories(judge: Any = None, built: list[str] | None = None) -> Factories:
             return judge
         if kind == "agents":
             return ScriptedBackend(agent, name="agents")
+        if kind == "openai":  # a real client: nothing loads, and nothing listens there
+            return base.get_backend(kind, **params)
         raise AssertionError(f"a model was loaded: {kind}")
 
     return Factories(backend, base.get_task, base.get_substrate)
@@ -105,6 +108,17 @@ def test_a_judge_that_cannot_be_reached_is_a_per_sample_error_and_the_run_goes_o
         assert rec["score"] is None and rec["error"].startswith("judge: mission 1: APIConnectionError")
         assert rec["judge"]["judge"] == "j"
         assert rec["metrics"]["abstention_rate"] is not None  # the sample itself is kept
+
+
+def test_an_unreachable_openai_judge_is_recorded_per_sample(tmp_path):
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens on it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    judge = {"kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "model": "j", "max_retries": 0}
+    summary = run(tmp_path, grid(judge={"model": judge}, substrates=[grid()["substrates"][0]]))
+    records = read_results(tmp_path)
+    assert summary.ran == len(records) == 2
+    assert all(r["score"] is None and "Connection" in r["judge"]["error"] for r in records)
 
 
 def test_single_or_multi_in_a_run_and_its_report(tmp_path):
