@@ -87,8 +87,10 @@ def test_bad_parameters_and_a_missing_file(tmp_path):
         MissionTask(run=0)
     with pytest.raises(HivethinkError, match="level must be one of"):
         MissionTask(level=5)
+    instance = MissionTask().generate(1, 0)[0]
+    assert MissionTask().score(instance, None) == MissionTask().score(instance, " ") == 0.0
     with pytest.raises(HivethinkError, match="scored by the LLM judge"):
-        MissionTask().score(MissionTask().generate(1, 0)[0], "x")
+        MissionTask().score(instance, "x")
 
 
 @pytest.mark.parametrize(("reply", "quality"), [

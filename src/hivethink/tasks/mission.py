@@ -173,6 +173,9 @@ class MissionTask:
         return text.strip() or None
 
     def score(self, instance: Instance, answer: str | None) -> float:
+        """No deliverable scores 0 (as the judge scores it); a deliverable only the judge can."""
+        if answer is None or not answer.strip():
+            return 0.0
         raise HivethinkError(
             "mission: deliverables are scored by the LLM judge (judge: in a grid), not by a rule"
         )
