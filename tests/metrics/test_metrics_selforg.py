@@ -30,12 +30,13 @@ def test_role_stability_counts_consecutive_tasks_where_an_agent_named_a_role_in_
 
 def test_abstention_rate_and_the_hybrid_facts():
     events = [role("Alice", "a", 0), role("Bob", "", 0, abstain=True), role("Carol", "c", 0),
-              role("Dave", "", 0, abstain=True)]  # fmt: skip
+              role("Dave", "", 0, abstain=True), role("Eve", "", 0)]  # fmt: skip
     metrics = selforg_metrics(events, {"escalated": True, "route": "mas", "difficulty": 7})
-    assert metrics["abstention_rate"] == 0.5
+    assert metrics["abstention_rate"] == 0.4
+    assert metrics["roles_named"] == 2  # Eve took part without naming a role
     assert (metrics["escalated"], metrics["routed_mas"], metrics["difficulty"]) == (1.0, 1.0, 7)
     assert selforg_metrics([], {"route": "sas"})["routed_mas"] == 0.0
     bare = selforg_metrics([], {})
-    assert bare["abstention_rate"] is None and bare["escalated"] is None and bare["shocked"] is None
+    assert bare["abstention_rate"] is None and bare["roles_named"] is None and bare["escalated"] is None and bare["shocked"] is None
     assert selforg_metrics([], {"protocol": "shared", "tasks": 3, "shock": {"at": 1}})["shocked"] == 1.0
     assert selforg_metrics([], {"protocol": "shared", "tasks": 1, "shock": {"at": 1}})["shocked"] == 0.0

@@ -132,8 +132,8 @@ def test_cascade_fails_an_empty_answer_without_a_check():
 
 
 @pytest.mark.parametrize(("rating", "threshold", "route"), [
-    ("3", 3, "sas"), ("3", 2, "mas"), ("Difficulty: 7 of 10", 7, "sas"), ("8", 7, "mas"),
-    ("very hard", 5, "mas"), ("0", 5, "mas"), ("11", 10, "mas"),
+    ('{"difficulty": 3}', 3, "sas"), ('{"difficulty": 3}', 2, "mas"), ("Difficulty: 7 of 10", 7, "sas"),
+    ("8", 7, "mas"), ("very hard", 5, "mas"), ("0", 5, "mas"), ('{"difficulty": 11} 4', 10, "mas"),
 ])  # fmt: skip
 def test_router_routes_by_threshold(rating, threshold, route):
     result, backend, _ = run("router", script({"Carol": "ANSWER: 4"}, rating=rating), mas=MAS, threshold=threshold)
@@ -141,6 +141,7 @@ def test_router_routes_by_threshold(rating, threshold, route):
     solo = [r for r in backend.inner.requests if r.messages[0]["content"].startswith("You are one agent")]
     assert len(solo) == (3 if route == "sas" else 0)
     assert len(backend.inner.requests) == 1 + 3
+    assert backend.inner.requests[0].json_schema["properties"]["difficulty"]["maximum"] == 10
     note = next(e for e in result.events if e.kind == "message" and e.worker == "router")
     assert note.data["route"] == route
     assert (result.prompt_tokens, result.tokens) == (backend.prompt, backend.generated)

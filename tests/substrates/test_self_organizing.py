@@ -147,6 +147,9 @@ def test_without_a_readable_plan_every_agent_works_in_phase_one(task):
     assert [[speaker(r) for r in c] for c in backend.calls] == [["Alice"], ["Bob", "Carol", "Dave"], ["Alice"]]
     assert result.info["excluded"] == [[]]
     assert any("no assignment JSON" in e.text for e in result.events if e.kind == "error")
+    for request in backend.calls[1]:  # no role given: each chooses its own, as without a coordinator
+        assert "Nobody assigns roles" in request.messages[0]["content"]
+    assert all(not e.data["assigned"] and e.text == "whatever" for e in result.events if e.kind == "role")
 
 
 def test_broadcast_shows_every_intention_before_any_work(task):

@@ -5,6 +5,8 @@ protocol facts a substrate reports in ``info``:
 
 - ``abstention_rate``: abstentions / agent turns that declared a role or abstained (None when no
   agent was asked to);
+- ``roles_named``: the turns that named a role (a turn that took part without a ROLE line names
+  none; ``roles_declared`` counts every turn that did not abstain);
 - ``role_stability``: the role stability index across the tasks of a run: of the pairs
   (agent, task t, task t+1) where the agent named a role in both, the share with the same role
   (normalised text: case, whitespace, a trailing full stop). 0 when agents reinvent their roles
@@ -14,9 +16,8 @@ protocol facts a substrate reports in ``info``:
   (router: the request went to the MAS), ``difficulty`` (the router's rating), ``shocked``
   (a shock took effect in the run).
 
-Roles named and unique roles are ``roles_declared`` and ``distinct_roles``
-(:func:`hivethink.metrics.coordination.role_metrics`); the chain depth is ``chain_depth``
-(:mod:`hivethink.metrics.defects`).
+Unique roles are ``distinct_roles`` (:func:`hivethink.metrics.coordination.role_metrics`); the
+chain depth is ``chain_depth`` (:mod:`hivethink.metrics.defects`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def selforg_metrics(events: Sequence[Event], info: dict[str, Any] | None = None)
     difficulty = info.get("difficulty")
     return {
         "abstention_rate": abstained / len(turns) if turns else None,
+        "roles_named": sum(1 for e in turns if not e.data.get("abstain") and e.text.strip())
+        if turns
+        else None,
         "role_stability": role_stability(events),
         "escalated": _flag(info.get("escalated")),
         "routed_mas": None if route is None else float(route == "mas"),

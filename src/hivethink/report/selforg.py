@@ -40,7 +40,7 @@ def self_organisation(records: Sequence[Record]) -> Table:
         [
             ("quality / score", "score", rate_ci),
             ("abstention rate", "abstention_rate", mean_ci),
-            ("roles named", "roles_declared", mean_ci),
+            ("roles named", "roles_named", mean_ci),
             ("unique roles", "distinct_roles", mean_ci),
             ("role stability", "role_stability", mean_ci),
             ("chain depth", "chain_depth", mean_ci),
@@ -81,7 +81,7 @@ def defects(records: Sequence[Record]) -> Table:
     return metric_table(
         "Defect attribution (mean per sample)",
         chosen,
-        {"substrate": "substrate"},
+        {"substrate": "substrate", "task": "task"},
         [
             ("nodes", "graph_nodes", mean),
             ("edges", "graph_edges", mean),

@@ -19,8 +19,10 @@ options listed in docs/self-organizing.md.
   right (YES/NO: the first of the two words in the reply; neither counts as NO). No answer
   fails without a check.
 - ``router`` (``threshold``, ``scale``): the model rates the request's difficulty from 1 to
-  ``scale``; at or below ``threshold`` the SAS runs, above it the MAS. A rating that cannot be
-  read (no integer 1..scale in the reply) goes to ``unreadable`` (default ``mas``).
+  ``scale``; at or below ``threshold`` the SAS runs, above it the MAS. The reply is asked for as
+  ``{"difficulty": k}`` by JSON schema (``constrained``; the local engine constrains decoding,
+  a server gets ``response_format``), read as that, else as its first integer; a rating that
+  cannot be read (none in 1..scale) goes to ``unreadable`` (default ``mas``).
 
 ``mas`` is a substrate name or ``{name, params}`` (default ``self-organizing``); ``sas``
 defaults to the SAS of that same MAS (``{of: mas name, params: mas params}``). Every stage runs
@@ -43,7 +45,7 @@ from hivethink.errors import HivethinkError
 from hivethink.metrics.views import NON_AGENTS
 from hivethink.names import CHECKER, ROUTER
 from hivethink.substrates.base import Budget, SampleResult, Substrate
-from hivethink.substrates.common import Call, Messages, Recorder, SubstrateBase
+from hivethink.substrates.common import Call, Messages, Recorder, SubstrateBase, find_json
 from hivethink.tasks.base import Instance, Task, VerifiableTask
 from hivethink.trace import Event
 
@@ -220,11 +222,13 @@ class _Stages:
     def start(cls, backend: Backend, budget: Budget, seed: int) -> _Stages:
         return cls(Recorder(backend, budget, seed=seed, temperature=0.0), [], [])
 
-    def helper(self, worker: str, user: str, max_tokens: int) -> str:
+    def helper(
+        self, worker: str, user: str, max_tokens: int, schema: dict[str, Any] | None = None
+    ) -> str:
         """One helper call (never probed) by ``worker``; its events join the trace."""
         before = len(self.rec.events)
         [text] = self.rec.round(
-            [Call(worker, [{"role": "user", "content": user}], helper=True)],
+            [Call(worker, [{"role": "user", "content": user}], json_schema=schema, helper=True)],
             step=_last_step(self.events) + 1,
             max_tokens=max_tokens,
         )
@@ -304,12 +308,28 @@ class _SingleOrMulti(SubstrateBase):
 
     @property  # an instance's books: those of its stages
     def prompt_books(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("hybrid", *self._sas.prompt_books, *getattr(self._mas, "prompt_books", ()))
+        books = ("hybrid", *self._sas.prompt_books, *getattr(self._mas, "prompt_books", ()))
+        return tuple(dict.fromkeys(books))
 
 
-def _first_integer(text: str, top: int) -> int | None:
-    match = re.search(r"\d+", text)
-    value = int(match.group()) if match else None
+def rating_schema(scale: int) -> dict[str, Any]:
+    """The router's constrained reply: ``{"difficulty": 1..scale}``."""
+    return {
+        "type": "object",
+        "properties": {"difficulty": {"type": "integer", "minimum": 1, "maximum": scale}},
+        "required": ["difficulty"],
+        "additionalProperties": False,
+    }
+
+
+def read_rating(text: str, top: int) -> int | None:
+    """The difficulty in a reply: ``{"difficulty": k}``, else the first integer; None outside
+    1..top."""
+    obj = find_json(text, dict)
+    value: Any = obj.get("difficulty") if obj is not None else None
+    if not isinstance(value, int) or isinstance(value, bool):
+        match = re.search(r"\d{1,6}", text)  # (a longer run is no rating; int() would refuse it)
+        value = int(match.group()) if match else None
     return value if value is not None and 1 <= value <= top else None
 
 
@@ -405,7 +425,8 @@ class Router(_SingleOrMulti):
     threshold: int = 5
     scale: int = 10
     unreadable: str = "mas"  # where a rating that cannot be read goes: sas | mas
-    rate_tokens: int = 8
+    rate_tokens: int = 12
+    constrained: bool = True  # ask for {"difficulty": k} by JSON schema (else free text)
 
     def __post_init__(self) -> None:
         if not 2 <= self.scale <= 100:
@@ -433,8 +454,9 @@ class Router(_SingleOrMulti):
             ROUTER,
             BOOK.render("rate", question=instance.prompt, scale=self.scale),
             self.rate_tokens,
+            rating_schema(self.scale) if self.constrained else None,
         )
-        difficulty = _first_integer(reply, self.scale)
+        difficulty = read_rating(reply, self.scale)
         route = (
             self.unreadable
             if difficulty is None

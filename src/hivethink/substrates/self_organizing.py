@@ -16,7 +16,8 @@ contribution is its text without the ROLE line; abstentions are shown to no one.
 - ``coordinator``: the first agent analyses the mission and replies with a JSON object
   ``{agent: {"role": ..., "phase": k}}``; agents it leaves out (or maps to null) are excluded.
   Phases run in order, the agents of a phase in parallel, each seeing its role and the finished
-  work of earlier phases; the coordinator then combines everything (its own conversation
+  work of earlier phases (an agent given no role chooses its own, with the prompt agents get
+  without a coordinator); the coordinator then combines everything (its own conversation
   continued). No readable plan: every other agent works in phase 1 on a role of its choice.
 - ``broadcast``: every agent announces an intention (``ROLE`` + one sentence, or ABSTAIN) in
   one parallel round; then every agent that did not abstain sees all intentions (not work) and
@@ -614,15 +615,17 @@ class SelfOrganizing(SubstrateBase):
             seen = [coordinator] + [c.worker for c in done if not c.abstain]
             calls = []
             for n in members:
-                role = assignment[n][0] or BOOK.render("any_role")
-                system = BOOK.render(
-                    "coordinated_system", name=n, n=len(names), role=role, phase=phase
+                role = assignment[n][0]
+                system = (  # no role given: the agent chooses its own, as without a coordinator
+                    BOOK.render("coordinated_system", name=n, n=len(names), role=role, phase=phase)
+                    if role is not None
+                    else BOOK.render("system", name=n, n=len(names))
                 )
                 user = BOOK.render("coordinated_user", mission=sub.prompt, work=work)
                 calls.append(Call(n, conversation(system, user), seen=list(seen)))
             for n, text in zip(members, run.call(calls, phase=phase), strict=True):
                 c = contribution(n, text, task, role=assignment[n][0])
-                run.role(c, assigned=True, phase=phase)
+                run.role(c, assigned=assignment[n][0] is not None, phase=phase)
                 done.append(c)
         history.append({"role": "user", "content": BOOK.render("aggregate", work=show(done))})
         made_from = [c.worker for c in done if not c.abstain]
