@@ -34,7 +34,7 @@ CASES = {
     "self-organizing": ("countdown", {"numbers": 3}, {"protocol": "broadcast"}),
     "sas": ("countdown", {"numbers": 3}, {"of": "self-organizing"}),
     "cascade": ("countdown", {"numbers": 3}, {}),
-    "router": ("countdown", {"numbers": 3}, {}),
+    "router": ("countdown", {"numbers": 3}, {"rate_tokens": 8}),
 }
 
 
