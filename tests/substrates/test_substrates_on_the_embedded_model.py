@@ -33,6 +33,10 @@ CASES = {
     "coral": ("pair", {"probe": True}, {"max_turns": 2, "max_tokens": 8, "sycophancy": True}),
     "metagpt": ("code", {}, {"max_tokens": 8, "n_round": 3, "feedback": False}),
     "llm-program": ("evidence", {}, {"keep": 2, "max_expansions": 1, "step_tokens": 8}),
+    "self-organizing": ("countdown", {"numbers": 3}, {"protocol": "broadcast"}),
+    "sas": ("countdown", {"numbers": 3}, {"of": "self-organizing"}),
+    "cascade": ("countdown", {"numbers": 3}, {}),
+    "router": ("countdown", {"numbers": 3}, {"rate_tokens": 8}),
 }
 
 

@@ -15,6 +15,7 @@ Example::
     prompts: my-prompts          # optional: replacement prompt books (relative to this file)
     ray: {address: auto, num_gpus: 0.5}    # optional: run the samples on Ray (docs/cluster.md)
     mast: {judge: {kind: openai, base_url: ..., model: ...}}   # optional: the MAST LLM judge
+    judge: {model: {kind: local, model: smollm2}}   # the quality judge of judged tasks (mission)
 
 Unknown keys are errors everywhere except inside a model entry (its extra keys are the
 backend's parameters) and inside ``params`` mappings (checked by the task/substrate itself).
@@ -165,6 +166,20 @@ class MastSpec(_Strict):
     taxonomy: Literal["published", "paper"] = "published"
 
 
+class JudgeSpec(_Strict):
+    """The LLM judge that scores judged tasks (``mission``; :mod:`hivethink.tasks.mission`):
+    ``model`` is a model entry like those under ``models`` (any backend; the same entry as a
+    model of the grid shares that model's backend). It rates each deliverable 0..10 in one reply
+    of at most ``max_tokens`` tokens; ``constrained`` asks for the JSON reply by schema;
+    deliverables longer than ``max_chars`` are cut in the middle."""
+
+    model: ModelSpec
+    max_tokens: int = Field(default=32, ge=1)
+    temperature: float = Field(default=0.0, ge=0)
+    constrained: bool = True
+    max_chars: int = Field(default=6000, ge=200)
+
+
 class LabConfig(_Strict):
     """The whole grid: models x substrates x workers x tasks x instances x seeds."""
 
@@ -179,6 +194,7 @@ class LabConfig(_Strict):
     prompts: str | None = None  # a directory of prompt books (module docstring)
     ray: RaySpec | None = None  # run on Ray by default (the command line can override it)
     mast: MastSpec | None = None  # label every sample's trace with the MAST judge
+    judge: JudgeSpec | None = None  # score the deliverables of judged tasks (mission)
 
     @field_validator("workers")
     @classmethod

@@ -33,7 +33,7 @@ from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
 from hivethink.lab.config import LabConfig, SubstrateSpec
 from hivethink.substrates.base import Budget, Substrate
-from hivethink.tasks.base import Instance, Task, meant_for
+from hivethink.tasks.base import Instance, Task, is_judged, meant_for
 
 # Substrates that run one worker whatever ``workers`` says (see the module docstring).
 SOLO_SUBSTRATES = frozenset({"single"})
@@ -202,6 +202,23 @@ def _check_meant_for(config: LabConfig, tasks: list[Task], substrates: list[Subs
             )
         if not fits:
             raise HivethinkError(f"task {spec.label!r} is meant for none of the configured substrates")
+        paired = [sub for label, sub in zip(labels, substrates, strict=True) if label in fits and label in named]
+        _check_pairs(config, spec.label, task, paired)
+
+
+def _check_pairs(config: LabConfig, label: str, task: Task, substrates: list[Substrate]) -> None:
+    """What only a task and substrate together can tell, before any model loads: a substrate's
+    own demands on the task (``check_task``, e.g. a cascade's verifier), and a judge for a task
+    scored by one (``judged``)."""
+    for substrate in substrates:
+        check = getattr(substrate, "check_task", None)
+        if callable(check):
+            check(task)
+    if is_judged(task) and config.judge is None:
+        raise HivethinkError(
+            f"task {label!r} is scored by an LLM judge: add judge: {{model: {{kind: ..., ...}}}} "
+            "to the grid"
+        )
 
 
 def _check_scoring(config: LabConfig, substrates: list[Substrate]) -> None:

@@ -24,6 +24,7 @@ from hivethink.tasks.enumerate import EnumerateTask
 from hivethink.tasks.evidence import EvidenceTask
 from hivethink.tasks.graph import GraphTask
 from hivethink.tasks.math import MathTask
+from hivethink.tasks.mission import MissionTask
 from hivethink.tasks.pair import PairTask
 from hivethink.tasks.probes import CommonGroundTask, ErrorPropagationTask
 
@@ -39,6 +40,7 @@ TASKS: dict[str, type] = {
     "error-propagation": ErrorPropagationTask,
     "code": CodeTask,
     "evidence": EvidenceTask,
+    "mission": MissionTask,
 }
 
 
@@ -106,6 +108,7 @@ __all__ = [
     "GraphTask",
     "Instance",
     "MathTask",
+    "MissionTask",
     "PairTask",
     "Task",
     "get_task",

@@ -136,3 +136,20 @@ def meant_for(task: Task, substrate: Any) -> bool:
     if declared is not None:
         return str(substrate.name) in declared
     return getattr(substrate, "kind", "text") == "text"
+
+
+def is_judged(task: Any) -> bool:
+    """Whether ``task`` is scored by the lab's LLM judge (class attribute ``judged = True``: the
+    ``mission`` task) rather than by its own ``score``, which such a task does not have."""
+    return bool(getattr(task, "judged", False))
+
+
+@runtime_checkable
+class VerifiableTask(Task, Protocol):
+    """A task with a checker a solver could run on its own answer, using nothing it was not
+    shown (countdown's arithmetic, a code task's visible tests): the ``cascade`` substrate's
+    ``checker: verifier`` hook. Not every task has one (a judged mission has none)."""
+
+    def verify(self, instance: Instance, answer: str | None) -> bool:
+        """True when ``answer`` passes the check."""
+        ...

@@ -183,3 +183,8 @@ class CountdownTask:
     def score(self, instance: Instance, answer: str | None) -> float:
         data = instance.data
         return 1.0 if check(answer, list(data["numbers"]), int(data["target"])) else 0.0
+
+    def verify(self, instance: Instance, answer: str | None) -> bool:
+        """The cascade's checker: the arithmetic check, which needs only what the prompt shows
+        (the numbers and the target), so a solver could run it itself."""
+        return self.score(instance, answer) == 1.0
