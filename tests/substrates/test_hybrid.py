@@ -113,6 +113,21 @@ def test_cascade_escalates_exactly_when_the_verifier_fails(good):
     assert team[0].seen == (["solo"] if good else ["Carol"])
 
 
+@pytest.mark.parametrize("good", [True, False])
+def test_cascade_on_the_code_task_escalates_exactly_when_its_tests_fail(good):
+    """The code task's verifier (its tests, run in the sandbox) is the cascade's checker too."""
+    task = get_task("code")
+    instance = task.generate(1, 0)[0]
+    body = "a + b" if good else "a - b"
+    code = f"```python\ndef add(a: int, b: int) -> int:\n    return {body}\n```"
+    backend = Counting(ScriptedBackend(script({"Carol": code})))
+    result = get_substrate("cascade", mas=MAS).run(instance, task, backend, workers=3, budget=Budget(), seed=0)
+    assert instance.data["entry_point"] == "add"
+    assert result.info["escalated"] is (not good) and result.info["passed"] is good
+    check = next(e for e in result.events if e.worker == "checker")
+    assert check.data == {"checker": "verifier", "passed": good}
+
+
 @pytest.mark.parametrize(("verdict", "escalated"), [("YES, it is right.", False), ("NO: wrong sum", True),
                                                      ("I cannot tell", True)])  # fmt: skip
 def test_cascade_self_check_is_a_named_variant(verdict, escalated):

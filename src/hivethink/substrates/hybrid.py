@@ -392,7 +392,7 @@ class Cascade(_SingleOrMulti):
             return False
         if self.checker == "verifier":
             assert isinstance(task, VerifiableTask)  # check_task ran when the grid was built
-            passed = bool(task.verify(instance, answer))
+            passed = task.verify(instance, answer).passed
             stages.note(
                 CHECKER,
                 f"verifier: {'passed' if passed else 'failed'}",

@@ -117,9 +117,12 @@ class Verdict:
 
 @runtime_checkable
 class VerifiableTask(Task, Protocol):
-    """A task that can check a candidate before the final score, the way a team member could
-    (the code task runs the problem's tests): substrates may call :meth:`verify` on any text
-    the task extracts. ``answer_metrics`` adds the team answer's check to the results line."""
+    """A task that can check a candidate before the final score, the way a team member could:
+    countdown's arithmetic (it needs only what the prompt shows), the code task's tests (the
+    problem's own tests, as the single-or-multi paper's cascade ran them on HumanEval).
+    Substrates may call :meth:`verify` on any text the task extracts: the ``cascade``
+    substrate's ``checker: verifier`` hook. ``answer_metrics`` adds the team answer's check to
+    the results line. Not every task has one (a judged mission has none)."""
 
     def verify(self, instance: Instance, answer: str | None) -> Verdict: ...
 
@@ -142,14 +145,3 @@ def is_judged(task: Any) -> bool:
     """Whether ``task`` is scored by the lab's LLM judge (class attribute ``judged = True``: the
     ``mission`` task) rather than by its own ``score``, which such a task does not have."""
     return bool(getattr(task, "judged", False))
-
-
-@runtime_checkable
-class VerifiableTask(Task, Protocol):
-    """A task with a checker a solver could run on its own answer, using nothing it was not
-    shown (countdown's arithmetic, a code task's visible tests): the ``cascade`` substrate's
-    ``checker: verifier`` hook. Not every task has one (a judged mission has none)."""
-
-    def verify(self, instance: Instance, answer: str | None) -> bool:
-        """True when ``answer`` passes the check."""
-        ...
