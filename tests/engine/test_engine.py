@@ -162,6 +162,27 @@ def test_eviction_and_preemption_under_a_small_page_budget_never_corrupt_a_job(s
     assert engine.cache.blocks == {}
 
 
+def test_a_pass_short_of_pages_preempts_the_youngest_job_and_changes_no_result(tiny_smol):
+    """The engine takes each pass's pages itself (moves first, then the rows' slots): when the
+    budget runs short it preempts the youngest job and goes on, never failing the pass. Two hives
+    (about 66 pages of 16 tokens each alone, their instruction shared) and two generations under
+    a budget of 72 pages: every job gives exactly what it gives alone."""
+    def jobs():
+        return [hive(tiny_smol, 2, "combined", "What is 6 times 7?"), hive(tiny_smol, 3, "interleaved", "Is 51 prime?"),
+                gen(tiny_smol, QUESTIONS[1]), gen(tiny_smol, QUESTIONS[0], 30)]
+
+    alone = []
+    for job in jobs():
+        Engine(tiny_smol, page_size=16).run_jobs([job])
+        alone.append(outcome(job))
+    engine = Engine(tiny_smol, page_size=16, max_pages=72)
+    together = jobs()
+    engine.run_jobs(together)
+    assert engine.stats.preemptions > 0
+    assert [outcome(j) for j in together] == alone
+    assert engine.cache.blocks == {}
+
+
 def test_a_job_that_can_never_fit_fails_alone(tiny_smol):
     engine = Engine(tiny_smol, page_size=16, max_pages=6)
     big = GenJob(list(range(10, 200)), max_tokens=4, sampling=SamplingParams(), tokenizer=tiny_smol.tokenizer)
@@ -188,10 +209,11 @@ def test_a_row_computes_the_same_alone_and_beside_other_jobs(tiny_smol):
         runner = Runner(tiny_smol, page_size=16)
         mine = runner.cache.new_block("mine")
         others = [runner.cache.new_block(f"o{i}") for i in range(extra)]
-        from hivethink.engine.attention import RowSpec
+        from hivethink.engine.attention import RowSpec, reserve_rows
 
         rows = [RowSpec([mine], len(prompt), 0)] + [RowSpec([o], 7 + i, 1 + i) for i, o in enumerate(others)]
         feeds = [prompt] + [list(range(300, 307 + i)) for i in range(extra)]
+        reserve_rows(runner.cache, rows)
         return runner.forward(rows, feeds)[0]
 
     base = logits_of(0)
@@ -205,7 +227,7 @@ def test_a_decoding_row_computes_the_same_alone_and_beside_multi_token_rows(tiny
     beside jobs writing several tokens, which pad its attention part to more query slots. Plain
     weights: rows padded to tiles of 4. Packed weights whose kernels pack() found row-count
     invariant: no padding at all."""
-    from hivethink.engine.attention import RowSpec
+    from hivethink.engine.attention import RowSpec, reserve_rows
     from tests.conftest import tiny_with_tokenizer
 
     model = tiny_with_tokenizer(tiny_smol.tokenizer)
@@ -223,6 +245,7 @@ def test_a_decoding_row_computes_the_same_alone_and_beside_multi_token_rows(tiny
         others = [runner.cache.new_block(f"o{i}") for i in range(extra)]
         rows = [RowSpec([mine], 1, 0)] + [RowSpec([o], 1 + 2 * i, 1 + i) for i, o in enumerate(others)]
         feeds = [[7]] + [list(range(300, 301 + 2 * i)) for i in range(extra)]
+        reserve_rows(runner.cache, rows)
         out = runner.forward(rows, feeds)[0]
         assert out is not None
         return [first, out]

@@ -135,6 +135,26 @@ def test_a_step_ends_at_a_separator_after_end_of_sentence_and_the_next_header_co
     assert not [e for e in job.result.events if e.kind == "step" and e.worker == "Alice"]
 
 
+def test_a_hive_only_declares_what_it_needs_asking_changes_nothing(tiny_smol):
+    """The engine may ask a job for its next pass and defer it: asking twice gives the same rows
+    and moves, and the run is the run of a hive asked once."""
+    class AskedTwice(Scripted):
+        def intent(self):
+            a, b = super().intent(), super().intent()
+            assert (a is None) == (b is None)
+            if a is not None and b is not None:
+                assert [(r.view, r.tokens) for r in a.rows] == [(r.view, r.tokens) for r in b.rows]
+                assert a.moves == b.moves
+            return b
+
+    scripts = {"Alice": "One step done.\n\nAnd a second one!\n\n", "Bob": "Short.\n\n"}
+    once = run(tiny_smol, cfg(max_steps=20), scripts)
+    twice = AskedTwice(tiny_smol, cfg(max_steps=20), scripts)
+    Engine(tiny_smol).run_jobs([twice])
+    assert twice.result is not None and twice.result.texts == once.result.texts
+    assert [e.kind for e in twice.result.events] == [e.kind for e in once.result.events]
+
+
 def test_the_end_of_sentence_characters_are_the_published_sixteen(tiny_smol):
     from hivethink.engine.text import END_OF_STEP_CHARS, step_ends
 

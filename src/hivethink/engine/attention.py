@@ -105,14 +105,23 @@ class Writes:
     off: torch.Tensor  # [T]
 
 
+def reserve_rows(cache: KVCache, rows: Sequence[RowSpec]) -> None:
+    """Take the pages the rows' new tokens will be written to (may raise ``PagesExhausted``).
+    The scheduler calls it before a pass (``Runner.extend`` for the low-level API): planning
+    and attention only read the pages a block already holds."""
+    for r in rows:
+        tail = r.view[-1]
+        cache.reserve(tail, tail.length + r.n_new)
+
+
 def plan_writes(cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], geo: Sequence[RowGeometry],
                 n_tokens: int) -> Writes:
-    """Reserve the pass's slots (pages are allocated here) and lay out the writes."""
+    """Lay out the pass's writes into the slots :func:`reserve_rows` took."""
     P = cache.page_size
     pos, page, off = [], [], []
     for r, g in zip(rows, geo, strict=True):
         tail = r.view[-1]
-        cache.reserve(tail, g.start + r.n_new)
+        assert len(tail.pages) * P >= g.start + r.n_new, f"block {tail.name!r}: its slots were not reserved"
         for m in range(r.n_new):
             p = g.start + m
             pos.append(p)

@@ -45,10 +45,10 @@ import torch
 
 from hivethink import prompts
 from hivethink.answers import majority
-from hivethink.engine.attention import VISIBILITY, RowSpec, row_geometry
-from hivethink.engine.cache import Block, KVCache
+from hivethink.engine.attention import VISIBILITY
+from hivethink.engine.cache import Block
 from hivethink.engine.sampling import SamplingParams, new_generator, sample
-from hivethink.engine.scheduler import Engine, GenJob, Job, PassRow
+from hivethink.engine.scheduler import Engine, GenJob, Intent, Job, JobHost, Move, NewBlock, PassRow
 from hivethink.engine.text import STEP_SEPARATOR, Extractor, boxed, step_ends, yes_no
 from hivethink.errors import HivethinkError
 from hivethink.models.loader import LoadedModel
@@ -312,7 +312,7 @@ class HiveJob(Job):
         self.sampling = config.sampling_params(model)
         self.budgets = sorted(set(config.snapshots) | {config.max_steps})
         self.prompt = self.prompt_ids()
-        self._engine: Engine | None = None
+        self._host: JobHost | None = None
         self._reset()
 
     # -- texts ------------------------------------------------------------------------------
@@ -392,7 +392,7 @@ class HiveJob(Job):
         self._answers: dict[tuple[int, int | None], tuple[str | None, str]] = {}
         self._finisher_text: dict[tuple[int, int | None], tuple[str, int]] = {}
         self.result: HiveResult | None = None
-        self._positions: list[list[int]] = []
+        self._moves: list[Move] = []  # finished steps to move before the next pass
         self._pass_t: list[float] = []
         self._t0 = time.perf_counter()
         self._gens = [new_generator(cfg.seed * 1000 + w) for w in range(cfg.workers)]
@@ -424,52 +424,61 @@ class HiveJob(Job):
 
     # -- the engine's side ----------------------------------------------------------------------
     @property
-    def engine(self) -> Engine:
-        assert self._engine is not None, "the job has not been admitted"
-        return self._engine
+    def host(self) -> JobHost:
+        assert self._host is not None, "the job has not been admitted"
+        return self._host
 
-    def prefix(self) -> list[int]:
-        return self.prompt
+    def attach(self, host: JobHost) -> None:
+        self._host = host
+        self.guard = Guard.of(self.vocab, self.model, self.names, self.cfg.guard_headers, host.device)
+        self._gens = [new_generator(self.cfg.seed * 1000 + w, host.device) for w in range(self.cfg.workers)]
 
-    def admit(self, engine: Engine) -> None:
-        self._engine = engine
-        cache = engine.cache
-        dev = engine.device
-        self.guard = Guard.of(self.vocab, self.model, self.names, self.cfg.guard_headers, dev)
-        self._gens = [new_generator(self.cfg.seed * 1000 + w, dev) for w in range(self.cfg.workers)]
-        self.common = cache.block_with_prefix("common", self.prompt)
+    def _header_texts(self) -> dict[str, str]:
+        """The header blocks of the combined layout (each its own block, prefilled from position 0)."""
+        if self.cfg.layout != "combined" or self.cfg.workers < 2:
+            return {}
+        t = self._titles()
+        out = {"others_header": STEP_SEPARATOR + t["others_title"] + STEP_SEPARATOR,
+               "own_header": t["marker"] + STEP_SEPARATOR + t["own_title"] + STEP_SEPARATOR}
+        for i in range(self.cfg.workers - 2):
+            out[f"marker{i}"] = t["marker"] + STEP_SEPARATOR
+        return out
+
+    def wants(self) -> list[NewBlock]:
+        if self.phase == "new":
+            return ([NewBlock("common", self.prompt)]
+                    + [NewBlock(key, self.encode(text)) for key, text in self._header_texts().items()]
+                    + [NewBlock(w.name) for w in self.workers])
+        if self.phase == "finish":
+            return [w for job in self._finisher_jobs for w in job.wants()]
+        return []
+
+    def given(self, blocks: list[Block]) -> None:
+        if self.phase == "finish":
+            at = 0
+            for job in self._finisher_jobs:
+                n = len(job.wants())
+                if n:
+                    job.given(blocks[at : at + n])
+                    at += n
+            return
+        it = iter(blocks)
+        self.common = next(it)
         self._prefill = [(self.common, self.prompt, self.common.length)]
-        if self.cfg.layout == "combined" and self.cfg.workers > 1:
-            t = self._titles()
-            texts = {"others_header": STEP_SEPARATOR + t["others_title"] + STEP_SEPARATOR,
-                     "own_header": t["marker"] + STEP_SEPARATOR + t["own_title"] + STEP_SEPARATOR}
-            for key, text in texts.items():
-                self.headers[key] = self._prefill_block(cache, key, self.encode(text))
-            for i in range(self.cfg.workers - 2):
-                self.markers.append(self._prefill_block(cache, f"marker{i}", self.encode(t["marker"] + STEP_SEPARATOR)))
+        for key, text in self._header_texts().items():
+            b = next(it)
+            if key.startswith("marker"):
+                self.markers.append(b)
+            else:
+                self.headers[key] = b
+            self._prefill.append((b, self.encode(text), b.length))
         for worker in self.workers:
-            worker.block = cache.new_block(worker.name)
+            worker.block = next(it)
         self._emit(kind="prompt", worker="all", text=self.decode(self.prompt),
                    data={"tokens": len(self.prompt), "cached": self.common.length,
                          "visibility": self.cfg.visibility, "layout": self.cfg.layout,
                          "sampling": self.sampling.describe(), "prompts": HOGWILD.source})
         self.phase = "prefill"
-
-    def _prefill_block(self, cache: KVCache, name: str, tokens: list[int]) -> Block:
-        b = cache.block_with_prefix(name, tokens)
-        self._prefill.append((b, tokens, b.length))
-        return b
-
-    def blocks(self) -> list[Block]:
-        out = [b for b in (self.common, *self.headers.values(), *self.markers) if b is not None]
-        out += [w.block for w in self.workers if w.block is not None]
-        for job in self._finisher_jobs:
-            out += job.blocks()
-        return out
-
-    def pages_needed(self, cache: KVCache, rows: Sequence[PassRow]) -> int:
-        moving = sum(w.block.length for w in self.workers if w.block is not None)
-        return super().pages_needed(cache, rows) + -(-moving // cache.page_size) + 1
 
     def view(self, w: int) -> list[Block]:
         assert self.common is not None
@@ -488,48 +497,53 @@ class HiveJob(Job):
             return [self.common, *others, own]
         return [self.common, own]
 
-    def rows(self) -> list[PassRow]:
+    def intent(self) -> Intent | None:
         if self.phase == "prefill":
-            return [PassRow([b], toks[fed : fed + 128], want_logits=False, self_contained=True)
-                    for b, toks, fed in self._prefill if fed < len(toks)]
+            return Intent([PassRow([b], toks[fed : fed + 128], want_logits=False, self_contained=True)
+                           for b, toks, fed in self._prefill if fed < len(toks)])
         if self.phase == "decode":
             live = [w for w, x in enumerate(self.workers) if x.active]
-            rows = [PassRow(self.view(w), self.workers[w].pending, visibility=self.cfg.visibility) for w in live]
-            geo = row_geometry([RowSpec(r.view, len(r.tokens), 0, r.visibility) for r in rows])
-            self._positions = [[g.qpos + m for m in range(len(r.tokens))] for g, r in zip(geo, rows, strict=True)]
-            return rows
+            return Intent([PassRow(self.view(w), self.workers[w].pending, visibility=self.cfg.visibility)
+                           for w in live], moves=list(self._moves))
         if self.phase == "finish":
-            return [r for job in self._finisher_jobs if not job.done for r in job.rows()]
-        return []
+            rows = []
+            for job in self._finisher_jobs:
+                if not job.done:
+                    it = job.intent()
+                    assert it is not None, "a finisher without its block"
+                    rows += it.rows
+            return Intent(rows)
+        return None
 
-    def update(self, logits: list[torch.Tensor | None]) -> None:
+    def update(self, logits: list[torch.Tensor | None], positions: list[int]) -> None:
         if self.phase == "prefill":
             self._prefill = [(b, toks, min(len(toks), fed + 128)) for b, toks, fed in self._prefill]
             if all(fed == len(toks) for _, toks, fed in self._prefill):
                 self.phase = "decode"
             return
         if self.phase == "decode":
-            self._decode(logits)
+            self._moves = []  # the engine did them before the pass
+            self._decode(logits, positions)
             return
         at = 0
         for job in self._finisher_jobs:
             if job.done:
                 continue
-            n = len(job.rows())
-            job.update(logits[at : at + n])
-            at += n
+            job.update(logits[at : at + 1], positions[at : at + 1])  # one row each
+            at += 1
         if all(job.done for job in self._finisher_jobs):
             self._conclude()
 
     # -- one lockstep pass --------------------------------------------------------------------
-    def _decode(self, logits: list[torch.Tensor | None]) -> None:
+    def _decode(self, logits: list[torch.Tensor | None], positions: list[int]) -> None:
         cfg = self.cfg
         live = [w for w, x in enumerate(self.workers) if x.active]
         p = self.decode_passes
         self._pass_t.append(round(time.perf_counter() - self._t0, 4))  # when pass p's tokens were written
-        for w, positions in zip(live, self._positions, strict=True):
+        for w, first in zip(live, positions, strict=True):
             worker = self.workers[w]
-            for j, (tid, pos) in enumerate(zip(worker.pending, positions, strict=True)):
+            for j, tid in enumerate(worker.pending):
+                pos = first + j
                 forced = j >= worker.sampled_lead
                 worker.stream.append(tid)
                 worker.records.append((p, pos, tid, forced))
@@ -610,8 +624,7 @@ class HiveJob(Job):
         nxt: list[int] = []
         if self.stepped:
             assert self.common is not None and worker.block is not None
-            self.engine.cache.append_block(self.common, worker.block, self.engine.runner.rope)
-            worker.block = self.engine.cache.new_block(worker.name)
+            self._moves.append(Move(worker.block, self.common))  # the step joins the history
             nxt = self._header(w)
         if self.cfg.check_every is not None and self.fed_since_check > self.cfg.check_every:
             nxt += self.encode(HOGWILD.render("check"))
@@ -666,13 +679,13 @@ class HiveJob(Job):
                     # decoded whole (special tokens kept) and encoded again, as the reference does
                     text = self.tok.decode(self.prompt + body) + finisher
                     job = GenJob(self.encode(text), max_tokens=self.cfg.finisher_tokens,
-                                 sampling=SamplingParams(seed=0), end_ids=self.engine.end_ids, tokenizer=self.tok)
+                                 sampling=SamplingParams(seed=0), end_ids=self.host.end_ids, tokenizer=self.tok)
                     job.id = self.id
-                    job.admit(self.engine)
+                    job.attach(self.host)
                     by_state[key] = job
                     self._finisher_jobs.append(job)
                 self.finishers.append((b, w, job))
-        if not self.finishers:
+        if all(job.done for job in self._finisher_jobs):  # none needed (or none may write a token)
             self._conclude()
 
     def _conclude(self) -> None:
