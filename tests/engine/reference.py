@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from hivethink.engine.attention import RowSpec, attention_backend, reserve_rows
+from hivethink.engine.attention import RowSpec, reserve_rows
+from hivethink.engine.attention_backends import attention_backend
 from hivethink.engine.cache import KVCache
 from hivethink.engine.rope import RopeTable, apply_rotation
 from hivethink.models.config import ModelConfig

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hivethink.engine.attention import attention_backend, attention_names, split_parts
+from hivethink.engine.attention import split_parts
+from hivethink.engine.attention_backends import attention_backend, attention_names
 from hivethink.engine.cache import KVCache
 from hivethink.engine.rope import RopeTable
 from hivethink.errors import HivethinkError

@@ -154,7 +154,7 @@ def bench_engine(
     """Per-step latency of the engine for N workers vs transformers decoding batch N."""
     import torch
 
-    from hivethink.engine.attention import attention_names
+    from hivethink.engine.attention_backends import attention_names
     from hivethink.engine.bench import BenchRow, run_bench, write_json
     from hivethink.models.loader import load_model, parse_dtype
     from hivethink.models.shapes import SHAPES, random_model

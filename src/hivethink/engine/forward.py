@@ -20,13 +20,8 @@ from collections.abc import Sequence
 
 import torch
 
-from hivethink.engine.attention import (
-    GEMM_ROWS,
-    AttentionBackend,
-    RowSpec,
-    attention_backend,
-    reserve_rows,
-)
+from hivethink.engine.attention import GEMM_ROWS, AttentionBackend, RowSpec, reserve_rows
+from hivethink.engine.attention_backends import attention_backend
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable
 from hivethink.models.config import rope_frequencies
@@ -40,7 +35,7 @@ class Runner:
                  max_pages: int | None = None, attention: str | None = None, prefix_cache: bool = True,
                  batch_invariant: bool = True):
         """``attention``: a backend name ("blocks", "flex"); default by device (see
-        :func:`~hivethink.engine.attention.attention_backend`). ``max_pages``: the page budget."""
+        :func:`~hivethink.engine.attention_backends.attention_backend`). ``max_pages``: the page budget."""
         self.model = model
         self.decoder = model.decoder
         dev, dt = self.decoder.device, self.decoder.dtype
