@@ -1,6 +1,7 @@
 """The engine serving requests from other threads (the server's and the local backend's use):
-streams whose pieces add up, cancellation that frees, a hive in the same loop as plain
-requests, shutdown that leaves no request hanging, and a request failing at admission alone."""
+streams whose pieces add up, stop strings that cut the text, cancellation that frees, a hive in
+the same loop as plain requests, shutdown that leaves no request hanging, and a request failing
+at admission alone."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from hivethink.engine.hive import HiveConfig, HiveJob
 from hivethink.engine.sampling import SamplingParams
-from hivethink.engine.scheduler import Engine
+from hivethink.engine.scheduler import Engine, run_generations
 from hivethink.engine.text import chat_ids
 from hivethink.errors import HivethinkError
 
@@ -59,3 +60,9 @@ def test_a_request_failing_at_admission_fails_alone(smol):
         assert engine.cache.blocks == {}
     finally:
         engine.close()
+
+
+def test_stop_strings_cut_the_text(smol32):
+    [p] = prompts(smol32, ["Count: 1, 2, 3, 4, 5, 6"])
+    [out] = run_generations(Engine(smol32), [p], max_tokens=[30], sampling=[SamplingParams()], stop=[[","]])
+    assert "," not in out.text and out.finish_reason == "stop" and out.text
