@@ -1,14 +1,18 @@
-"""The engine: N workers decoding in lockstep over one shared, paged KV cache.
+r"""The engine: N workers decoding in lockstep over one shared, paged KV cache.
 
-Layers, each importing only those below it::
+Modules, each importing only those below it (arrows: imports)::
 
-    hive/ (HiveJob: the Hogwild! policy as a job; Hive)   bench (speed, against transformers)
-      |                                                     |
-    scheduler (Engine: one loop; Job, GenJob; the only owner of pages)
-      |
-    forward (Runner: one pass)  ->  attention_backends (by name)  ->  attention, attention_cuda
-      |                                                                  |
-    cache (blocks, pages, prefix cache)  ->  rope                   sampling, text
+    hive/        HiveJob (the Hogwild! policy as one job) and Hive; config, prompt, layouts,
+      |          policy, finisher, results
+      v
+    scheduler    Engine: one loop (schedule, run, update); Job, GenJob; the one owner of pages
+      |   \---> sampling, text
+      v
+    forward      Runner: one pass over the cache       bench ---> forward, attention_backends
+      |   \---> attention_backends ---> attention (rows, writes, BlocksAttention)
+      |                             \--> attention_cuda (FlexAttention) ---> attention
+      v
+    cache        blocks, pages, prefix cache ---> rope
 
 What callers use is exported here.
 """

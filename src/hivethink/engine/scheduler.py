@@ -28,9 +28,9 @@ import queue
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
@@ -81,13 +81,13 @@ class Intent:
     moves: list[Move] = field(default_factory=list)
 
 
-class JobHost(Protocol):
-    """What a job may use of the engine (never its cache: pages are the engine's alone)."""
+@dataclass(frozen=True)
+class JobHost:
+    """What a job is given of the engine: never its cache (pages are the engine's alone)."""
 
     device: torch.device
-    end_ids: set[int]
-
-    def grammar(self, schema: dict[str, Any]) -> Grammar: ...
+    end_ids: frozenset[int]  # the model's end-of-sequence tokens
+    grammar: Callable[[dict[str, Any]], Grammar]  # a JSON Schema as a token mask
 
 
 class Job(ABC):
@@ -316,6 +316,7 @@ class Engine:
         self.max_rows, self.max_pass_tokens, self.max_waiting = max_rows, max_pass_tokens, max_waiting
         self.end_ids = {t for t in (*model.cfg.eos_token_ids, getattr(self.tok, "eos_token_id", None))
                         if t is not None}
+        self.host = JobHost(self.device, frozenset(self.end_ids), self.grammar)  # all a job sees of the engine
         self.stats = EngineStats()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -516,7 +517,7 @@ class Engine:
                 keep.append(job)
                 continue
             try:
-                job.attach(self)
+                job.attach(self.host)
                 if not job.done:
                     self._provide(job)
             except Exception as e:

@@ -5,7 +5,7 @@ from the reference (eqimp/hogwild_llm, ``generation.py`` and ``formatting.py``; 
 
 - **Prompt.** The collaboration instruction (rules, worked examples, ways to work together) and
   the problem form the *user* turn; the model's chat template adds the generation prompt (for
-  reasoning models it opens the thinking block). Written into the common block once; the header
+  reasoning models it opens the thinking block: option ``think``). Written into the common block once; the header
   blocks (the others' section title, the ``<...>`` markers, the own section title) are each
   prefilled as their own block from position 0.
 - **Views** (combined layout): ``[common, others-header, the others' unfinished steps in worker
@@ -16,8 +16,9 @@ from the reference (eqimp/hogwild_llm, ``generation.py`` and ``formatting.py``; 
 - **Steps.** A step ends when a sampled token holds the separator (a blank line) and the step text
   before the last separator ends with one of 16 end-of-sentence characters (and, by default, is
   not inside an open code or math block). The finished step (without that token: it was not fed
-  yet) moves to the end of the common block; the token and the next step's header are fed
-  together in the next pass, into the worker's new block.
+  yet) moves to the end of the common block (the engine does the move before the next pass,
+  leaving the worker's block empty); the token and the next step's header are fed together in
+  the next pass, into that block.
 - **Redundancy check.** The fed tokens of all workers (forced ones included) are counted; when a
   worker starts a new step and more than ``check_every`` (256) were fed since the last check, its
   header carries the check question, and the count restarts.

@@ -318,9 +318,6 @@ class Hive:
     def job(self, problem: str) -> HiveJob:
         return HiveJob(self.model, self.cfg, problem, extractor=self.extract, on_token=self.on_token)
 
-    def prompt_ids(self, problem: str) -> list[int]:
-        return self.job(problem).prompt
-
     def solve(self, problem: str) -> HiveResult:
         engine = self.engine or Engine(self.model, max_rows=max(64, self.cfg.workers * (len(self.cfg.snapshots) + 1) + 1))
         job = self.job(problem)
