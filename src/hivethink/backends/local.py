@@ -25,7 +25,7 @@ from hivethink.backends.base import Completion, GenRequest, Score, ScoreRequest
 from hivethink.engine.cache import Block
 from hivethink.engine.hive import chat_ids
 from hivethink.engine.sampling import SamplingParams
-from hivethink.engine.scheduler import Engine, EngineStats, GenJob, Job, PassRow
+from hivethink.engine.scheduler import Engine, EngineStats, GenJob, Intent, Job, NewBlock, PassRow
 from hivethink.errors import HivethinkError
 from hivethink.models.loader import LoadedModel, load_model
 
@@ -45,28 +45,26 @@ class ScoreJob(Job):
         self._block: Block | None = None
         self._fed = 0  # prompt tokens written
 
-    def prefix(self) -> list[int]:
-        return self.prompt
+    def wants(self) -> list[NewBlock]:
+        return [NewBlock(f"score{self.id}", self.prompt)] if self._block is None and not self.done else []
 
-    def admit(self, engine: Engine) -> None:
-        self._block = engine.cache.block_with_prefix(f"score{self.id}", self.prompt)
+    def given(self, blocks: list[Block]) -> None:
+        [self._block] = blocks
         self._fed = self._block.length
-
-    def blocks(self) -> list[Block]:
-        return [self._block] if self._block is not None else []
 
     def restart(self) -> None:
         self._block, self._fed, self.logprobs = None, 0, []
 
-    def rows(self) -> list[PassRow]:
-        assert self._block is not None
+    def intent(self) -> Intent | None:
+        if self._block is None:
+            return None
         if self._fed < len(self.prompt):
             piece = self.prompt[self._fed : self._fed + self.chunk]
             last = self._fed + len(piece) == len(self.prompt)
-            return [PassRow([self._block], piece, want_logits=last, self_contained=True)]
-        return [PassRow([self._block], [self.continuation[len(self.logprobs) - 1]], self_contained=True)]
+            return Intent([PassRow([self._block], piece, want_logits=last, self_contained=True)])
+        return Intent([PassRow([self._block], [self.continuation[len(self.logprobs) - 1]], self_contained=True)])
 
-    def update(self, logits: list[torch.Tensor | None]) -> None:
+    def update(self, logits: list[torch.Tensor | None], positions: list[int]) -> None:
         if self._fed < len(self.prompt):
             self._fed = min(len(self.prompt), self._fed + self.chunk)
             if self._fed < len(self.prompt):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -52,25 +52,40 @@ def use_prompts(directory: Path | None) -> None:
         prompts.use_directory(directory)
 
 
+def _hive(name: str, *decls: str) -> Any:
+    """A ``solve`` option for a HiveConfig field: its default and help come from the config."""
+    from hivethink.engine.hive import HiveConfig
+
+    return typer.Option(*decls, help=HiveConfig.help(name))
+
+
+def _default(name: str) -> Any:
+    from hivethink.engine.hive import HiveConfig
+
+    return HiveConfig.default(name)
+
+
 @app.command()
 def solve(
     problem: Annotated[str, typer.Argument(help="The problem text, or @FILE to read it from a file.")],
-    workers: Annotated[int, typer.Option("--workers", "-n", help="Number of workers (1-16).")] = 2,
-    layout: Annotated[str, typer.Option(help="combined | interleaved | contiguous | independent")] = "combined",
-    max_steps: Annotated[int, typer.Option(help="Budget in sequential forward passes.")] = 512,
-    visibility: Annotated[str, typer.Option(help="instant (the others' tokens of the same pass, as published) | lagged (one pass late)")] = "instant",
+    workers: Annotated[int, _hive("workers", "--workers", "-n")] = _default("workers"),
+    layout: Annotated[str, _hive("layout")] = _default("layout"),
+    max_steps: Annotated[int, _hive("max_steps")] = _default("max_steps"),
+    visibility: Annotated[str, _hive("visibility")] = _default("visibility"),
     snapshots: Annotated[str | None, typer.Option(help="Smaller budgets (passes, comma-separated) that also get their answer, from the same run.")] = None,
     model: ModelOpt = None,
     dtype: DtypeOpt = "auto",
-    sampling: Annotated[str, typer.Option(help="model (the model's generation config; greedy if none) | greedy")] = "model",
-    temperature: Annotated[float | None, typer.Option(help="Sample at this temperature (overrides --sampling).")] = None,
-    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling threshold.")] = None,
-    seed: int = 0,
-    check_every: Annotated[int, typer.Option(help="Fed tokens between redundancy checks (the reference: 256); 0 = off.")] = 256,
+    sampling: Annotated[str, _hive("sampling")] = _default("sampling"),
+    temperature: Annotated[float | None, _hive("temperature")] = _default("temperature"),
+    top_p: Annotated[float | None, _hive("top_p")] = _default("top_p"),
+    seed: int = _default("seed"),
+    check_every: Annotated[int, _hive("check_every")] = _default("check_every"),
+    finisher_tokens: Annotated[int, _hive("finisher_tokens")] = _default("finisher_tokens"),
     expect: Annotated[str | None, typer.Option(help="The right answer, if known: the summary says whether the team got it.")] = None,
-    examples: Annotated[bool, typer.Option(help="Worked examples in the collaboration instruction (as published).")] = True,
-    guard: Annotated[bool, typer.Option(help="Keep workers from writing step headers inside a step (hivethink's addition).")] = True,
-    step_end: Annotated[str, typer.Option(help="fenced (the published rule, not inside open code/math) | reference-code (no open-block check) | text (a blank line however it is tokenized)")] = "fenced",
+    examples: Annotated[bool, _hive("examples")] = _default("examples"),
+    guard: Annotated[bool, _hive("guard_headers")] = _default("guard_headers"),
+    step_end: Annotated[str, _hive("step_end")] = _default("step_end"),
+    think: Annotated[str, _hive("think")] = _default("think"),
     prompts_dir: Annotated[Path | None, typer.Option("--prompts", help="A directory of prompt books replacing the built-in texts.")] = None,
     trace: Annotated[Path | None, typer.Option(help="Write every token and event as JSONL here.")] = None,
     live: Annotated[bool, typer.Option(help="Show the workers writing, side by side.")] = True,
@@ -85,11 +100,11 @@ def solve(
 
     text = read_problem(problem)
     budgets = tuple(_int_list(snapshots, "--snapshots")) if snapshots else ()
-    cfg = HiveConfig(workers=workers, layout=layout, max_steps=max_steps, visibility=visibility,
-                     sampling=sampling, temperature=temperature, top_p=top_p, seed=seed,
-                     check_every=check_every or None, snapshots=budgets, examples=examples,
-                     guard_headers=guard, step_end=step_end)
-    cfg.validate()  # before the model loads: bad arguments fail fast
+    # built before the model loads: bad arguments fail fast, in one line
+    cfg = HiveConfig.parse(dict(workers=workers, layout=layout, max_steps=max_steps, visibility=visibility,
+                                sampling=sampling, temperature=temperature, top_p=top_p, seed=seed,
+                                check_every=check_every, finisher_tokens=finisher_tokens, snapshots=budgets,
+                                examples=examples, guard_headers=guard, step_end=step_end, think=think), "solve")
     use_prompts(prompts_dir)
     parse_dtype(dtype)
     if trace is not None and trace.is_dir():
@@ -139,7 +154,7 @@ def bench_engine(
     """Per-step latency of the engine for N workers vs transformers decoding batch N."""
     import torch
 
-    from hivethink.engine.attention import attention_names
+    from hivethink.engine.attention_backends import attention_names
     from hivethink.engine.bench import BenchRow, run_bench, write_json
     from hivethink.models.loader import load_model, parse_dtype
     from hivethink.models.shapes import SHAPES, random_model

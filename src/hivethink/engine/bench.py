@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from hivethink.engine.attention import attention_backend
+from hivethink.engine.attention_backends import attention_backend
 from hivethink.engine.forward import Runner, row_tile
 from hivethink.models.loader import LoadedModel
 

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hivethink.errors import HivethinkError
+from hivethink.errors import HivethinkError, validation_message
 
 MAX_WORKERS = 256  # most workers one sample may have (agree/graph instances bring their own)
 
@@ -247,18 +247,6 @@ class LabConfig(_Strict):
         return self
 
 
-def _one_line(err: ValidationError) -> str:
-    """The first validation error as ``loc.path: message`` (plus how many more there are)."""
-    errors = err.errors()
-    first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{loc}: {msg}{more}" if loc else f"{msg}{more}"
-
-
 def parse_config(data: Any, source: str = "config") -> LabConfig:
     """Validate a mapping; any problem becomes a one-line :class:`HivethinkError`."""
     if not isinstance(data, dict):
@@ -268,7 +256,7 @@ def parse_config(data: Any, source: str = "config") -> LabConfig:
     try:
         return LabConfig.model_validate(data)
     except ValidationError as err:
-        raise HivethinkError(f"{source}: {_one_line(err)}") from None
+        raise HivethinkError(f"{source}: {validation_message(err)}") from None
 
 
 def load_config(path: str | Path) -> LabConfig:
@@ -315,4 +303,4 @@ def resolve_ray(
     try:
         return RaySpec.model_validate(base | {k: v for k, v in given.items() if v is not None})
     except ValidationError as err:
-        raise HivethinkError(f"ray: {_one_line(err)}") from None
+        raise HivethinkError(f"ray: {validation_message(err)}") from None
