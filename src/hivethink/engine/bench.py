@@ -27,6 +27,7 @@ import torch
 from hivethink.engine.attention import attention_backend
 from hivethink.engine.forward import Runner, row_tile
 from hivethink.models.loader import LoadedModel
+from hivethink.models.weights import Linear
 
 
 @dataclass
@@ -127,26 +128,37 @@ def profile_step(model: LoadedModel, context: int, workers: int, steps: int = 10
 
 def hf_model(model: LoadedModel) -> Any:
     """The same weights as a transformers model (sdpa attention). Its parameters are views of the
-    engine's own tensors: built on the meta device and assigned, so there is no random init and
+    model's plain tensors: built on the meta device and assigned, so there is no random init and
     no second copy (an 8B model would take minutes to initialise on CPU; a 32B one would not fit
-    twice on one GPU)."""
+    twice on one GPU). A model that dropped its plain weights (packed or quantized ones) has its
+    exact weights read again from its source."""
     from transformers import AutoModelForCausalLM
 
+    if not model.decoder.plain or not isinstance(model.decoder.embed, torch.Tensor):
+        from hivethink.models.loader import load_model
+
+        model = load_model(model.source, dtype=model.dtype, device=model.decoder.device, pack=False)
     with torch.device("meta"):
         hf = AutoModelForCausalLM.from_config(model.hf_config, dtype=model.dtype, attn_implementation="sdpa")
     d = model.decoder
+
+    def plain(lin: Linear) -> torch.Tensor:
+        assert lin.weight is not None
+        return lin.weight
+
+    assert isinstance(d.embed, torch.Tensor)
     sd: dict[str, torch.Tensor] = {"model.embed_tokens.weight": d.embed, "model.norm.weight": d.norm,
-                                   "lm_head.weight": d.lm_head}
+                                   "lm_head.weight": plain(d.lm_head)}
     c = model.cfg
     nq, nkv = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
     for i, lw in enumerate(d.layers):
         p = f"model.layers.{i}."
-        q, k, v = lw.wqkv.split([nq, nkv, nkv])
+        q, k, v = plain(lw.wqkv).split([nq, nkv, nkv])
         sd |= {p + "self_attn.q_proj.weight": q, p + "self_attn.k_proj.weight": k,
-               p + "self_attn.v_proj.weight": v, p + "self_attn.o_proj.weight": lw.wo,
+               p + "self_attn.v_proj.weight": v, p + "self_attn.o_proj.weight": plain(lw.wo),
                p + "input_layernorm.weight": lw.attn_norm, p + "post_attention_layernorm.weight": lw.mlp_norm,
-               p + "mlp.down_proj.weight": lw.w_down}
-        g, u = lw.w_gate_up.chunk(2)
+               p + "mlp.down_proj.weight": plain(lw.w_down)}
+        g, u = plain(lw.w_gate_up).chunk(2)
         sd |= {p + "mlp.gate_proj.weight": g, p + "mlp.up_proj.weight": u}
         if lw.bqkv is not None:
             bq, bk, bv = lw.bqkv.split([nq, nkv, nkv])
