@@ -452,7 +452,8 @@ class HiveJob(Job):
         self._emit(kind="prompt", worker="all", text=self.decode(self.prompt),
                    data={"tokens": len(self.prompt), "cached": self.common.length,
                          "visibility": self.cfg.visibility, "layout": self.cfg.layout,
-                         "sampling": self.sampling.describe(), "prompts": HOGWILD.source})
+                         "sampling": self.sampling.describe(), "prompts": HOGWILD.source,
+                         "weights": self.model.weights})
         self.phase = "prefill"
 
     def _prefill_block(self, cache: KVCache, name: str, tokens: list[int]) -> Block:

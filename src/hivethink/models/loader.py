@@ -153,7 +153,23 @@ def load_model(spec: str | None = None, *, dtype: str | torch.dtype = "float32",
         loaded = _load_hf(path, source, weights, torch_dtype, device)
     if pack:
         loaded.decoder.pack(keep_plain=keep_plain)
+        if not keep_plain:
+            loaded.decoder.own()
+    _return_freed_memory()
     return loaded
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap that loading freed (dequantized and fused temporaries, megabytes each) back
+    to the OS: glibc keeps it otherwise, 0.1-0.2 GB of a server's RSS. A no-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _plan(cfg: ModelConfig, mode: str, stored: dict[str, str], source: str) -> WeightPlan:
