@@ -43,6 +43,8 @@ def test_bench_engine_profile_names_the_ops_of_a_step(tmp_path, capsys):
     (["--shape", "llama-9000b"], "unknown --shape"),
     (["--shape", "tiny", "--model", "smollm2"], "exclude"),
     (["--shape", "tiny", "--attention", "paged"], "--attention"),
+    (["--weights", "int3"], "choose from exact, int8, int4, auto"),
+    (["--shape", "tiny", "--weights", "int4"], "--weights applies to a model's own tensors"),
 ])
 def test_bench_engine_bad_shape_arguments_give_one_line(args, msg, capsys):
     rc = main(["bench", "engine", "--device", "cpu", *args])
@@ -77,3 +79,10 @@ def test_bench_engine_without_llamacpp_says_why_it_is_not_timed(tmp_path, capsys
     r = json.loads(out.read_text())
     assert r["model"].endswith(".gguf") and r["llamacpp_tok_s"] is None
     assert r["rows"][0]["vs_llamacpp"] is None
+
+
+@pytest.mark.parametrize("command", [["solve", "2+2?"], ["serve"], ["bench", "serve"], ["bench", "greedy"]])
+def test_an_unknown_weights_mode_is_one_line_before_the_model_loads(command, capsys):
+    rc = main([*command, "--weights", "fp4"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "choose from exact, int8, int4, auto" in err and len(err.splitlines()) == 1

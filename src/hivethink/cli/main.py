@@ -25,10 +25,9 @@ WeightsOpt = Annotated[str, typer.Option(help="exact (dequantized: the reference
 
 def check_weights(weights: str) -> None:
     """A ``--weights`` that names no mode: one line, before any model loads."""
-    from hivethink.models.weights import WEIGHT_MODES
+    from hivethink.models.weights import check_mode
 
-    if weights not in WEIGHT_MODES:
-        raise HivethinkError(f"unknown --weights {weights!r} (choose from {', '.join(WEIGHT_MODES)})")
+    check_mode(weights)
 
 
 def weights_note(console: Console, loaded) -> None:

@@ -33,6 +33,7 @@ from hivethink.models.weights import (
     Linear,
     WeightPlan,
     check_kernels,
+    check_mode,
     gguf_dequantize,
     gguf_int4_groups,
     plan_weights,
@@ -137,6 +138,7 @@ def load_model(spec: str | None = None, *, dtype: str | torch.dtype = "float32",
     allow fails with a HivethinkError before any weight is read. ``keep_plain``: keep the plain
     weights beside the oneDNN-packed copies (to build a transformers model from them; twice the
     memory); ``pack=False``: plain weights only (the transformers reference)."""
+    check_mode(weights)
     kind, path = resolve(spec)
     torch_dtype = parse_dtype(dtype, device)
     if weights != "exact" and torch.device(device).type != "cpu":

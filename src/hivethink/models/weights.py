@@ -272,14 +272,18 @@ class WeightPlan:
         return self.mode if kinds == [self.mode] else f"{self.mode}: {'+'.join(kinds)}"
 
 
+def check_mode(mode: str) -> None:
+    if mode not in WEIGHT_MODES:
+        raise HivethinkError(f"unknown --weights {mode!r} (choose from {', '.join(WEIGHT_MODES)})")
+
+
 def plan_weights(mode: str, stored: dict[str, str], shapes: dict[str, tuple[int, int]],
                  groups: list[tuple[str, ...]], source: str) -> WeightPlan:
     """Decide each matmul weight's kernel; a mode that cannot be honoured: HivethinkError
     (exit 2, before the weights load). ``stored``: HF name -> the file's tensor type (GGUF type
     names, or a torch dtype name for HF checkpoints); ``shapes``: HF name -> [out, in];
     ``groups``: names the decoder fuses into one matmul (q/k/v, gate/up), which share a kind."""
-    if mode not in WEIGHT_MODES:
-        raise HivethinkError(f"unknown --weights {mode!r} (choose from {', '.join(WEIGHT_MODES)})")
+    check_mode(mode)
     if mode == "exact":
         return WeightPlan(mode, {n: "exact" for n in shapes}, stored)
     bad = sorted({t for t in stored.values() if t.isupper() and t not in SUPPORTED_GGUF})
