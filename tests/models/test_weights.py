@@ -125,10 +125,12 @@ def test_auto_reads_4bit_types_as_stored_and_keeps_the_rest_exact():
     stored = {"a.q.weight": "Q4_1", "a.k.weight": "Q4_1", "a.v.weight": "Q4_1", "lm_head.weight": "Q8_0"}
     plan = plan_weights("auto", stored, SHAPES, GROUPS, "m.gguf")
     assert plan.kinds == {"a.q.weight": "int4", "a.k.weight": "int4", "a.v.weight": "int4",
-                          "lm_head.weight": "exact"}
-    assert plan.label == "auto: exact+int4" and "exact (1: Q8_0)" in plan.summary
+                          "lm_head.weight": "int8"}
+    assert plan.label == "auto: int4+int8" and "int8 (1: Q8_0 requantized per channel)" in plan.summary
     mixed = plan_weights("auto", {**stored, "a.v.weight": "Q6_K"}, SHAPES, GROUPS, "m.gguf")
-    assert {mixed.kinds[n] for n in GROUPS[0]} == {"exact"}  # one fused matmul, one kernel
+    assert {mixed.kinds[n] for n in GROUPS[0]} == {"int8"}  # one fused matmul, the finest kernel
+    floats = plan_weights("auto", {**stored, "a.v.weight": "F16"}, SHAPES, GROUPS, "m.gguf")
+    assert {floats.kinds[n] for n in GROUPS[0]} == {"exact"}
     assert plan_weights("int4", stored, SHAPES, GROUPS, "m.gguf").label == "int4"
     assert plan_weights("exact", stored, SHAPES, GROUPS, "m.gguf").label == "exact"
     unknown = plan_weights("auto", {**stored, "a.q.weight": "IQ2_XXS"}, SHAPES, GROUPS, "m.gguf")

@@ -16,8 +16,10 @@
   activations): every source is requantized (a GGUF's 32-element block scales do not fit one
   scale per channel). For HF directories in bf16/fp16 on request.
 - ``auto``: per tensor, as close to the file's own quantization as a kernel allows: the 4-bit
-  GGUF types as ``int4``; everything else (Q5_K, Q6_K, Q8_0, floats) exact, since requantizing
-  would lose more than the file's own rounding. One line says what fell back.
+  GGUF types as ``int4`` (codes as stored); Q5_K, Q6_K and Q8_0 as ``int8`` (no kernel reads
+  5/6/8-bit codes with a scale per 16-32 elements, so they are requantized per channel: 8 bits
+  a row); float tensors and types no kernel takes exact. A fused matmul whose parts differ
+  takes the finest kind among them. One line says what each tensor got.
 
 The quantized kernels compute each row alone (the tile of four rows only shares the weight
 loads), so a row's result does not depend on the rows beside it; the decoder's load-time probe
@@ -39,6 +41,9 @@ WEIGHT_MODES = ("exact", "int8", "int4", "auto")
 GROUP = 32  # elements per int4 group: one GGUF block (Q4_0/Q4_1) or K-quant sub-block
 # GGUF tensor types whose 4-bit codes the int4 kernel reads as stored
 AS_STORED_INT4 = ("Q4_0", "Q4_1", "Q4_K")
+# GGUF types auto gives the int8 kernel: 5, 6 and 8 bits in small blocks, requantized per output
+# channel (8 bits per row: its rounding is at most half of max|w_row|/127)
+INT8_FROM = ("Q5_K", "Q6_K", "Q8_0")
 # every GGUF type a quantized mode takes (the others exact fallback under auto, exit 2 otherwise)
 SUPPORTED_GGUF = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K")
 KERNEL_DTYPE = torch.bfloat16  # the int8/int4 CPU kernels' vectorized activations on x86
@@ -254,14 +259,16 @@ class WeightPlan:
 
     @property
     def summary(self) -> str:
-        """e.g. ``int4 (210: Q4_1 as stored), exact (1: Q8_0)``."""
+        """e.g. ``int4 (210: Q4_1 as stored), int8 (1: Q8_0 requantized per channel)``."""
         by: dict[str, Counter[str]] = {}
         for name, kind in self.kinds.items():
             by.setdefault(kind, Counter())[self.stored.get(name, "?")] += 1
+        how = {"int4": lambda t: "as stored" if t in AS_STORED_INT4 else "requantized to 4 bits",
+               "int8": lambda t: "requantized per channel", "exact": lambda t: "dequantized" if t.isupper() else ""}
         parts = []
         for kind in ("int4", "int8", "exact"):
             if kind in by:
-                types = ", ".join(f"{t}" for t in sorted(by[kind]))
+                types = ", ".join(f"{t} {how[kind](t)}".strip() for t in sorted(by[kind]))
                 parts.append(f"{kind} ({sum(by[kind].values())}: {types})")
         return ", ".join(parts)
 
@@ -294,7 +301,8 @@ def plan_weights(mode: str, stored: dict[str, str], shapes: dict[str, tuple[int,
     for name, shape in shapes.items():
         t = stored.get(name, "?")
         if mode == "auto":
-            kinds[name] = "int4" if t in AS_STORED_INT4 and int4_fits(shape) else "exact"
+            kinds[name] = ("int4" if t in AS_STORED_INT4 and int4_fits(shape)
+                           else "int8" if t in INT8_FROM else "exact")
         elif mode == "int4":
             if not int4_fits(shape):
                 raise HivethinkError(f"--weights int4: {name} of {source} is {shape[0]}x{shape[1]}; the int4 "
@@ -303,9 +311,10 @@ def plan_weights(mode: str, stored: dict[str, str], shapes: dict[str, tuple[int,
             kinds[name] = "int4"
         else:
             kinds[name] = "int8"
-    for group in groups:  # one fused matmul, one kernel: a mixed group stays exact
-        if len({kinds[n] for n in group}) > 1:
-            kinds.update(dict.fromkeys(group, "exact"))
+    for group in groups:  # one fused matmul, one kernel: the finest its parts need
+        got = {kinds[n] for n in group}
+        if len(got) > 1:
+            kinds.update(dict.fromkeys(group, "exact" if "exact" in got else "int8"))
     return WeightPlan(mode, kinds, stored)
 
 
