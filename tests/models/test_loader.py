@@ -101,15 +101,15 @@ def test_gguf_blocks_as_stored_dequantize_to_the_exact_weights(smol32):
 
 @pytest.mark.slow
 def test_auto_on_the_embedded_gguf_reads_its_q4_1_blocks(smol32):
-    """auto: every layer matmul as int4 from the Q4_1 blocks, the Q8_0 head as int8, the
+    """auto: every layer matmul as int4 from the Q4_1 blocks, the Q8_0 head exact (fp32 logits), the
     embedding looked up from its Q8_0 rows (equal to the exact table's); the quantized model
     agrees with the exact one on the next token and stays row batch-invariant."""
     from hivethink.engine.forward import Runner
     from hivethink.models.weights import GGUFEmbedding
 
     m = load_model(None, dtype="float32", weights="auto")
-    assert m.weights == "auto: int4+int8" and m.plan is not None
-    assert "int4 (210: Q4_1 as stored)" in m.plan.summary and "int8 (1: Q8_0" in m.plan.summary
+    assert m.weights == "auto: exact+int4" and m.plan is not None
+    assert "int4 (210: Q4_1 as stored)" in m.plan.summary and "exact (1: Q8_0 dequantized)" in m.plan.summary
     assert isinstance(m.decoder.embed, GGUFEmbedding) and m.decoder.rows_independent
     tokens = torch.tensor([1, 500, 49151, 7])
     assert torch.equal(m.decoder.embed(tokens), smol32.decoder.embed[tokens])

@@ -117,16 +117,20 @@ def test_a_row_computes_the_same_alone_and_among_4_8_16_rows(kind):
             assert torch.equal(lin(rows)[at : at + 1], alone), (m, at)
 
 
-SHAPES = {"a.q.weight": (64, 64), "a.k.weight": (32, 64), "a.v.weight": (32, 64), "lm_head.weight": (512, 64)}
-GROUPS = [("a.q.weight", "a.k.weight", "a.v.weight")]
+SHAPES = {"a.q.weight": (64, 64), "a.k.weight": (32, 64), "a.v.weight": (32, 64), "a.o.weight": (64, 64),
+          "lm_head.weight": (512, 64)}
+GROUPS = [("a.q.weight", "a.k.weight", "a.v.weight"), ("a.o.weight",)]
 
 
-def test_auto_reads_4bit_types_as_stored_and_keeps_the_rest_exact():
-    stored = {"a.q.weight": "Q4_1", "a.k.weight": "Q4_1", "a.v.weight": "Q4_1", "lm_head.weight": "Q8_0"}
+def test_auto_reads_4bit_types_as_stored_and_keeps_the_head_exact():
+    stored = {"a.q.weight": "Q4_1", "a.k.weight": "Q4_1", "a.v.weight": "Q4_1", "a.o.weight": "Q8_0",
+              "lm_head.weight": "Q8_0"}
     plan = plan_weights("auto", stored, SHAPES, GROUPS, "m.gguf")
-    assert plan.kinds == {"a.q.weight": "int4", "a.k.weight": "int4", "a.v.weight": "int4",
-                          "lm_head.weight": "int8"}
-    assert plan.label == "auto: int4+int8" and "int8 (1: Q8_0 requantized per channel)" in plan.summary
+    assert plan.kinds == {"a.q.weight": "int4", "a.k.weight": "int4", "a.v.weight": "int4", "a.o.weight": "int8",
+                          "lm_head.weight": "exact"}
+    assert plan.label == "auto: exact+int4+int8" and "int8 (1: Q8_0 requantized per channel)" in plan.summary
+    assert "exact (1: Q8_0 dequantized)" in plan.summary
+    assert plan_weights("int8", stored, SHAPES, GROUPS, "m.gguf").kinds["lm_head.weight"] == "int8"
     mixed = plan_weights("auto", {**stored, "a.v.weight": "Q6_K"}, SHAPES, GROUPS, "m.gguf")
     assert {mixed.kinds[n] for n in GROUPS[0]} == {"int8"}  # one fused matmul, the finest kernel
     floats = plan_weights("auto", {**stored, "a.v.weight": "F16"}, SHAPES, GROUPS, "m.gguf")

@@ -62,7 +62,7 @@ class LoadedModel:
     @property
     def weights(self) -> str:
         """The ``--weights`` mode the model runs, as records say it (``exact``, ``int4``,
-        ``auto: int4+int8``...)."""
+        ``auto: exact+int4``...)."""
         return self.plan.label if self.plan is not None else "exact"
 
 

@@ -18,8 +18,9 @@
 - ``auto``: per tensor, as close to the file's own quantization as a kernel allows: the 4-bit
   GGUF types as ``int4`` (codes as stored); Q5_K, Q6_K and Q8_0 as ``int8`` (no kernel reads
   5/6/8-bit codes with a scale per 16-32 elements, so they are requantized per channel: 8 bits
-  a row); float tensors and types no kernel takes exact. A fused matmul whose parts differ
-  takes the finest kind among them. One line says what each tensor got.
+  a row); float tensors, types no kernel takes, and the LM head (fp32 logits: the kernels write
+  bf16) exact. A fused matmul whose parts differ takes the finest kind among them. One line
+  says what each tensor got.
 
 The quantized kernels compute each row alone (the tile of four rows only shares the weight
 loads), so a row's result does not depend on the rows beside it; the decoder's load-time probe
@@ -285,11 +286,14 @@ def check_mode(mode: str) -> None:
 
 
 def plan_weights(mode: str, stored: dict[str, str], shapes: dict[str, tuple[int, int]],
-                 groups: list[tuple[str, ...]], source: str) -> WeightPlan:
+                 groups: list[tuple[str, ...]], source: str, head: str = "lm_head.weight") -> WeightPlan:
     """Decide each matmul weight's kernel; a mode that cannot be honoured: HivethinkError
     (exit 2, before the weights load). ``stored``: HF name -> the file's tensor type (GGUF type
     names, or a torch dtype name for HF checkpoints); ``shapes``: HF name -> [out, in];
-    ``groups``: names the decoder fuses into one matmul (q/k/v, gate/up), which share a kind."""
+    ``groups``: names the decoder fuses into one matmul (q/k/v, gate/up), which share a kind.
+    Under auto the LM ``head`` stays exact: both quantized kernels write bf16, and logits with 8
+    significant bits tie (greedy picks between equal values) and coarsen every sampled
+    distribution; int4/int8 asked for by name quantize it too."""
     check_mode(mode)
     if mode == "exact":
         return WeightPlan(mode, {n: "exact" for n in shapes}, stored)
@@ -301,7 +305,7 @@ def plan_weights(mode: str, stored: dict[str, str], shapes: dict[str, tuple[int,
     for name, shape in shapes.items():
         t = stored.get(name, "?")
         if mode == "auto":
-            kinds[name] = ("int4" if t in AS_STORED_INT4 and int4_fits(shape)
+            kinds[name] = ("exact" if name == head else "int4" if t in AS_STORED_INT4 and int4_fits(shape)
                            else "int8" if t in INT8_FROM else "exact")
         elif mode == "int4":
             if not int4_fits(shape):
