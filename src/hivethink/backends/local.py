@@ -102,8 +102,10 @@ def score_ids(tokenizer: Any, prompt: str, continuation: str) -> tuple[list[int]
 
 class LocalBackend:
     def __init__(self, model: str | None = None, dtype: str = "auto", device: str = "cpu",
-                 loaded: LoadedModel | None = None, max_rows: int = 64, max_pages: int | None = None):
-        self.model = loaded or load_model(model, dtype=dtype, device=device)
+                 loaded: LoadedModel | None = None, max_rows: int = 64, max_pages: int | None = None,
+                 weights: str = "exact"):
+        """``weights``: exact | int4 | int8 | auto (models/weights.py)."""
+        self.model = loaded or load_model(model, dtype=dtype, device=device, weights=weights)
         self.name = f"local:{model or 'smollm2'}"
         self.max_rows, self.max_pages = max_rows, max_pages
         self._engine: Engine | None = None

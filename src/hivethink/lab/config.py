@@ -60,7 +60,10 @@ class ModelSpec(BaseModel):
 
     @property
     def label(self) -> str:
-        return self.name or str(self.params.get("model", self.kind))
+        """The model in tables and records: a quantized ``weights`` mode shows beside it."""
+        weights = self.params.get("weights", "exact")
+        base = str(self.params.get("model", self.kind))
+        return self.name or (base if weights == "exact" else f"{base} ({weights})")
 
 
 class SubstrateSpec(_Strict):

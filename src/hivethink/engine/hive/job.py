@@ -142,7 +142,8 @@ class HiveJob(Job):
         self.record.emit(kind="prompt", worker="all", text=self.decode(self.prompt),
                          data={"tokens": len(self.prompt), "cached": common.length,
                                "visibility": self.cfg.visibility, "layout": self.layout.name,
-                               "sampling": self.sampling.describe(), "prompts": HOGWILD.source})
+                               "sampling": self.sampling.describe(), "prompts": HOGWILD.source,
+                               "weights": self.model.weights})
         self.phase = "prefill"
 
     def view(self, w: int) -> list[Block]:
