@@ -43,6 +43,8 @@ def test_bench_engine_profile_names_the_ops_of_a_step(tmp_path, capsys):
     (["--shape", "llama-9000b"], "unknown --shape"),
     (["--shape", "tiny", "--model", "smollm2"], "exclude"),
     (["--shape", "tiny", "--attention", "paged"], "--attention"),
+    (["--weights", "int3"], "choose from exact, int8, int4, auto"),
+    (["--shape", "tiny", "--weights", "int4"], "--weights applies to a model's own tensors"),
 ])
 def test_bench_engine_bad_shape_arguments_give_one_line(args, msg, capsys):
     rc = main(["bench", "engine", "--device", "cpu", *args])
@@ -77,3 +79,38 @@ def test_bench_engine_without_llamacpp_says_why_it_is_not_timed(tmp_path, capsys
     r = json.loads(out.read_text())
     assert r["model"].endswith(".gguf") and r["llamacpp_tok_s"] is None
     assert r["rows"][0]["vs_llamacpp"] is None
+
+
+@pytest.mark.parametrize("command", [["solve", "2+2?"], ["serve"], ["bench", "serve"], ["bench", "greedy"]])
+def test_an_unknown_weights_mode_is_one_line_before_the_model_loads(command, capsys):
+    rc = main([*command, "--weights", "fp4"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "choose from exact, int8, int4, auto" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_bench_engine_times_llamacpp_batched_at_every_n(tmp_path, capsys):
+    """With llama-cpp-python installed (the llamacpp extra, not in CI): N sequences sharing a
+    copied prompt in one llama_decode a step, per row of the run."""
+    pytest.importorskip("llama_cpp")
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "engine", "--device", "cpu", "--contexts", "32", "--workers", "1,2", "--steps", "2",
+               "--no-baseline", "--weights", "auto", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    r = json.loads(out.read_text())
+    assert r["weights"] == "auto: exact+int4" and "Q4_1 as stored" in r["weights_plan"]
+    for x in r["rows"]:
+        assert x["llamacpp_batched_ms"] > 0 and x["vs_llamacpp_batched"] > 0 and x["read_bound_fraction"] > 0
+
+
+@pytest.mark.slow
+def test_bench_greedy_reports_agreement_or_the_first_divergence(tmp_path, capsys):
+    pytest.importorskip("llama_cpp")
+    out = tmp_path / "greedy.json"
+    rc = main(["bench", "greedy", "--tokens", "4", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 3
+    for r in rows:
+        assert r["agreed"] == r["tokens"] == 4 or (r["diverged_at"] == r["agreed"] and r["engine_gap"] >= 0
+                                                   and r["llamacpp_gap"] >= 0)

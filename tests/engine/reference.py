@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from hivethink.engine.attention import RowSpec, attention_backend
+from hivethink.engine.attention import RowSpec, reserve_rows
+from hivethink.engine.attention_backends import attention_backend
 from hivethink.engine.cache import KVCache
 from hivethink.engine.rope import RopeTable, apply_rotation
 from hivethink.models.config import ModelConfig
@@ -79,6 +80,7 @@ class Scenario:
         rows = [RowSpec([blocks[n] for n in v], k, g, visibility)
                 for v, k, g in zip(self.views, self.n_new, self.groups, strict=True)]
         T = sum(self.n_new)
+        reserve_rows(cache, rows)
         plan = be.plan(cache, rope, rows, T, **plan_kw)
         self.last_plan = plan  # for tests of the plan's shape
         out = be.attend(cache, 0, plan, t["q"].to(device, dtype), t["k_new"].to(device, dtype),

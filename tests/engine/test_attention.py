@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hivethink.engine.attention import attention_backend, attention_names, split_parts
+from hivethink.engine.attention import split_parts
+from hivethink.engine.attention_backends import attention_backend, attention_names
 from hivethink.engine.cache import KVCache
 from hivethink.engine.rope import RopeTable
 from hivethink.errors import HivethinkError
@@ -93,7 +94,7 @@ def test_instant_and_lagged_differ_only_where_another_row_wrote():
     assert torch.equal(instant[3:], lagged[3:])
 
 
-def test_append_block_re_rotates_keys_exactly():
+def test_moving_a_block_re_rotates_keys_exactly():
     torch.manual_seed(1)
     c = cfg()
     D = c.head_dim
@@ -104,8 +105,9 @@ def test_append_block_re_rotates_keys_exactly():
     sk, sv = torch.randn(11, 2, D), torch.randn(11, 2, D)
     fill(cache, rope, common, ck, cv)
     fill(cache, rope, step, sk, sv)
-    cache.append_block(common, step, rope)
-    assert common.length == 40 and step.id not in cache.blocks
+    first = step.id
+    cache.move(step, common, rope)
+    assert common.length == 40 and step.length == 0 and not step.pages and first not in cache.blocks
     direct = KVCache(c, dtype=torch.float32, page_size=8, pages=16)
     ref = direct.new_block("ref")
     fill(direct, rope, ref, torch.cat([ck, sk]), torch.cat([cv, sv]))
@@ -133,14 +135,16 @@ def test_backends_are_chosen_by_name_in_one_place(monkeypatch):
 def _decode_side_by_side(runner, steps: int) -> list[torch.Tensor]:
     """Two plain generations decoding greedily in the same passes, their pages interleaved;
     -> every pass's logits."""
-    from hivethink.engine.attention import RowSpec
+    from hivethink.engine.attention import RowSpec, reserve_rows
 
     cache = runner.cache
     a, b = cache.new_block("a"), cache.new_block("b")
     nxt = [int(runner.prefill(a, list(range(3, 104))).argmax()), int(runner.prefill(b, list(range(7, 44))).argmax())]
     out = []
     for _ in range(steps):
-        logits = runner.forward([RowSpec([a], 1, 0), RowSpec([b], 1, 1)], [[nxt[0]], [nxt[1]]])
+        rows = [RowSpec([a], 1, 0), RowSpec([b], 1, 1)]
+        reserve_rows(cache, rows)
+        logits = runner.forward(rows, [[nxt[0]], [nxt[1]]])
         for blk, t in zip((a, b), nxt, strict=True):
             cache.commit(blk, [t])
         out += logits

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hivethink.engine.attention import RowSpec
+from hivethink.engine.attention import RowSpec, reserve_rows
 from hivethink.engine.attention_cuda import FlexAttention
 from hivethink.engine.cache import KVCache
 from hivethink.engine.forward import Runner
@@ -38,6 +38,7 @@ def test_flex_plan_pads_to_powers_of_two():
     fill(cache, rope, common, torch.randn(70, 2, D), torch.randn(70, 2, D))  # 9 pages
     own = [cache.new_block(f"w{i}") for i in range(3)]
     rows = [RowSpec([common, o], 1, 0, "instant") for o in own]
+    reserve_rows(cache, rows)
     plan = FlexAttention().plan(cache, rope, rows, 4, segment_pages=4)  # 3 tokens + 1 of padding
     # common: 3 segments (4 + 4 + 1 pages) + 3 own blocks = 6 -> 8; 3 viewers x 1 token -> 4
     assert (plan.batches, plan.q_len) == (8, 4)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pydantic import ValidationError
 
-from hivethink.engine.forward import Runner
-from hivethink.engine.hive import HOGWILD, Guard, Hive, HiveConfig, HiveJob, Vocab
+from hivethink.engine.hive import HOGWILD, LAYOUTS, Guard, Hive, HiveConfig, HiveJob, Vocab
+from hivethink.engine.hive.config import LayoutName
 from hivethink.engine.scheduler import Engine
 from hivethink.errors import HivethinkError
 from hivethink.names import worker_names
@@ -64,7 +65,7 @@ def run(model, cfg: HiveConfig, scripts: dict[str, str] | None = None, *, spy=No
 
 
 def cfg(**kw) -> HiveConfig:
-    base = dict(workers=2, max_steps=24, examples=False, check_every=None, sampling="greedy")
+    base = dict(workers=2, max_steps=24, examples=False, check_every=0, sampling="greedy")
     return HiveConfig(**{**base, **kw})
 
 
@@ -135,6 +136,26 @@ def test_a_step_ends_at_a_separator_after_end_of_sentence_and_the_next_header_co
     assert not [e for e in job.result.events if e.kind == "step" and e.worker == "Alice"]
 
 
+def test_a_hive_only_declares_what_it_needs_asking_changes_nothing(tiny_smol):
+    """The engine may ask a job for its next pass and defer it: asking twice gives the same rows
+    and moves, and the run is the run of a hive asked once."""
+    class AskedTwice(Scripted):
+        def intent(self):
+            a, b = super().intent(), super().intent()
+            assert (a is None) == (b is None)
+            if a is not None and b is not None:
+                assert [(r.view, r.tokens) for r in a.rows] == [(r.view, r.tokens) for r in b.rows]
+                assert a.moves == b.moves
+            return b
+
+    scripts = {"Alice": "One step done.\n\nAnd a second one!\n\n", "Bob": "Short.\n\n"}
+    once = run(tiny_smol, cfg(max_steps=20), scripts)
+    twice = AskedTwice(tiny_smol, cfg(max_steps=20), scripts)
+    Engine(tiny_smol).run_jobs([twice])
+    assert twice.result is not None and twice.result.texts == once.result.texts
+    assert [e.kind for e in twice.result.events] == [e.kind for e in once.result.events]
+
+
 def test_the_end_of_sentence_characters_are_the_published_sixteen(tiny_smol):
     from hivethink.engine.text import END_OF_STEP_CHARS, step_ends
 
@@ -169,7 +190,7 @@ def test_the_redundancy_check_follows_the_count_of_fed_tokens(tiny_smol):
             count += len(fed)
     assert expected == got and any(d for *_, d in expected) and not all(d for *_, d in expected)
     assert job.result.checks == sum(d for *_, d in expected)
-    off = run(tiny_smol, cfg(max_steps=60, check_every=None), scripts)
+    off = run(tiny_smol, cfg(max_steps=60, check_every=0), scripts)
     assert off.result.checks == 0 and not any(check in t for t in off.result.texts.values())
 
 
@@ -205,14 +226,14 @@ def test_the_run_stops_at_the_first_finished_step_holding_an_answer(tiny_smol):
 def test_when_the_budget_ends_a_boxed_unfinished_step_is_the_answer(tiny_smol):
     job = run(tiny_smol, cfg(max_steps=12), {"Alice": "I think it is \\boxed{5} but"})
     assert job.result.answer == "5" and job.result.finished_by == "transcript"
-    assert not job._finisher_jobs  # no finisher was needed
+    assert not job.finisher.jobs  # no finisher was needed
 
 
 def test_otherwise_the_finisher_answers_from_the_combined_transcript(tiny_smol):
     job = run(tiny_smol, cfg(max_steps=10, finisher_tokens=3), {"Alice": "Thinking hard", "Bob": "Me too"})
     r = job.result
     assert r.finished_by == "finisher"
-    [fin] = job._finisher_jobs
+    [fin] = job.finisher.jobs
     text = tiny_smol.tokenizer.decode(fin.prompt)
     # the reference's compiled response: prompt, history, the others' title, every unfinished step
     # followed by a marker, then the finisher
@@ -285,12 +306,29 @@ def test_sixteen_workers_and_the_live_callback(tiny_smol):
         assert " ".join(seen[name].split()).startswith(" ".join(text.split()))
 
 
+def test_each_layout_the_config_names_is_one_class():
+    from typing import get_args
+
+    assert set(LAYOUTS) == set(get_args(LayoutName))
+    assert {n for n, c in LAYOUTS.items() if c.stepped} == {"combined", "interleaved"}
+    assert {n for n, c in LAYOUTS.items() if c.votes} == {"independent"}
+
+
 def test_bad_configs_are_one_line_errors():
     for kw in ({"workers": 0}, {"workers": 17}, {"layout": "ring"}, {"max_steps": 0}, {"top_p": 0.0},
-               {"visibility": "eventual"}, {"step_end": "never"}, {"sampling": "creative"},
-               {"snapshots": (8, 4)}, {"snapshots": (0,)}, {"snapshots": (600,)}):
-        with pytest.raises(HivethinkError):
-            HiveConfig(**kw).validate()
+               {"visibility": "eventual"}, {"step_end": "never"}, {"sampling": "creative"}, {"think": "always"},
+               {"snapshots": (8, 4)}, {"snapshots": (0,)}, {"snapshots": (600,)}, {"check_every": -1},
+               {"temperature": float("nan")}, {"colour": "red"}):
+        with pytest.raises(ValidationError):
+            HiveConfig(**kw)
+        with pytest.raises(HivethinkError) as e:
+            HiveConfig.parse(kw)
+        assert len(str(e.value).splitlines()) == 1 and str(e.value).startswith("hive config: ")
+    with pytest.raises(ValidationError):
+        HiveConfig(workers="2")  # strict, as the server's requests: a string is not a number
+    # text from a grid or the command line is read loosely
+    assert HiveConfig.parse({"workers": "3", "temperature": "0.5", "check_every": "0"}) == HiveConfig(
+        workers=3, temperature=0.5, check_every=0)
 
 
 def test_the_hive_prompt_is_the_instruction_and_problem_as_the_user_turn(tiny_smol):
@@ -306,13 +344,6 @@ def test_the_hive_prompt_is_the_instruction_and_problem_as_the_user_turn(tiny_sm
     assert "collaborat" not in solo.decode(solo.prompt).lower()
 
 
-def test_runner_extend_is_unchanged_by_the_job_seam(tiny_smol):
-    """The low-level pass API stays usable on its own (benchmarks, tests)."""
-    r = Runner(tiny_smol, page_size=16)
-    b = r.cache.new_block("p")
-    assert r.prefill(b, [5, 6, 7]).shape == (tiny_smol.cfg.vocab_size,)
-
-
 def test_a_reasoning_model_starts_inside_its_thinking_block(tiny_smol):
     """For a model with a thinking token the generation prefix opens the thinking block (QwQ's
     template does it itself; where a template does not, the hive adds it)."""
@@ -325,6 +356,10 @@ def test_a_reasoning_model_starts_inside_its_thinking_block(tiny_smol):
     model = tiny_with_tokenizer(tok, vocab=len(tok))
     job = HiveJob(model, HiveConfig(workers=2, examples=False), PROBLEM)
     assert tok.decode(job.prompt).endswith("<|im_start|>assistant\n<think>\n")
+    # think: template opens it only where the chat template does (SmolLM2's does not)
+    only_template = HiveJob(model, HiveConfig(workers=2, examples=False, think="template"), PROBLEM)
+    assert tok.decode(only_template.prompt).endswith("<|im_start|>assistant\n")
+    assert only_template.prompt == job.prompt[: len(only_template.prompt)]
     plain = HiveJob(tiny_smol, HiveConfig(workers=2, examples=False), PROBLEM)
     assert "<think>" not in tiny_smol.tokenizer.decode(plain.prompt[-5:])
     # and the end of thinking is never sampled

@@ -31,8 +31,7 @@ def test_moving_a_step_leaves_the_movers_logits_unchanged():
         before = a_runner.extend([[a_common, a_own[0]]], [[77]])
         # Worker 0's step moves to the end of the common block; it starts an empty step. Its view
         # holds the same tokens in the same order, so the next-token logits must not change.
-        b_runner.cache.append_block(b_common, b_own[0], b_runner.rope)
-        b_own[0] = b_runner.cache.new_block("w0-next")
+        b_runner.cache.move(b_own[0], b_common, b_runner.rope)
         after = b_runner.extend([[b_common, b_own[0]]], [[77]])
         assert (before - after).abs().max().item() < 1e-4, n
 
@@ -60,7 +59,6 @@ def test_moving_a_step_leaves_every_worker_unchanged_when_views_keep_their_order
         for _ in range(9):
             runner.extend(views(), [[t] for t in torch.randint(10, 500, (n,), generator=gen).tolist()])
         if move:
-            cache.append_block(common, own[0], runner.rope)
-            own[0] = cache.new_block("w0-next")
+            cache.move(own[0], common, runner.rope)
         outs.append(runner.extend(views(), [[77]] * n))
     assert (outs[0] - outs[1]).abs().max().item() < 1e-4

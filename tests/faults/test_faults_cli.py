@@ -92,6 +92,16 @@ FILES: dict[str, bytes | str | None] = {  # inputs; None makes a directory
     "c/budgets-down.yaml": _config(budgets=[128, 64]),
     "c/budgets-and-passes.yaml": _config(budgets=[64], budget={"max_tokens": 8, "passes": 32}),
     "c/prompts-missing.yaml": _config(prompts="no-such-books"),
+    # issue 23: problem files read when the grid is built (cases run in base/cwdN, inputs in base/inputs)
+    "data/code-missing.jsonl": json.dumps({"task_id": "x/0", "prompt": "def f():\n", "test": "assert True"}) + "\n",
+    "data/evidence-noparas.jsonl": json.dumps({"question": "Is ice cold?", "answer": True}) + "\n",
+    "data/evidence-ok.jsonl": json.dumps({"question": "Is ice cold?", "answer": True, "paragraphs": ["Ice is cold."]}) + "\n",
+    "c/code-missing-field.yaml": _config(substrates=["metagpt"], tasks=[
+        {"name": "code", "params": {"source": "../inputs/data/code-missing.jsonl"}}]),
+    "c/evidence-no-paragraphs.yaml": _config(substrates=["llm-program"], tasks=[
+        {"name": "evidence", "params": {"source": "../inputs/data/evidence-noparas.jsonl"}}]),
+    "c/llm-program-echo.yaml": _config(substrates=["llm-program"], tasks=[
+        {"name": "evidence", "params": {"source": "../inputs/data/evidence-ok.jsonl"}}]),
     "newer-run/results.jsonl": json.dumps({"schema_version": 99, "key": "k"}) + "\n",
     # published presets' options (issue 21); a model that cannot load shows the check comes first
     "gsm-no-question.jsonl": json.dumps({"problem": "How many?", "answer": "1 + 2 = 3\n#### 3"}) + "\n",
@@ -184,6 +194,12 @@ CASES: dict[str, Case] = {
                                        "budgets: must be a non-empty, strictly increasing"),
     "lab budgets and budget.passes": Case(["lab", "run", "{d}/c/budgets-and-passes.yaml"],
                                           "budget.passes and budgets both set"),
+    "lab code file missing a field": Case(["lab", "run", "{d}/c/code-missing-field.yaml"],
+                                          "line 1: no field 'entry_point'"),
+    "lab evidence file without paragraphs": Case(["lab", "run", "{d}/c/evidence-no-paragraphs.yaml"],
+                                                 "line 1: no field 'paragraphs'"),
+    "lab llm-program on a backend that cannot score": Case(["lab", "run", "{d}/c/llm-program-echo.yaml"],
+                                                           "backend kind 'echo'"),
     "lab prompts directory missing": Case(
         ["lab", "run", "{d}/c/ok.yaml", "--prompts", "{d}/no-such-books"],
         "no such prompts directory"),

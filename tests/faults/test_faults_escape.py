@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -129,7 +130,7 @@ def test_solve_output_is_neutralised(monkeypatch: pytest.MonkeyPatch, capsys) ->
     import hivethink.engine.hive as hive
     import hivethink.models.loader as loader
 
-    monkeypatch.setattr(loader, "load_model", lambda *a, **k: object())
+    monkeypatch.setattr(loader, "load_model", lambda *a, **k: SimpleNamespace(plan=None))  # exact weights
     monkeypatch.setattr(hive, "Hive", _FakeHive)
     assert main(["solve", "x", "--workers", "2", "--no-live"]) == 0
     out = capsys.readouterr().out

@@ -90,3 +90,13 @@ def test_example_published_yaml_expands_with_the_presets_defaults() -> None:
     assert {s.name for s in plan.substrates} == {"agentsnet", "consensus-game", "coral", "debate-du", "camel"}
     assert cfg.mast is not None and cfg.mast.judge.kind == "openai"
     assert len(plan.samples) == 6 + 25 * 3 + 20 * 2 + 20 * 2 + 100  # coral and its cot baseline; 100 arithmetic
+
+
+
+def test_a_quantized_weights_mode_shows_in_the_model_label():
+    from hivethink.lab.config import ModelSpec
+
+    assert ModelSpec(kind="local", model="smollm2").label == "smollm2"
+    assert ModelSpec(kind="local", model="smollm2", weights="exact").label == "smollm2"
+    assert ModelSpec(kind="local", model="smollm2", weights="int4").label == "smollm2 (int4)"
+    assert ModelSpec(kind="local", model="smollm2", weights="auto", name="q").label == "q"

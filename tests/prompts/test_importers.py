@@ -21,6 +21,7 @@ import pytest
 from hivethink import prompts
 from hivethink.cli.main import main
 from hivethink.engine.hive import HOGWILD, HiveConfig, HiveJob, chat_ids
+from hivethink.engine.hive.prompt import HiveText
 from hivethink.errors import HivethinkError
 from hivethink.metrics.mast import mast_prompt, render_trace
 from hivethink.prompts import importers, source
@@ -134,7 +135,7 @@ def test_hivethink_renders_the_imported_texts_as_the_authors_code_builds_them(ho
     assert job.prompt == chat_ids(tiny_smol.tokenizer, conversation)  # the whole prompt, token for token
     assert job.decode(job.workers[0].pending) == authors.worker_prompts[0]
     assert job.decode(job.workers[1].pending) == authors.worker_prompts[1]
-    titles = job._titles()
+    titles = HiveText.titles()
     assert "\n\n" + titles["others_title"] + "\n\n" == authors.current_step_header
     assert titles["marker"] + "\n\n" + titles["own_title"] + "\n\n" == authors.current_worker_header
     assert HOGWILD.render("check") == authors.s1_collab_message

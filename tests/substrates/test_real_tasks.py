@@ -57,5 +57,6 @@ def test_tasks_declare_the_substrates_they_are_meant_for():
     assert sorted(n for n, s in subs.items() if meant_for(graph, s)) == ["agentsnet", "single"]
     assert [n for n, s in subs.items() if meant_for(agree, s)] == ["consensus-game"]
     assert not meant_for(math, subs["agentsnet"]) and not meant_for(math, subs["consensus-game"])
-    assert all(meant_for(math, s) for n, s in subs.items() if n not in ("agentsnet", "consensus-game"))
+    # llm-program's default program is the evidence one (its math program: program: math)
+    assert all(meant_for(math, s) for n, s in subs.items() if n not in ("agentsnet", "consensus-game", "llm-program"))
     assert set(TASKS) >= {"arithmetic", "common-ground", "error-propagation"}

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from hivethink.backends.base import Backend, Completion, GenRequest
+from hivethink.backends.base import Backend, Completion, GenRequest, Score, Scorer, ScoreRequest
 from hivethink.errors import HivethinkError
 
 KINDS = ("local", "openai", "fake", "echo")
+# Kinds that can score text (Scorer); an openai server may still refuse per request.
+SCORING_KINDS = ("local", "openai", "fake")
+
+
+def can_score(kind: str) -> bool:
+    """Whether backends of ``kind`` can score text at all (known before any model loads)."""
+    return kind in SCORING_KINDS
 
 
 def get_backend(kind: str, **params: Any) -> Backend:
@@ -38,4 +45,7 @@ def get_backend(kind: str, **params: Any) -> Backend:
     raise HivethinkError(f"unknown backend kind {kind!r} (choose from {', '.join(KINDS)})")
 
 
-__all__ = ["Backend", "Completion", "GenRequest", "get_backend", "KINDS"]
+__all__ = [
+    "KINDS", "SCORING_KINDS", "Backend", "Completion", "GenRequest", "Score", "ScoreRequest", "Scorer",
+    "can_score", "get_backend",
+]

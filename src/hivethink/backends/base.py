@@ -2,6 +2,12 @@
 
 The local engine and any OpenAI-compatible server look the same here, so every substrate runs
 unchanged on either. Implementations batch a call's requests together where they can.
+
+A backend that can also *score* text (:class:`Scorer`) returns the log-likelihood of a given
+continuation after a given prompt: plain text, no chat template (a likelihood ranking, as in
+LLM Programs, reads a language model, not a chat turn). Where a server cannot score, each
+request comes back with ``Score.error`` set; a backend kind that never can (the echo backend)
+is known before a run starts (:func:`hivethink.backends.can_score`).
 """
 
 from __future__ import annotations
@@ -40,6 +46,38 @@ class Completion:
     wall_s: float = 0.0
     finish_reason: str = "stop"  # "stop" | "length" | "error"
     error: str | None = None
+
+
+@dataclass
+class ScoreRequest:
+    """Score ``continuation`` as the text that follows ``prompt`` (both raw text)."""
+
+    prompt: str
+    continuation: str
+
+
+@dataclass
+class Score:
+    """``logprob``: the sum of the continuation tokens' log-probabilities (natural log);
+    ``tokens``: how many tokens the continuation took. ``error`` is set on failure."""
+
+    logprob: float = 0.0
+    tokens: int = 0
+    prompt_tokens: int = 0
+    token_logprobs: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def mean_nll(self) -> float:
+        """The average negative log-likelihood per continuation token (LLM Programs' nll)."""
+        return -self.logprob / self.tokens if self.tokens else float("inf")
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        """Score every request; the result list is in request order and never shorter."""
+        ...
 
 
 @runtime_checkable

@@ -16,11 +16,13 @@ import re
 import time
 from collections.abc import Callable, Sequence
 
-from hivethink.backends.base import Completion, GenRequest
+from hivethink.backends.base import Completion, GenRequest, Score, ScoreRequest
 from hivethink.errors import HivethinkError
 
 Reply = str | Completion
 Script = Callable[[GenRequest, int], Reply] | Sequence[Reply]
+# scores(request, index) -> the continuation's log-probability, or a ready Score
+Scores = Callable[[ScoreRequest, int], "float | Score"]
 
 
 def word_count(text: str) -> int:
@@ -35,13 +37,35 @@ class ScriptedBackend:
     (running out raises ``RuntimeError``). A reply may also be a ready :class:`Completion`,
     returned as it is (to script errors). ``requests`` lists every request received;
     ``calls`` lists the batches, one per ``generate`` call.
+
+    ``scores`` (optional) answers :meth:`score` requests: ``(request, index) -> logprob`` (the
+    continuation's token count is its word count) or a ready :class:`Score`; without it every
+    score request comes back with an error. ``score_requests`` lists them all.
     """
 
-    def __init__(self, script: Script, name: str = "fake") -> None:
+    def __init__(self, script: Script = (), name: str = "fake", scores: Scores | None = None) -> None:
         self.name = name
         self.script = script
+        self.scores = scores
         self.requests: list[GenRequest] = []
         self.calls: list[list[GenRequest]] = []
+        self.score_requests: list[ScoreRequest] = []
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        out = []
+        for request in requests:
+            index = len(self.score_requests)
+            self.score_requests.append(request)
+            if self.scores is None:
+                out.append(Score(error="this scripted backend has no scores"))
+                continue
+            value = self.scores(request, index)
+            if isinstance(value, Score):
+                out.append(value)
+            else:
+                out.append(Score(logprob=float(value), tokens=max(1, word_count(request.continuation)),
+                                 prompt_tokens=word_count(request.prompt)))
+        return out
 
     def generate(self, requests: Sequence[GenRequest]) -> list[Completion]:
         self.calls.append(list(requests))

@@ -4,6 +4,12 @@ Every ``generate`` call submits its requests to the backend's engine and waits; 
 thread decodes the rows of every call in flight in the same forward passes, so samples that run
 concurrently (``lab run --concurrency K``) share passes, and a conversation that grows by a turn
 prefills only the new turn (the prefix cache). Safe to call from several threads.
+
+:meth:`LocalBackend.score` reads log-likelihoods off the engine's own logits: a
+:class:`ScoreJob` feeds the prompt (from the prefix cache where it can), then the continuation
+one token per pass, and takes ``log_softmax`` of the logits after each token. It is an engine
+job like any other (it shares passes with generations in flight); nothing in the engine
+changes for it.
 """
 
 from __future__ import annotations
@@ -11,18 +17,95 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from hivethink.backends.base import Completion, GenRequest
+import torch
+
+from hivethink.backends.base import Completion, GenRequest, Score, ScoreRequest
+from hivethink.engine.cache import Block
 from hivethink.engine.hive import chat_ids
 from hivethink.engine.sampling import SamplingParams
-from hivethink.engine.scheduler import Engine, EngineStats, GenJob
+from hivethink.engine.scheduler import Engine, EngineStats, GenJob, Intent, Job, NewBlock, PassRow
+from hivethink.errors import HivethinkError
 from hivethink.models.loader import LoadedModel, load_model
+
+
+class ScoreJob(Job):
+    """The log-probability of each ``continuation`` token after ``prompt`` and the tokens before
+    it. The prompt is written in chunks (the last chunk's logits give the first continuation
+    token's probability), then each continuation token but the last is fed alone, one pass each.
+    """
+
+    def __init__(self, prompt: list[int], continuation: list[int], chunk: int = 128):
+        super().__init__()
+        if not prompt or not continuation:
+            raise HivethinkError("a score needs a non-empty prompt and continuation")
+        self.prompt, self.continuation, self.chunk = list(prompt), list(continuation), chunk
+        self.logprobs: list[float] = []
+        self._block: Block | None = None
+        self._fed = 0  # prompt tokens written
+
+    def wants(self) -> list[NewBlock]:
+        return [NewBlock(f"score{self.id}", self.prompt)] if self._block is None and not self.done else []
+
+    def given(self, blocks: list[Block]) -> None:
+        [self._block] = blocks
+        self._fed = self._block.length
+
+    def restart(self) -> None:
+        self._block, self._fed, self.logprobs = None, 0, []
+
+    def intent(self) -> Intent | None:
+        if self._block is None:
+            return None
+        if self._fed < len(self.prompt):
+            piece = self.prompt[self._fed : self._fed + self.chunk]
+            last = self._fed + len(piece) == len(self.prompt)
+            return Intent([PassRow([self._block], piece, want_logits=last, self_contained=True)])
+        return Intent([PassRow([self._block], [self.continuation[len(self.logprobs) - 1]], self_contained=True)])
+
+    def update(self, logits: list[torch.Tensor | None], positions: list[int]) -> None:
+        if self._fed < len(self.prompt):
+            self._fed = min(len(self.prompt), self._fed + self.chunk)
+            if self._fed < len(self.prompt):
+                return
+        [lg] = logits
+        assert lg is not None
+        token = self.continuation[len(self.logprobs)]
+        self.logprobs.append(float(torch.log_softmax(lg.float(), dim=-1)[token]))
+        if len(self.logprobs) == len(self.continuation):
+            self.finish("stop")
+
+
+def score_ids(tokenizer: Any, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, continuation ids) as lm-evaluation-harness splits them: trailing spaces of
+    the prompt move to the continuation, the prompt is encoded alone and the continuation is
+    what encoding both together adds after it. An empty prompt is the tokenizer's BOS (else its
+    EOS) token, so that the first continuation token has a probability."""
+    moved = len(prompt) - len(prompt.rstrip(" "))
+    if moved:
+        prompt, continuation = prompt[:-moved], prompt[-moved:] + continuation
+    context = list(tokenizer.encode(prompt)) if prompt else []
+    whole = list(tokenizer.encode(prompt + continuation))
+    if whole[: len(context)] == context:
+        rest = whole[len(context) :]
+    else:  # the boundary merged into one token: encode the continuation on its own
+        rest = list(tokenizer.encode(continuation, add_special_tokens=False))
+    if not context:
+        start = getattr(tokenizer, "bos_token_id", None)
+        start = start if start is not None else getattr(tokenizer, "eos_token_id", None)
+        if start is None:
+            raise HivethinkError("cannot score after an empty prompt: the tokenizer has no BOS or EOS token")
+        context = [start]
+    return context, rest
 
 
 class LocalBackend:
     def __init__(self, model: str | None = None, dtype: str = "auto", device: str = "cpu",
-                 loaded: LoadedModel | None = None, max_rows: int = 64, max_pages: int | None = None):
-        self.model = loaded or load_model(model, dtype=dtype, device=device)
+                 loaded: LoadedModel | None = None, max_rows: int = 64, max_pages: int | None = None,
+                 weights: str = "exact"):
+        """``weights``: exact | int4 | int8 | auto (models/weights.py)."""
+        self.model = loaded or load_model(model, dtype=dtype, device=device, weights=weights)
         self.name = f"local:{model or 'smollm2'}"
         self.max_rows, self.max_pages = max_rows, max_pages
         self._engine: Engine | None = None
@@ -75,3 +158,25 @@ class LocalBackend:
                            wall_s=wall, finish_reason="error" if j.finish_reason == "error" else
                            (j.finish_reason or "length"), error=j.error)
                 for j in jobs]
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        """Exact log-likelihoods from the engine's logits (see :class:`ScoreJob`)."""
+        if not requests:
+            return []
+        engine = self.engine
+        out: list[Score | None] = [None] * len(requests)
+        jobs: list[tuple[int, ScoreJob]] = []
+        for i, r in enumerate(requests):
+            try:
+                prompt, cont = score_ids(self.model.tokenizer, r.prompt, r.continuation)
+                jobs.append((i, ScoreJob(prompt, cont)))
+            except HivethinkError as err:
+                out[i] = Score(error=str(err))
+        engine.run_jobs([j for _, j in jobs])
+        for i, job in jobs:
+            if job.finish_reason != "stop":
+                out[i] = Score(error=job.error or f"scoring ended: {job.finish_reason}")
+            else:
+                out[i] = Score(logprob=sum(job.logprobs), tokens=len(job.logprobs),
+                               prompt_tokens=len(job.prompt), token_logprobs=list(job.logprobs))
+        return [s if s is not None else Score(error="not scored") for s in out]

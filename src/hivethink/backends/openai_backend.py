@@ -9,6 +9,13 @@ Token counts come from the response's ``usage``; without it (or with nonsense th
 whitespace word counts. Content that is not text is a malformed response; lone surrogates in the
 text become U+FFFD (so traces and results can always be written as UTF-8). A request with a
 ``json_schema`` is sent with ``response_format`` (a strict JSON schema named "reply").
+
+:meth:`OpenAIBackend.score` asks the legacy completions endpoint for the prompt's own
+log-probabilities (``echo`` with ``logprobs``, as vLLM and llama.cpp's server offer them; one
+generated token is requested and left out): the continuation's tokens are those from the
+prompt's last character on (trailing spaces of the prompt move to the continuation, as in
+lm-evaluation-harness; a token spanning the boundary counts for the continuation). A server
+that gives no such log-probabilities answers each request with ``Score.error``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any
 
 import openai
 
-from hivethink.backends.base import Completion, GenRequest
+from hivethink.backends.base import Completion, GenRequest, Score, ScoreRequest
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -140,6 +147,67 @@ class OpenAIBackend:
             ),
             finish_reason="length" if choice.finish_reason == "length" else "stop",
         )
+
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        if not requests:
+            return []
+        workers = min(self.concurrency, len(requests))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(self._score_one, requests))
+
+    def _score_one(self, request: ScoreRequest) -> Score:
+        attempt = 0
+        while True:
+            try:
+                return self._score_call(request)
+            except NoPromptLogprobs as exc:
+                return Score(error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - score must never raise
+                if _retryable(exc) and not isinstance(exc, MalformedResponse) and attempt < self.max_retries:
+                    with self._lock:
+                        self.retries += 1
+                    time.sleep(self.backoff_s * 2**attempt)
+                    attempt += 1
+                    continue
+                with self._lock:
+                    self.failures += 1
+                return Score(error=f"{_one_line(exc)} (after {attempt + 1} attempts)")
+
+    def _score_call(self, request: ScoreRequest) -> Score:
+        prompt, continuation = request.prompt, request.continuation
+        moved = len(prompt) - len(prompt.rstrip(" "))
+        if moved:
+            prompt, continuation = prompt[:-moved], prompt[-moved:] + continuation
+        text = prompt + continuation
+        response = self.client.completions.create(
+            model=self.model, prompt=text, max_tokens=1, temperature=0, echo=True, logprobs=1,
+        )
+        choices = getattr(response, "choices", None)
+        logprobs = getattr(choices[0], "logprobs", None) if choices else None
+        tokens = getattr(logprobs, "token_logprobs", None)
+        offsets = getattr(logprobs, "text_offset", None)
+        if not isinstance(tokens, list) or not isinstance(offsets, list) or len(tokens) != len(offsets):
+            raise NoPromptLogprobs(
+                f"server {self.name!r} gives no prompt log-probabilities (completions with echo and "
+                "logprobs), so it cannot score text"
+            )
+        start, end, n = len(prompt), len(text), len(offsets)
+        # a token is the continuation's when it starts before the text's end (the generated one
+        # does not) and ends after the prompt's (its next token starts past the boundary)
+        chosen = [i for i in range(n) if offsets[i] < end
+                  and (offsets[i] >= start or (i + 1 < n and offsets[i + 1] > start))]
+        values = [tokens[i] for i in chosen]
+        if not values or any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values):
+            raise NoPromptLogprobs(
+                f"server {self.name!r} gave no log-probability for the continuation's tokens"
+            )
+        return Score(logprob=float(sum(values)), tokens=len(values), prompt_tokens=chosen[0] if chosen else 0,
+                     token_logprobs=[float(v) for v in values])
+
+
+class NoPromptLogprobs(Exception):
+    """The server answered, but without the prompt log-probabilities a score needs."""
 
 
 def _count(value: Any) -> int | None:

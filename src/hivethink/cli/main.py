@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,20 @@ app.add_typer(bench_app, name="bench")
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="HF directory, hub id or .gguf file (default: embedded SmolLM2-135M-Instruct).")]
 DtypeOpt = Annotated[str, typer.Option(help="auto (bf16 where the hardware has it, else fp32) | float32 | bfloat16 | float16")]
+WeightsOpt = Annotated[str, typer.Option(help="exact (dequantized: the reference) | int4 | int8 | auto (each matmul as close to the file's own quantization as a CPU kernel allows, else exact)")]
+
+
+def check_weights(weights: str) -> None:
+    """A ``--weights`` that names no mode: one line, before any model loads."""
+    from hivethink.models.weights import check_mode
+
+    check_mode(weights)
+
+
+def weights_note(console: Console, loaded) -> None:
+    """One line saying which kernel each matmul got, for a quantized mode."""
+    if loaded.plan is not None and loaded.plan.mode != "exact":
+        console.print(f"weights {loaded.plan.mode}: {loaded.plan.summary}", markup=False, highlight=False)
 
 
 def read_problem(problem: str) -> str:
@@ -52,25 +66,41 @@ def use_prompts(directory: Path | None) -> None:
         prompts.use_directory(directory)
 
 
+def _hive(name: str, *decls: str) -> Any:
+    """A ``solve`` option for a HiveConfig field: its default and help come from the config."""
+    from hivethink.engine.hive import HiveConfig
+
+    return typer.Option(*decls, help=HiveConfig.help(name))
+
+
+def _default(name: str) -> Any:
+    from hivethink.engine.hive import HiveConfig
+
+    return HiveConfig.default(name)
+
+
 @app.command()
 def solve(
     problem: Annotated[str, typer.Argument(help="The problem text, or @FILE to read it from a file.")],
-    workers: Annotated[int, typer.Option("--workers", "-n", help="Number of workers (1-16).")] = 2,
-    layout: Annotated[str, typer.Option(help="combined | interleaved | contiguous | independent")] = "combined",
-    max_steps: Annotated[int, typer.Option(help="Budget in sequential forward passes.")] = 512,
-    visibility: Annotated[str, typer.Option(help="instant (the others' tokens of the same pass, as published) | lagged (one pass late)")] = "instant",
+    workers: Annotated[int, _hive("workers", "--workers", "-n")] = _default("workers"),
+    layout: Annotated[str, _hive("layout")] = _default("layout"),
+    max_steps: Annotated[int, _hive("max_steps")] = _default("max_steps"),
+    visibility: Annotated[str, _hive("visibility")] = _default("visibility"),
     snapshots: Annotated[str | None, typer.Option(help="Smaller budgets (passes, comma-separated) that also get their answer, from the same run.")] = None,
     model: ModelOpt = None,
     dtype: DtypeOpt = "auto",
-    sampling: Annotated[str, typer.Option(help="model (the model's generation config; greedy if none) | greedy")] = "model",
-    temperature: Annotated[float | None, typer.Option(help="Sample at this temperature (overrides --sampling).")] = None,
-    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling threshold.")] = None,
-    seed: int = 0,
-    check_every: Annotated[int, typer.Option(help="Fed tokens between redundancy checks (the reference: 256); 0 = off.")] = 256,
+    weights: WeightsOpt = "exact",
+    sampling: Annotated[str, _hive("sampling")] = _default("sampling"),
+    temperature: Annotated[float | None, _hive("temperature")] = _default("temperature"),
+    top_p: Annotated[float | None, _hive("top_p")] = _default("top_p"),
+    seed: int = _default("seed"),
+    check_every: Annotated[int, _hive("check_every")] = _default("check_every"),
+    finisher_tokens: Annotated[int, _hive("finisher_tokens")] = _default("finisher_tokens"),
     expect: Annotated[str | None, typer.Option(help="The right answer, if known: the summary says whether the team got it.")] = None,
-    examples: Annotated[bool, typer.Option(help="Worked examples in the collaboration instruction (as published).")] = True,
-    guard: Annotated[bool, typer.Option(help="Keep workers from writing step headers inside a step (hivethink's addition).")] = True,
-    step_end: Annotated[str, typer.Option(help="fenced (the published rule, not inside open code/math) | reference-code (no open-block check) | text (a blank line however it is tokenized)")] = "fenced",
+    examples: Annotated[bool, _hive("examples")] = _default("examples"),
+    guard: Annotated[bool, _hive("guard_headers")] = _default("guard_headers"),
+    step_end: Annotated[str, _hive("step_end")] = _default("step_end"),
+    think: Annotated[str, _hive("think")] = _default("think"),
     prompts_dir: Annotated[Path | None, typer.Option("--prompts", help="A directory of prompt books replacing the built-in texts.")] = None,
     trace: Annotated[Path | None, typer.Option(help="Write every token and event as JSONL here.")] = None,
     live: Annotated[bool, typer.Option(help="Show the workers writing, side by side.")] = True,
@@ -85,18 +115,20 @@ def solve(
 
     text = read_problem(problem)
     budgets = tuple(_int_list(snapshots, "--snapshots")) if snapshots else ()
-    cfg = HiveConfig(workers=workers, layout=layout, max_steps=max_steps, visibility=visibility,
-                     sampling=sampling, temperature=temperature, top_p=top_p, seed=seed,
-                     check_every=check_every or None, snapshots=budgets, examples=examples,
-                     guard_headers=guard, step_end=step_end)
-    cfg.validate()  # before the model loads: bad arguments fail fast
+    # built before the model loads: bad arguments fail fast, in one line
+    cfg = HiveConfig.parse(dict(workers=workers, layout=layout, max_steps=max_steps, visibility=visibility,
+                                sampling=sampling, temperature=temperature, top_p=top_p, seed=seed,
+                                check_every=check_every, finisher_tokens=finisher_tokens, snapshots=budgets,
+                                examples=examples, guard_headers=guard, step_end=step_end, think=think), "solve")
     use_prompts(prompts_dir)
     parse_dtype(dtype)
+    check_weights(weights)
     if trace is not None and trace.is_dir():
         raise HivethinkError(f"--trace {trace}: is a directory, not a file")
     console = Console(stderr=False)
     with console.status("loading model..."):
-        loaded = load_model(model, dtype=dtype, device=default_device())
+        loaded = load_model(model, dtype=dtype, device=default_device(), weights=weights)
+    weights_note(console, loaded)
     if live and console.is_terminal:
         with SideBySide(worker_names(workers), console) as view:
             result = Hive(loaded, cfg, on_token=view).solve(text)
@@ -124,6 +156,7 @@ def _int_list(s: str, what: str) -> list[int]:
 def bench_engine(
     model: ModelOpt = None,
     dtype: DtypeOpt = "auto",
+    weights: WeightsOpt = "exact",
     contexts: Annotated[str, typer.Option(help="Context lengths, comma-separated.")] = "512,2048",
     workers: Annotated[str, typer.Option(help="Worker counts, comma-separated.")] = "1,2,4,8",
     steps: Annotated[int, typer.Option(help="Timed passes per point.")] = 20,
@@ -139,7 +172,7 @@ def bench_engine(
     """Per-step latency of the engine for N workers vs transformers decoding batch N."""
     import torch
 
-    from hivethink.engine.attention import attention_names
+    from hivethink.engine.attention_backends import attention_names
     from hivethink.engine.bench import BenchRow, run_bench, write_json
     from hivethink.models.loader import load_model, parse_dtype
     from hivethink.models.shapes import SHAPES, random_model
@@ -149,6 +182,9 @@ def bench_engine(
         raise HivethinkError(f"unknown --shape {shape!r} (choose from {', '.join(sorted(SHAPES))})")
     if shape is not None and model is not None:
         raise HivethinkError("--shape and --model exclude each other (--shape uses random weights)")
+    check_weights(weights)
+    if shape is not None and weights != "exact":
+        raise HivethinkError("--weights applies to a model's own tensors; --shape draws plain random ones")
     if attention is not None and attention not in attention_names():
         raise HivethinkError(f"--attention must be one of {', '.join(attention_names())}, got {attention!r}")
     dev = device or default_device()
@@ -160,8 +196,10 @@ def bench_engine(
         if shape is not None:
             loaded = random_model(shape, dtype=dtype, device=dev)
         else:
-            loaded = load_model(model, dtype=dtype, device=dev)
-    table = Table(title=f"engine step time ({dtype}, {loaded.decoder.device})")
+            loaded = load_model(model, dtype=dtype, device=dev, weights=weights,
+                                keep_plain=baseline and weights == "exact")
+    weights_note(console, loaded)
+    table = Table(title=f"engine step time ({dtype}, weights {loaded.weights}, {loaded.decoder.device})")
     for col in ("context", "workers", "engine ms/step", "transformers ms/step", "speed-up vs transformers",
                 "step time vs N=1", "engine tokens/s", "of bandwidth bound"):
         table.add_column(col, justify="right")
@@ -186,7 +224,7 @@ def bench_engine(
         for op in last["profile"]:
             ops.add_row(Text(op["op"]), f"{op['ms_per_step']:.2f}", f"{op['calls_per_step']:g}")
         console.print(ops)
-    console.print(f"weights {result['weight_bytes'] / 1e9:.2f} GB per step, measured bandwidth "
+    console.print(f"weights ({result['weights']}) {result['weight_bytes'] / 1e9:.3f} GB per step, measured bandwidth "
                   f"{result['bandwidth_gb_s']:.0f} GB/s: bound {result['weight_bound_ms']:.2f} ms/step "
                   f"({result['attention']} attention)", highlight=False)
     if llamacpp and shape is None and result["llamacpp_tok_s"] is None and result["model"].endswith(".gguf"):
@@ -200,8 +238,63 @@ def bench_engine(
                        for r in result["rows"] if r["context"] == ctx)
         console.print(f"llama.cpp, one sequence, context {ctx}: {tok_s:.1f} tokens/s; engine tokens/s: {at}",
                       highlight=False)
+        batched = [r for r in result["rows"] if r["context"] == ctx and r["llamacpp_batched_ms"] is not None]
+        if batched:
+            at = ", ".join(f"N={r['workers']} {r['workers'] * 1000 / r['llamacpp_batched_ms']:.1f} "
+                           f"(engine {r['vs_llamacpp_batched']:.2f}x)" for r in batched)
+            console.print(f"llama.cpp, N sequences sharing the prompt in one decode a step, context {ctx}: "
+                          f"tokens/s {at}", highlight=False)
     if json_out:
         write_json(result, json_out)
+        console.print(f"wrote {json_out}")
+
+
+@bench_app.command("greedy")
+def bench_greedy(
+    model: ModelOpt = None,
+    dtype: DtypeOpt = "auto",
+    weights: WeightsOpt = "auto",
+    tokens: Annotated[int, typer.Option(help="Greedy tokens per prompt.")] = 64,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
+) -> None:
+    """Greedy decoding by the engine against llama.cpp on the same GGUF: three prompts, token by
+    token; the first divergence and both logit gaps there."""
+    import importlib.util
+    import json
+
+    from hivethink.engine.bench import GREEDY_PROMPTS, greedy_vs_llamacpp
+    from hivethink.models.loader import load_model, resolve
+
+    check_weights(weights)
+    if tokens < 1:
+        raise HivethinkError(f"--tokens must be at least 1, got {tokens}")
+    if resolve(model)[0] != "gguf":
+        raise HivethinkError("bench greedy compares with llama.cpp, which reads GGUF files: give a .gguf model")
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise HivethinkError("bench greedy needs llama-cpp-python (pip install 'hivethink[llamacpp]' builds it)")
+    console = Console()
+    with console.status("loading model..."):
+        loaded = load_model(model, dtype=dtype, device="cpu", weights=weights)
+    weights_note(console, loaded)
+    rows = greedy_vs_llamacpp(loaded, GREEDY_PROMPTS, tokens) or []
+    table = Table(title=f"greedy: engine ({loaded.weights}) vs llama.cpp, {tokens} tokens")
+    for col in ("prompt", "agreed", "first divergence", "engine chose", "llama.cpp chose", "engine gap",
+                "llama.cpp gap"):
+        table.add_column(col, justify="left" if col in ("prompt", "engine chose", "llama.cpp chose") else "right")
+    for r in rows:
+        table.add_row(Text(r.prompt[:40]), f"{r.agreed}/{r.tokens}", "-" if r.diverged_at is None else str(r.diverged_at),
+                      Text(repr(r.engine_token) if r.engine_token is not None else "-"),
+                      Text(repr(r.llamacpp_token) if r.llamacpp_token is not None else "-"),
+                      "-" if r.engine_gap is None else f"{r.engine_gap:.3f}",
+                      "-" if r.llamacpp_gap is None else f"{r.llamacpp_gap:.3f}")
+    console.print(table)
+    if json_out:
+        from dataclasses import asdict
+
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({"model": loaded.source, "weights": loaded.weights,
+                                        "weights_plan": loaded.plan.summary if loaded.plan else None,
+                                        "tokens": tokens, "rows": [asdict(r) for r in rows]}, indent=2))
         console.print(f"wrote {json_out}")
 
 
@@ -229,6 +322,7 @@ def _check_batching(max_batch: int, max_waiting: int) -> None:
 def serve(
     model: ModelOpt = None,
     dtype: DtypeOpt = "auto",
+    weights: WeightsOpt = "exact",
     host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     api_key: Annotated[str | None, typer.Option(envvar="HIVETHINK_API_KEY", help="Require 'Authorization: Bearer KEY' on every request.")] = None,
@@ -251,6 +345,7 @@ def serve(
     if api_key is not None and not api_key.strip():
         raise HivethinkError("--api-key must not be empty")
     _check_batching(max_batch, max_waiting)
+    check_weights(weights)
     limits = _serve_limits(max_tokens_limit, max_workers, max_n, max_body_bytes)
     use_prompts(prompts_dir)
     from hivethink.engine.scheduler import Engine
@@ -266,7 +361,8 @@ def serve(
                       markup=False, highlight=False, soft_wrap=True)
     try:
         with console.status("loading model..."):
-            loaded = load_model(model, dtype=dtype, device=device or default_device())
+            loaded = load_model(model, dtype=dtype, device=device or default_device(), weights=weights)
+        weights_note(console, loaded)
         engine = Engine(loaded, max_rows=max_batch, max_waiting=max_waiting).start()
         try:
             application = create_app(engine, name, api_key=api_key, limits=limits)
@@ -285,6 +381,7 @@ def bench_serve(
     url: Annotated[str | None, typer.Option(help="A running server (http://HOST:PORT); default: start one in-process on loopback.")] = None,
     model: ModelOpt = None,
     dtype: DtypeOpt = "auto",
+    weights: WeightsOpt = "exact",
     requests: Annotated[int, typer.Option(help="Concurrent streaming requests per round.")] = 50,
     concurrency: Annotated[int | None, typer.Option(help="Most in flight at once (default: all).")] = None,
     max_tokens: Annotated[int, typer.Option(help="Tokens per request.")] = 32,
@@ -313,6 +410,7 @@ def bench_serve(
     if hive_every < 0:
         raise HivethinkError(f"--hive-every must be 0 or more, got {hive_every}")
     _check_batching(max_batch, 256)
+    check_weights(weights)
     console = Console()
     mix = f" (every {hive_every}th a {hive_workers}-worker hive)" if hive_every else ""
     table = Table(title=f"serve load test: {requests} streaming requests x {max_tokens} tokens{mix}",
@@ -345,7 +443,8 @@ def bench_serve(
         from hivethink.serve.server import default_served_name
 
         with console.status("loading model..."):
-            loaded = load_model(model, dtype=dtype, device=device or default_device())
+            loaded = load_model(model, dtype=dtype, device=device or default_device(), weights=weights)
+        weights_note(console, loaded)
         name = default_served_name(model)
         engine = Engine(loaded, max_rows=max_batch).start()
         try:
@@ -359,7 +458,8 @@ def bench_serve(
         finally:
             engine.close()
         report.in_process = True
-        report.extra = {"dtype": dtype, "device": str(loaded.decoder.device), "max_batch": max_batch}
+        report.extra = {"dtype": dtype, "weights": loaded.weights, "device": str(loaded.decoder.device),
+                        "max_batch": max_batch}
     report.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report.extra.update(cpus=os.cpu_count(), loadavg_before=load_before,
                         loadavg_after=[round(x, 2) for x in os.getloadavg()])

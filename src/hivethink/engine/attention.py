@@ -21,7 +21,8 @@ row's own pages, which contributes exact zeros.
 Each backend class owns its cache layout (``head_major``), builds its plan once per pass (tensors,
 shared by all layers) and attends: :class:`BlocksAttention` (batched matmuls: the CPU path) and
 ``attention_cuda.FlexAttention`` (one fused flex_attention call per layer: the GPU path).
-:func:`attention_backend` picks one by name, in one place.
+:mod:`~hivethink.engine.attention_backends` lists them and picks one by name, in one place
+(it imports the backends; no backend imports it).
 
 Shapes: T flat tokens of the pass, J groups, E page entries per group, B blocks per group,
 Q query slots per group (the group's new tokens), P page size, Hq / Hkv query / KV heads,
@@ -30,17 +31,15 @@ G = Hq / Hkv, D head dim.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable, rotate, signed_sin
-from hivethink.errors import HivethinkError
 
 VISIBILITY = ("instant", "lagged")
 
@@ -105,14 +104,23 @@ class Writes:
     off: torch.Tensor  # [T]
 
 
+def reserve_rows(cache: KVCache, rows: Sequence[RowSpec]) -> None:
+    """Take the pages the rows' new tokens will be written to (may raise ``PagesExhausted``).
+    The scheduler calls it before a pass (``Runner.extend`` for the low-level API): planning
+    and attention only read the pages a block already holds."""
+    for r in rows:
+        tail = r.view[-1]
+        cache.reserve(tail, tail.length + r.n_new)
+
+
 def plan_writes(cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], geo: Sequence[RowGeometry],
                 n_tokens: int) -> Writes:
-    """Reserve the pass's slots (pages are allocated here) and lay out the writes."""
+    """Lay out the pass's writes into the slots :func:`reserve_rows` took."""
     P = cache.page_size
     pos, page, off = [], [], []
     for r, g in zip(rows, geo, strict=True):
         tail = r.view[-1]
-        cache.reserve(tail, g.start + r.n_new)
+        assert len(tail.pages) * P >= g.start + r.n_new, f"block {tail.name!r}: its slots were not reserved"
         for m in range(r.n_new):
             p = g.start + m
             pos.append(p)
@@ -587,31 +595,3 @@ def _run_start(pages: list[int]) -> int | None:
 
 def _to_dev(xs: list[int], dev: torch.device) -> torch.Tensor:
     return torch.tensor(xs, dtype=torch.long).to(dev)
-
-
-_BACKENDS: dict[str, Callable[[], AttentionBackend]] = {"blocks": BlocksAttention}
-
-B = TypeVar("B", bound=Callable[[], AttentionBackend])
-
-
-def register_backend(cls: B) -> B:
-    """Class decorator: the backend becomes selectable by its ``name``."""
-    _BACKENDS[getattr(cls, "name")] = cls  # noqa: B009  (a class attribute the protocol declares)
-    return cls
-
-
-def attention_names() -> list[str]:
-    from hivethink.engine import attention_cuda  # noqa: F401  (registers "flex")
-
-    return sorted(_BACKENDS)
-
-
-def attention_backend(device: torch.device, name: str | None = None) -> AttentionBackend:
-    """The backend ``name``, else ``HIVETHINK_ATTENTION`` (one switch for every command, e.g. to
-    fall back to "blocks" on a GPU), else flex on CUDA and blocks elsewhere."""
-    names = attention_names()
-    choice = name or os.environ.get("HIVETHINK_ATTENTION") or ("flex" if device.type == "cuda" else "blocks")
-    if choice not in names:
-        raise HivethinkError(f"attention must be one of {', '.join(names)}, got {choice!r}"
-                             + ("" if name else " (from HIVETHINK_ATTENTION)"))
-    return _BACKENDS[choice]()

@@ -39,7 +39,6 @@ from hivethink.engine.attention import (
     RowSpec,
     Writes,
     plan_writes,
-    register_backend,
     row_geometry,
     store_kv,
 )
@@ -70,7 +69,6 @@ def _pow2(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
-@register_backend
 class FlexAttention:
     """flex_attention over segments of blocks, merged per token by log-sum-exp (the GPU path)."""
 

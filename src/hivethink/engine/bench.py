@@ -24,9 +24,10 @@ from typing import Any
 
 import torch
 
-from hivethink.engine.attention import attention_backend
+from hivethink.engine.attention_backends import attention_backend
 from hivethink.engine.forward import Runner, row_tile
 from hivethink.models.loader import LoadedModel
+from hivethink.models.weights import Linear
 
 
 @dataclass
@@ -39,7 +40,10 @@ class BenchRow:
     vs_baseline: float | None  # baseline_ms / engine_ms (> 1: engine faster)
     vs_one_worker: float  # engine_ms / engine_ms at N=1, same context
     vs_llamacpp: float | None = None  # engine tokens/s / llama.cpp single-sequence tokens/s
+    llamacpp_batched_ms: float | None = None  # llama.cpp, N sequences sharing the prompt, one decode a step
+    vs_llamacpp_batched: float | None = None  # engine tokens/s / llama.cpp batched tokens/s (same N)
     bandwidth_fraction: float | None = None  # weight bytes / bandwidth / engine_ms
+    read_bound_fraction: float | None = None  # (weights + the prompt's K/V, read once) / bandwidth / engine_ms
     profile: list[dict[str, Any]] | None = None  # top ops of the engine's step (--profile)
 
 
@@ -127,26 +131,37 @@ def profile_step(model: LoadedModel, context: int, workers: int, steps: int = 10
 
 def hf_model(model: LoadedModel) -> Any:
     """The same weights as a transformers model (sdpa attention). Its parameters are views of the
-    engine's own tensors: built on the meta device and assigned, so there is no random init and
+    model's plain tensors: built on the meta device and assigned, so there is no random init and
     no second copy (an 8B model would take minutes to initialise on CPU; a 32B one would not fit
-    twice on one GPU)."""
+    twice on one GPU). A model that dropped its plain weights (packed or quantized ones) has its
+    exact weights read again from its source."""
     from transformers import AutoModelForCausalLM
 
+    if not model.decoder.plain or not isinstance(model.decoder.embed, torch.Tensor):
+        from hivethink.models.loader import load_model
+
+        model = load_model(model.source, dtype=model.dtype, device=model.decoder.device, pack=False)
     with torch.device("meta"):
         hf = AutoModelForCausalLM.from_config(model.hf_config, dtype=model.dtype, attn_implementation="sdpa")
     d = model.decoder
+
+    def plain(lin: Linear) -> torch.Tensor:
+        assert lin.weight is not None
+        return lin.weight
+
+    assert isinstance(d.embed, torch.Tensor)
     sd: dict[str, torch.Tensor] = {"model.embed_tokens.weight": d.embed, "model.norm.weight": d.norm,
-                                   "lm_head.weight": d.lm_head}
+                                   "lm_head.weight": plain(d.lm_head)}
     c = model.cfg
     nq, nkv = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
     for i, lw in enumerate(d.layers):
         p = f"model.layers.{i}."
-        q, k, v = lw.wqkv.split([nq, nkv, nkv])
+        q, k, v = plain(lw.wqkv).split([nq, nkv, nkv])
         sd |= {p + "self_attn.q_proj.weight": q, p + "self_attn.k_proj.weight": k,
-               p + "self_attn.v_proj.weight": v, p + "self_attn.o_proj.weight": lw.wo,
+               p + "self_attn.v_proj.weight": v, p + "self_attn.o_proj.weight": plain(lw.wo),
                p + "input_layernorm.weight": lw.attn_norm, p + "post_attention_layernorm.weight": lw.mlp_norm,
-               p + "mlp.down_proj.weight": lw.w_down}
-        g, u = lw.w_gate_up.chunk(2)
+               p + "mlp.down_proj.weight": plain(lw.w_down)}
+        g, u = plain(lw.w_gate_up).chunk(2)
         sd |= {p + "mlp.gate_proj.weight": g, p + "mlp.up_proj.weight": u}
         if lw.bqkv is not None:
             bq, bk, bv = lw.bqkv.split([nq, nkv, nkv])
@@ -193,6 +208,187 @@ def llamacpp_tok_s(gguf: Path, context: int, steps: int, threads: int) -> float 
     return 1000 / ms
 
 
+class LlamaCpp:
+    """llama.cpp through llama-cpp-python's low-level API: one model, a context per use, batches
+    of several sequences in one ``llama_decode``. The KV cache is unified (all sequences in one
+    buffer), so sequences that copy a prompt share its cells, as hivethink's workers share the
+    prompt's pages. Spellings differ between versions (``llama_memory_*`` replaced
+    ``llama_kv_self_*``, which replaced ``llama_kv_cache_*``); the newest one present is used."""
+
+    BATCH = 512
+
+    def __init__(self, gguf: Path, threads: int):
+        import llama_cpp as lc
+
+        self.lc, self.threads = lc, threads
+        lc.llama_backend_init()
+        load = getattr(lc, "llama_model_load_from_file", None) or lc.llama_load_model_from_file
+        self.model = load(str(gguf).encode(), lc.llama_model_default_params())
+        if not self.model:
+            raise RuntimeError(f"llama.cpp could not load {gguf}")
+        vocab = lc.llama_model_get_vocab(self.model) if hasattr(lc, "llama_model_get_vocab") else None
+        self.n_vocab = int(lc.llama_vocab_n_tokens(vocab) if vocab is not None else lc.llama_n_vocab(self.model))
+
+    def context(self, n_ctx: int, n_seq: int) -> Any:
+        lc = self.lc
+        p = lc.llama_context_default_params()
+        p.n_ctx, p.n_batch, p.n_ubatch, p.n_seq_max = n_ctx, self.BATCH, self.BATCH, max(1, n_seq)
+        p.n_threads = p.n_threads_batch = self.threads
+        if hasattr(p, "kv_unified"):
+            p.kv_unified = True
+        init = getattr(lc, "llama_init_from_model", None) or lc.llama_new_context_with_model
+        ctx = init(self.model, p)
+        if not ctx:
+            raise RuntimeError("llama.cpp could not create a context")
+        return ctx
+
+    def decode(self, ctx: Any, entries: list[tuple[int, int, int, bool]]) -> None:
+        """One ``llama_decode`` of (token, position, sequence, wants logits) entries."""
+        lc = self.lc
+        batch = lc.llama_batch_init(len(entries), 0, 1)
+        try:
+            for i, (tok, pos, seq, logits) in enumerate(entries):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, pos, 1
+                batch.seq_id[i][0], batch.logits[i] = seq, logits
+            batch.n_tokens = len(entries)
+            if lc.llama_decode(ctx, batch) != 0:
+                raise RuntimeError("llama_decode failed")
+        finally:
+            lc.llama_batch_free(batch)
+
+    def prefill(self, ctx: Any, tokens: list[int], seq: int = 0) -> None:
+        for at in range(0, len(tokens), self.BATCH):
+            part = tokens[at : at + self.BATCH]
+            self.decode(ctx, [(t, at + i, seq, at + i == len(tokens) - 1) for i, t in enumerate(part)])
+
+    def copy_sequence(self, ctx: Any, src: int, dst: int) -> None:
+        lc = self.lc
+        if hasattr(lc, "llama_memory_seq_cp"):
+            lc.llama_memory_seq_cp(lc.llama_get_memory(ctx), src, dst, -1, -1)
+        elif hasattr(lc, "llama_kv_self_seq_cp"):
+            lc.llama_kv_self_seq_cp(ctx, src, dst, -1, -1)
+        else:
+            lc.llama_kv_cache_seq_cp(ctx, src, dst, -1, -1)
+
+    def logits(self, ctx: Any) -> torch.Tensor:
+        """The logits of the last entry that asked for them."""
+        ptr = self.lc.llama_get_logits_ith(ctx, -1)
+        return torch.tensor([ptr[i] for i in range(self.n_vocab)], dtype=torch.float32)
+
+    def free(self, ctx: Any) -> None:
+        self.lc.llama_free(ctx)
+
+    def close(self) -> None:
+        free = getattr(self.lc, "llama_model_free", None) or self.lc.llama_free_model
+        free(self.model)
+
+
+def llamacpp_batched_ms(gguf: Path, context: int, workers: list[int], steps: int,
+                        threads: int) -> dict[int, float] | None:
+    """llama.cpp decoding N sequences that share one ``context``-token prompt (prefilled once,
+    copied to the others in the unified KV cache), all N in one ``llama_decode`` per step:
+    ms per step for each N, or None without llama-cpp-python."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return None
+    llm = LlamaCpp(gguf, threads)
+    gen = torch.Generator().manual_seed(0)
+    prompt = torch.randint(100, llm.n_vocab - 100, (context,), generator=gen).tolist()
+    out: dict[int, float] = {}
+    warmup = 3
+    try:
+        for n in workers:
+            ctx = llm.context(context + n * (steps + warmup + 8) + 16, n)
+            try:
+                llm.prefill(ctx, prompt)
+                for s in range(1, n):
+                    llm.copy_sequence(ctx, 0, s)
+                pos = [context]
+
+                def step(n: int = n, ctx: Any = ctx, pos: list[int] = pos) -> None:
+                    llm.decode(ctx, [(7, pos[0], s, True) for s in range(n)])
+                    pos[0] += 1
+
+                out[n] = _time(step, steps, torch.device("cpu"), warmup=warmup)
+            finally:
+                llm.free(ctx)
+    finally:
+        llm.close()
+    return out
+
+
+# Prompts for the greedy comparison (our own words; any three short instructions would do).
+GREEDY_PROMPTS = (
+    "Explain in a few sentences why the sky looks blue during the day.",
+    "Write a short Python function that returns the n-th Fibonacci number.",
+    "List three things to pack for a weekend hike and say why each matters.",
+)
+
+
+@dataclass
+class GreedyRow:
+    prompt: str
+    prompt_tokens: int
+    agreed: int  # tokens both chose alike before the first divergence (== tokens: all agreed)
+    tokens: int
+    diverged_at: int | None = None
+    engine_token: str | None = None  # what each chose there (decoded)
+    llamacpp_token: str | None = None
+    engine_gap: float | None = None  # engine logit of its choice minus of llama.cpp's choice
+    llamacpp_gap: float | None = None  # llama.cpp logit of its choice minus of the engine's
+    text: str = ""  # the agreed continuation
+
+
+def greedy_vs_llamacpp(model: LoadedModel, prompts: tuple[str, ...] = GREEDY_PROMPTS, tokens: int = 64,
+                       threads: int | None = None) -> list[GreedyRow] | None:
+    """Greedy decoding by the engine and by llama.cpp from the same prompt token ids (the chat
+    template applied by the model's tokenizer), token by token until ``tokens`` or the first
+    divergence, where both logit gaps say how close each was to the other's choice. None
+    without llama-cpp-python or for a model that is not a GGUF file."""
+    if not model.source.endswith(".gguf"):
+        return None
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return None
+    llm = LlamaCpp(Path(model.source), threads or torch.get_num_threads())
+    tok = model.tokenizer
+    rows = []
+    try:
+        for text in prompts:
+            ids = list(tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                               tokenize=True, return_dict=False))
+            runner = Runner(model, page_size=64, pages=2 + (len(ids) + tokens) // 64 + 1)
+            block = runner.cache.new_block("greedy")
+            ours = runner.prefill(block, ids)
+            ctx = llm.context(len(ids) + tokens + 16, 1)
+            try:
+                llm.prefill(ctx, ids)
+                theirs = llm.logits(ctx)
+                row = GreedyRow(prompt=text, prompt_tokens=len(ids), agreed=0, tokens=tokens)
+                out: list[int] = []
+                for i in range(tokens):
+                    a, b = int(ours.argmax()), int(theirs.argmax())
+                    if a != b:
+                        row.diverged_at, row.engine_token, row.llamacpp_token = i, tok.decode([a]), tok.decode([b])
+                        row.engine_gap = round(float(ours[a] - ours[b]), 4)
+                        row.llamacpp_gap = round(float(theirs[b] - theirs[a]), 4)
+                        break
+                    out.append(a)
+                    row.agreed = i + 1
+                    ours = runner.extend([[block]], [[a]])[0]
+                    llm.decode(ctx, [(a, len(ids) + i, 0, True)])
+                    theirs = llm.logits(ctx)
+                row.text = tok.decode(out)
+                rows.append(row)
+            finally:
+                llm.free(ctx)
+    finally:
+        llm.close()
+    return rows
+
+
 def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], steps: int,
               baseline: bool = True, llamacpp: bool = True, attention: str | None = None,
               profile: bool = False, on_row: Callable[[BenchRow], None] | None = None,
@@ -204,6 +400,8 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
     w_bytes = weight_bytes(model)
     gb_s = bandwidth_gb_s(dev)
     bound_ms = w_bytes / (gb_s * 1e9) * 1000
+    c = model.cfg
+    kv_token = 2 * c.n_layers * c.n_kv_heads * c.head_dim * torch.finfo(model.dtype).bits // 8
     rows: list[BenchRow] = []
     for ctx in contexts:
         one: float | None = None
@@ -217,6 +415,7 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
                            vs_baseline=None if base is None else round(base / ms, 3),
                            vs_one_worker=round(ms / one, 3),
                            bandwidth_fraction=round(bound_ms / ms, 3),
+                           read_bound_fraction=round((w_bytes + ctx * kv_token) / (gb_s * 1e9) * 1000 / ms, 3),
                            profile=profile_step(model, ctx, n, attention=attention,
                                                 batch_invariant=batch_invariant) if profile else None)
             rows.append(row)
@@ -231,19 +430,26 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
         if tok_s is None:
             break
         llama[ctx] = round(tok_s, 2)
+        assert gguf is not None
+        batched = llamacpp_batched_ms(gguf, ctx, workers, steps, torch.get_num_threads()) or {}
         for r in rows:
             if r.context == ctx:
                 r.vs_llamacpp = round(r.engine_tok_s / tok_s, 3)
+                if r.workers in batched:
+                    r.llamacpp_batched_ms = round(batched[r.workers], 3)
+                    r.vs_llamacpp_batched = round(batched[r.workers] / r.engine_ms, 3)
     by = {(r.context, r.workers): r.engine_ms for r in rows}
     return {
-        "model": model.source, "dtype": str(model.dtype).removeprefix("torch."),
+        "model": model.source, "dtype": str(model.dtype).removeprefix("torch."), "weights": model.weights,
+        "weights_plan": model.plan.summary if model.plan is not None else None,
         "device": str(dev), "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
         "attention": attention_backend(dev, attention).name, "batch_invariant": batch_invariant,
         "row_tile": row_tile(model, batch_invariant),  # 1: invariant kernels, no padding needed
         "threads": torch.get_num_threads(),
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
         "steps": steps, "llamacpp_tok_s": llama or None,
-        "weight_bytes": w_bytes, "bandwidth_gb_s": round(gb_s, 1), "weight_bound_ms": round(bound_ms, 3),
+        "weight_bytes": w_bytes, "kv_bytes_per_token": kv_token, "bandwidth_gb_s": round(gb_s, 1),
+        "weight_bound_ms": round(bound_ms, 3),
         # the issue's target: N=4 step time over N=1 step time, per context
         "step_ratio_n4_n1": {c: round(by[c, 4] / by[c, 1], 3) for c in contexts
                              if (c, 1) in by and (c, 4) in by} or None,

@@ -278,20 +278,27 @@ class KVCache:
             if h not in self._by_hash and page not in self._page_hash:
                 self._by_hash[h], self._page_hash[page] = page, h
 
-    def append_block(self, dst: Block, src: Block, rope: RopeTable) -> None:
+    def move(self, src: Block, dst: Block, rope: RopeTable) -> None:
         """Move ``src``'s tokens to the end of ``dst``: one re-rotation of its keys by dst's length.
 
         Keys at src-local position j become keys at dst-local position dst.length + j; values are
-        copied as they are. ``src`` is freed; ``dst`` is no longer self-contained."""
-        if src.length:
-            sp, so = self.slots(src, 0, src.length)
-            dp, do = self.slots(dst, dst.length, src.length)
-            cos, sin = rope.lookup(torch.tensor([dst.length], device=self.device), scaled=False)
-            for k, v in zip(self.k, self.v, strict=True):
-                k[dp, :, do] = apply_rotation(k[sp, :, so], cos, sin)  # [L, Hkv, D]
-                v[dp, :, do] = v[sp, :, so]
-            self.commit(dst, src.tokens, self_contained=False)
+        copied as they are. dst's pages are taken before anything is copied, so a
+        :class:`PagesExhausted` leaves both blocks' tokens as they were. ``src`` is left empty under a new
+        id (no pages, no tokens), for its owner to write again (a worker's next step); ``dst`` is
+        no longer self-contained. Moving an empty block changes nothing."""
+        if not src.length:
+            return
+        dp, do = self.slots(dst, dst.length, src.length)
+        sp, so = self.slots(src, 0, src.length)
+        cos, sin = rope.lookup(torch.tensor([dst.length], device=self.device), scaled=False)
+        for k, v in zip(self.k, self.v, strict=True):
+            k[dp, :, do] = apply_rotation(k[sp, :, so], cos, sin)  # [L, Hkv, D]
+            v[dp, :, do] = v[sp, :, so]
+        self.commit(dst, src.tokens, self_contained=False)
         self.free_block(src)
+        src.id, src.length, src.tokens, src.cacheable, src.hashes = self._next_id, 0, [], False, []
+        self._next_id += 1
+        self.blocks[src.id] = src
 
     def read(self, block: Block, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The block's keys and values for one layer, [L, Hkv, D] each (tests and debugging)."""

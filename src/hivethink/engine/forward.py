@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 import torch
 
-from hivethink.engine.attention import GEMM_ROWS, AttentionBackend, RowSpec, attention_backend
+from hivethink.engine.attention import GEMM_ROWS, AttentionBackend, RowSpec, reserve_rows
+from hivethink.engine.attention_backends import attention_backend
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable
 from hivethink.models.config import rope_frequencies
@@ -34,7 +35,7 @@ class Runner:
                  max_pages: int | None = None, attention: str | None = None, prefix_cache: bool = True,
                  batch_invariant: bool = True):
         """``attention``: a backend name ("blocks", "flex"); default by device (see
-        :func:`~hivethink.engine.attention.attention_backend`). ``max_pages``: the page budget."""
+        :func:`~hivethink.engine.attention_backends.attention_backend`). ``max_pages``: the page budget."""
         self.model = model
         self.decoder = model.decoder
         dev, dt = self.decoder.device, self.decoder.dtype
@@ -53,7 +54,8 @@ class Runner:
 
     def forward(self, rows: Sequence[RowSpec], tokens: Sequence[Sequence[int]], *,
                 logits_for: Sequence[bool] | None = None) -> list[torch.Tensor | None]:
-        """Row r appends ``tokens[r]`` (``rows[r].n_new`` of them) to ``rows[r].view[-1]``.
+        """Row r appends ``tokens[r]`` (``rows[r].n_new`` of them) to ``rows[r].view[-1]``, into
+        slots already reserved (:func:`~hivethink.engine.attention.reserve_rows`).
 
         -> per row, the logits [V] (fp32) after its last token, or None where ``logits_for`` says
         they are not wanted (a prompt chunk that is not the last: the LM head is skipped)."""
@@ -99,6 +101,7 @@ class Runner:
                 break
             piece = [tokens[w][done[w] : done[w] + self.chunk] for w in live]
             rows = [RowSpec(views[w], len(p), 0, visibility) for w, p in zip(live, piece, strict=True)]
+            reserve_rows(self.cache, rows)
             logits = self.forward(rows, piece)
             for w, p, lg in zip(live, piece, logits, strict=True):
                 self.cache.commit(views[w][-1], p, self_contained=len(views[w]) == 1)

@@ -7,9 +7,13 @@ running job into one forward pass (up to ``max_rows`` rows and ``max_pass_tokens
 hands each job the logits of its rows. Jobs join and leave between passes; a job's rows are taken
 all or none (a hive's workers stay in lockstep).
 
-Pages: prompts are shared by content (the cache's prefix cache). Under a page budget
-(``max_pages``), a pass that needs more pages than are free or evictable preempts the youngest
-job: its blocks are released and it restarts later from its beginning. Results do not change: a
+Pages have one owner, the engine (vLLM v1's shape). Jobs never touch the cache: they declare
+what they need (:class:`NewBlock`: blocks to create, a prompt's cached prefix taken; an
+:class:`Intent` per pass: rows to write and blocks to :class:`Move`), and the engine creates the
+blocks, takes their pages, writes, commits and frees them when the job ends. Prompts are shared
+by content (the cache's prefix cache). Under a page budget (``max_pages``) the engine takes a
+pass's pages before running it; when they run out it preempts the youngest job (its blocks are
+released and it restarts later from its beginning) and tries again. Results do not change: a
 job is seeded per row and what a row computes does not depend on the rest of the batch. A job
 that cannot fit even alone fails with a clear error; the others run on.
 
@@ -24,14 +28,14 @@ import queue
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from hivethink.engine.attention import RowSpec
-from hivethink.engine.cache import Block, KVCache, PagesExhausted
+from hivethink.engine.attention import RowSpec, reserve_rows, row_geometry
+from hivethink.engine.cache import Block, PagesExhausted
 from hivethink.engine.forward import Runner
 from hivethink.engine.sampling import SamplingParams, new_generator, sample
 from hivethink.errors import HivethinkError
@@ -51,9 +55,45 @@ class PassRow:
     self_contained: bool = False  # computed with view == [its block]: its pages become cacheable
 
 
+@dataclass
+class NewBlock:
+    """A block a job wants created: empty, or (``prefix`` given) self-contained and already
+    holding the longest cached prefix of ``prefix`` (the job writes the rest)."""
+
+    name: str
+    prefix: list[int] | None = None
+
+
+@dataclass
+class Move:
+    """``src``'s tokens appended to ``dst`` (keys re-rotated once); ``src`` is left empty, to be
+    written again (a finished step joins the common history; the worker starts its next step)."""
+
+    src: Block
+    dst: Block
+
+
+@dataclass
+class Intent:
+    """What a job wants from the next pass: its blocks moved first, then its rows written."""
+
+    rows: list[PassRow]
+    moves: list[Move] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class JobHost:
+    """What a job is given of the engine: never its cache (pages are the engine's alone)."""
+
+    device: torch.device
+    end_ids: frozenset[int]  # the model's end-of-sequence tokens
+    grammar: Callable[[dict[str, Any]], Grammar]  # a JSON Schema as a token mask
+
+
 class Job(ABC):
-    """Base of every job. Subclasses implement ``admit``, ``rows``, ``update``, ``blocks`` and
-    ``restart``; the engine calls them from its loop thread only."""
+    """Base of every job. The engine calls, from its loop thread only: ``attach`` at admission,
+    ``wants``/``given`` whenever the job may need new blocks, ``intent`` each pass, ``update``
+    after a pass it took part in, ``restart`` after a preemption (its blocks already released)."""
 
     def __init__(self) -> None:
         self.id = 0  # set by the engine (also the attention group of its rows)
@@ -65,26 +105,26 @@ class Job(ABC):
         self._cancel = threading.Event()
 
     # -- the engine's side ------------------------------------------------------------------
-    @abstractmethod
-    def admit(self, engine: Engine) -> None:
-        """Create the job's blocks (prefix-cache lookups). May raise PagesExhausted."""
+    def attach(self, host: JobHost) -> None:  # noqa: B027  (an optional hook)
+        """Admitted (again, after a preemption): what the job needs of the engine. May raise
+        (the job fails alone) or finish the job (nothing to do)."""
 
-    def prefix(self) -> list[int]:
-        """The prompt its first block takes from the prefix cache ([]: none)."""
+    def wants(self) -> list[NewBlock]:
+        """The blocks the job needs before its next pass ([]: none). Must not change state."""
         return []
 
+    def given(self, blocks: list[Block]) -> None:  # noqa: B027  (jobs that want no blocks)
+        """The blocks of :meth:`wants`, created by the engine, in the same order."""
+
     @abstractmethod
-    def rows(self) -> list[PassRow]:
-        """The rows to feed in the next pass ([] = none this pass). Must not change state: the
+    def intent(self) -> Intent | None:
+        """What to feed in the next pass (None: nothing this pass). Must not change state: the
         engine may defer the job and ask again."""
 
     @abstractmethod
-    def update(self, logits: list[torch.Tensor | None]) -> None:
-        """The pass ran: the logits after each row's last token (None where not wanted)."""
-
-    @abstractmethod
-    def blocks(self) -> list[Block]:
-        """Every block the job holds (released when it ends or is preempted)."""
+    def update(self, logits: list[torch.Tensor | None], positions: list[int]) -> None:
+        """The pass ran: per row, the logits after its last token (None where not wanted) and the
+        view position of its first new token."""
 
     @abstractmethod
     def restart(self) -> None:
@@ -122,9 +162,6 @@ class Job(ABC):
         """The most rows the job feeds in one pass (for the engine's row budget)."""
         return 1
 
-    def pages_needed(self, cache: KVCache, rows: Sequence[PassRow]) -> int:
-        return sum(cache.pages_for(r.view[-1], r.view[-1].length + len(r.tokens)) for r in rows)
-
 
 class GenJob(Job):
     """A plain generation: a prompt, then sampled tokens until an end token, a stop string, the
@@ -155,21 +192,19 @@ class GenJob(Job):
     def prompt_tokens(self) -> int:
         return len(self.prompt)
 
-    def prefix(self) -> list[int]:
-        return self.prompt
-
-    def admit(self, engine: Engine) -> None:
-        self._block = engine.cache.block_with_prefix(f"gen{self.id}", self.prompt)
-        self._fed = self._block.length
-        self.cached_tokens = self._block.length
-        self._gen = new_generator(self.sampling.seed, engine.device)
+    def attach(self, host: JobHost) -> None:
+        self._gen = new_generator(self.sampling.seed, host.device)
         if self.json_schema is not None and self._grammar is None:
-            self._grammar = engine.grammar(self.json_schema)
+            self._grammar = host.grammar(self.json_schema)
         if self.max_tokens <= 0:
             self.finish("length")
 
-    def blocks(self) -> list[Block]:
-        return [self._block] if self._block is not None else []
+    def wants(self) -> list[NewBlock]:
+        return [NewBlock(f"gen{self.id}", self.prompt)] if self._block is None and not self.done else []
+
+    def given(self, blocks: list[Block]) -> None:
+        [self._block] = blocks
+        self._fed = self.cached_tokens = self._block.length
 
     def restart(self) -> None:
         self._block, self._fed, self._next, self._cut = None, 0, None, False
@@ -177,16 +212,17 @@ class GenJob(Job):
         if self._grammar is not None:
             self._grammar.reset()
 
-    def rows(self) -> list[PassRow]:
-        assert self._block is not None
+    def intent(self) -> Intent | None:
+        if self._block is None:
+            return None
         if self._fed < len(self.prompt):
             piece = self.prompt[self._fed : self._fed + self.chunk]
             last = self._fed + len(piece) == len(self.prompt)
-            return [PassRow([self._block], piece, want_logits=last, self_contained=True)]
+            return Intent([PassRow([self._block], piece, want_logits=last, self_contained=True)])
         assert self._next is not None
-        return [PassRow([self._block], [self._next], self_contained=True)]
+        return Intent([PassRow([self._block], [self._next], self_contained=True)])
 
-    def update(self, logits: list[torch.Tensor | None]) -> None:
+    def update(self, logits: list[torch.Tensor | None], positions: list[int]) -> None:
         if self._fed < len(self.prompt):
             self._fed = min(len(self.prompt), self._fed + self.chunk)
             if self._fed < len(self.prompt):
@@ -280,6 +316,7 @@ class Engine:
         self.max_rows, self.max_pass_tokens, self.max_waiting = max_rows, max_pass_tokens, max_waiting
         self.end_ids = {t for t in (*model.cfg.eos_token_ids, getattr(self.tok, "eos_token_id", None))
                         if t is not None}
+        self.host = JobHost(self.device, frozenset(self.end_ids), self.grammar)  # all a job sees of the engine
         self.stats = EngineStats()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -289,6 +326,7 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._step_lock = threading.Lock()  # one driver of the loop at a time
+        self._held: dict[int, list[Block]] = {}  # job id -> the blocks the engine created for it
         self._grammar_tok: Any = None
 
     # -- public -------------------------------------------------------------------------------
@@ -396,30 +434,32 @@ class Engine:
         if not running:
             with self._lock:
                 return bool(self._waiting)
-        chosen: list[tuple[Job, list[PassRow]]] = []
+        chosen: list[tuple[Job, Intent]] = []
         n_rows = n_tokens = 0
         for job in running:
-            rows = job.rows()
-            if not rows:
+            self._provide(job)
+            intent = job.intent()
+            if intent is None or not intent.rows:
                 continue
-            t = sum(len(r.tokens) for r in rows)
-            if chosen and (n_rows + len(rows) > self.max_rows or n_tokens + t > self.max_pass_tokens):
+            t = sum(len(r.tokens) for r in intent.rows)
+            if chosen and (n_rows + len(intent.rows) > self.max_rows or n_tokens + t > self.max_pass_tokens):
                 continue  # next pass: the oldest jobs go first
-            chosen.append((job, rows))
-            n_rows, n_tokens = n_rows + len(rows), n_tokens + t
+            chosen.append((job, intent))
+            n_rows, n_tokens = n_rows + len(intent.rows), n_tokens + t
         if not chosen:
             return False
-        chosen = self._fit_pages(chosen)
+        chosen = self._prepare(chosen)
         if not chosen:
             return True
         specs: list[RowSpec] = []
         feed: list[list[int]] = []
         want: list[bool] = []
-        for job, rows in chosen:
-            for r in rows:
+        for job, intent in chosen:
+            for r in intent.rows:
                 specs.append(RowSpec(r.view, len(r.tokens), job.id, r.visibility))
                 feed.append(r.tokens)
                 want.append(r.want_logits)
+        positions = [g.qpos for g in row_geometry(specs)]  # before the pass writes (it moves lengths)
         t0 = time.perf_counter()
         try:
             logits = self.runner.forward(specs, feed, logits_for=want)
@@ -433,14 +473,15 @@ class Engine:
         chunk = sum(len(t) for t in feed if len(t) > 1)
         self.stats.chunk_tokens += chunk
         at = 0
-        for job, rows in chosen:
-            for r in rows:
+        for job, intent in chosen:
+            for r in intent.rows:
                 self.cache.commit(r.view[-1], r.tokens, self_contained=r.self_contained)
-            part = logits[at : at + len(rows)]
-            at += len(rows)
+            n = len(intent.rows)
+            part, where = logits[at : at + n], positions[at : at + n]
+            at += n
             job.passes += 1
             try:
-                job.update(part)
+                job.update(part, where)
             except Exception as e:  # a failing policy fails its own job only
                 self._end(job, "error", f"{type(e).__name__}: {e}")
                 continue
@@ -465,36 +506,26 @@ class Engine:
             if keep:  # first come, first admitted
                 keep.append(job)
                 continue
-            if self.cache.prefix_pending(job.prefix()):
+            if any(w.prefix and self.cache.prefix_pending(w.prefix) for w in job.wants()):
                 deferred.append(job)  # its prefix is being prefilled: admitted once it is cached
                 continue
-            try:
-                job.admit(self)
-            except PagesExhausted:
-                self._release(job)
-                job.restart()
-                if not self._running:
-                    job.finish("error", f"the job needs more than the page budget "
-                                        f"({self.cache.max_pages} pages of {self.cache.page_size} tokens)")
-                else:
-                    keep.append(job)
+            n = job.width
+            if n > self.max_rows:
+                job.finish("error", f"the job has {n} rows, more than the engine's {self.max_rows}")
                 continue
+            if self._running and rows_used + n > self.max_rows:
+                keep.append(job)
+                continue
+            try:
+                job.attach(self.host)
+                if not job.done:
+                    self._provide(job)
             except Exception as e:
                 self._release(job)
                 job.finish("error", f"{type(e).__name__}: {e}")
                 continue
             if job.done:  # nothing to do (e.g. no tokens wanted)
                 self._release(job)
-                continue
-            n = job.width
-            if n > self.max_rows:
-                self._release(job)
-                job.finish("error", f"the job has {n} rows, more than the engine's {self.max_rows}")
-                continue
-            if self._running and rows_used + n > self.max_rows:
-                self._release(job)
-                job.restart()
-                keep.append(job)
                 continue
             rows_used += n
             with self._lock:
@@ -503,22 +534,41 @@ class Engine:
             with self._lock:
                 self._waiting = deferred + keep + self._waiting
 
-    def _fit_pages(self, chosen: list[tuple[Job, list[PassRow]]]) -> list[tuple[Job, list[PassRow]]]:
-        """Make room for the pass's new pages: preempt the youngest running jobs if needed; a job
-        that does not fit even alone fails."""
-        cache = self.cache
-        if cache.max_pages is None:
-            return chosen
-        while chosen and sum(job.pages_needed(cache, rows) for job, rows in chosen) > cache.available():
-            with self._lock:
-                alone = len(self._running) == 1
-                victim = self._running[-1]
-            if alone:
-                self._end(victim, "error", f"the job needs more than the page budget "
-                                           f"({cache.max_pages} pages of {cache.page_size} tokens)")
-            else:
-                self._preempt(victim)
-            chosen = [(j, r) for j, r in chosen if j is not victim]
+    def _provide(self, job: Job) -> None:
+        """Create the blocks the job wants now (its prompt's cached prefix taken) and hand them over."""
+        wants = job.wants()
+        if not wants:
+            return
+        blocks = [self.cache.new_block(w.name) if w.prefix is None else self.cache.block_with_prefix(w.name, w.prefix)
+                  for w in wants]
+        self._held.setdefault(job.id, []).extend(blocks)
+        job.given(blocks)
+
+    def _prepare(self, chosen: list[tuple[Job, Intent]]) -> list[tuple[Job, Intent]]:
+        """Do the pass's moves and take its pages, job by job (the only place pages are taken for
+        writing). Out of pages: preempt the youngest running job, freeing its blocks, and try the
+        same job again; a job that does not fit even alone fails. A retried job's moves that were
+        done stay done (moving an emptied block changes nothing), and the pages it already took
+        stay with its blocks."""
+        cache, i = self.cache, 0
+        while i < len(chosen):
+            job, intent = chosen[i]
+            try:
+                for m in intent.moves:
+                    cache.move(m.src, m.dst, self.runner.rope)
+                reserve_rows(cache, [RowSpec(r.view, len(r.tokens)) for r in intent.rows])
+                i += 1
+            except PagesExhausted:
+                with self._lock:
+                    alone = len(self._running) == 1
+                    victim = self._running[-1]
+                if alone:
+                    self._end(victim, "error", f"the job needs more than the page budget "
+                                               f"({cache.max_pages} pages of {cache.page_size} tokens)")
+                else:
+                    self._preempt(victim)
+                # the youngest comes last in the pass (if at all): the jobs before i keep their place
+                chosen = [(j, x) for j, x in chosen if j is not victim]
         return chosen
 
     def _preempt(self, job: Job) -> None:
@@ -530,7 +580,7 @@ class Engine:
         self.stats.preemptions += 1
 
     def _release(self, job: Job) -> None:
-        for b in job.blocks():
+        for b in self._held.pop(job.id, []):
             if b.id in self.cache.blocks:
                 self.cache.free_block(b)
 

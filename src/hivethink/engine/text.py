@@ -1,15 +1,28 @@
-"""Text rules of the collaboration: where a step ends, and answers to the redundancy check."""
+"""Text rules: a conversation as token ids, where a step ends, answers to the redundancy check."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from hivethink.answers import boxed
 
 Extractor = Callable[[str], "str | None"]
 
-__all__ = ["END_OF_STEP_CHARS", "STEP_SEPARATOR", "Extractor", "boxed", "step_ends", "yes_no"]
+__all__ = ["END_OF_STEP_CHARS", "STEP_SEPARATOR", "Extractor", "boxed", "chat_ids", "step_ends", "yes_no"]
+
+
+def chat_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of a conversation with the generation prompt, by the tokenizer's own template
+    (or a plain "Role: text" transcript when the tokenizer has none)."""
+    if getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return list(ids)
+    text = "".join(f"{m['role'].capitalize()}: {m['content']}\n\n" for m in messages) + "Assistant:"
+    return list(tokenizer.encode(text))
 
 STEP_SEPARATOR = "\n\n"
 # The end-of-sentence characters the reference accepts before a step separator (16, across scripts).

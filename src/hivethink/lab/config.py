@@ -15,6 +15,7 @@ Example::
     prompts: my-prompts          # optional: replacement prompt books (relative to this file)
     ray: {address: auto, num_gpus: 0.5}    # optional: run the samples on Ray (docs/cluster.md)
     mast: {judge: {kind: openai, base_url: ..., model: ...}}   # optional: the MAST LLM judge
+    judge: {model: {kind: local, model: smollm2}}   # the quality judge of judged tasks (mission)
 
 Unknown keys are errors everywhere except inside a model entry (its extra keys are the
 backend's parameters) and inside ``params`` mappings (checked by the task/substrate itself).
@@ -35,7 +36,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hivethink.errors import HivethinkError
+from hivethink.errors import HivethinkError, validation_message
 
 MAX_WORKERS = 256  # most workers one sample may have (agree/graph instances bring their own)
 
@@ -59,7 +60,10 @@ class ModelSpec(BaseModel):
 
     @property
     def label(self) -> str:
-        return self.name or str(self.params.get("model", self.kind))
+        """The model in tables and records: a quantized ``weights`` mode shows beside it."""
+        weights = self.params.get("weights", "exact")
+        base = str(self.params.get("model", self.kind))
+        return self.name or (base if weights == "exact" else f"{base} ({weights})")
 
 
 class SubstrateSpec(_Strict):
@@ -165,6 +169,20 @@ class MastSpec(_Strict):
     taxonomy: Literal["published", "paper"] = "published"
 
 
+class JudgeSpec(_Strict):
+    """The LLM judge that scores judged tasks (``mission``; :mod:`hivethink.tasks.mission`):
+    ``model`` is a model entry like those under ``models`` (any backend; the same entry as a
+    model of the grid shares that model's backend). It rates each deliverable 0..10 in one reply
+    of at most ``max_tokens`` tokens; ``constrained`` asks for the JSON reply by schema;
+    deliverables longer than ``max_chars`` are cut in the middle."""
+
+    model: ModelSpec
+    max_tokens: int = Field(default=32, ge=1)
+    temperature: float = Field(default=0.0, ge=0)
+    constrained: bool = True
+    max_chars: int = Field(default=6000, ge=200)
+
+
 class LabConfig(_Strict):
     """The whole grid: models x substrates x workers x tasks x instances x seeds."""
 
@@ -179,6 +197,7 @@ class LabConfig(_Strict):
     prompts: str | None = None  # a directory of prompt books (module docstring)
     ray: RaySpec | None = None  # run on Ray by default (the command line can override it)
     mast: MastSpec | None = None  # label every sample's trace with the MAST judge
+    judge: JudgeSpec | None = None  # score the deliverables of judged tasks (mission)
 
     @field_validator("workers")
     @classmethod
@@ -231,18 +250,6 @@ class LabConfig(_Strict):
         return self
 
 
-def _one_line(err: ValidationError) -> str:
-    """The first validation error as ``loc.path: message`` (plus how many more there are)."""
-    errors = err.errors()
-    first = errors[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{loc}: {msg}{more}" if loc else f"{msg}{more}"
-
-
 def parse_config(data: Any, source: str = "config") -> LabConfig:
     """Validate a mapping; any problem becomes a one-line :class:`HivethinkError`."""
     if not isinstance(data, dict):
@@ -252,7 +259,7 @@ def parse_config(data: Any, source: str = "config") -> LabConfig:
     try:
         return LabConfig.model_validate(data)
     except ValidationError as err:
-        raise HivethinkError(f"{source}: {_one_line(err)}") from None
+        raise HivethinkError(f"{source}: {validation_message(err)}") from None
 
 
 def load_config(path: str | Path) -> LabConfig:
@@ -299,4 +306,4 @@ def resolve_ray(
     try:
         return RaySpec.model_validate(base | {k: v for k, v in given.items() if v is not None})
     except ValidationError as err:
-        raise HivethinkError(f"ray: {_one_line(err)}") from None
+        raise HivethinkError(f"ray: {validation_message(err)}") from None

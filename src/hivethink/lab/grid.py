@@ -33,7 +33,7 @@ from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
 from hivethink.lab.config import LabConfig, SubstrateSpec
 from hivethink.substrates.base import Budget, Substrate
-from hivethink.tasks.base import Instance, Task, meant_for
+from hivethink.tasks.base import Instance, Task, is_judged, meant_for
 
 # Substrates that run one worker whatever ``workers`` says (see the module docstring).
 SOLO_SUBSTRATES = frozenset({"single"})
@@ -202,6 +202,40 @@ def _check_meant_for(config: LabConfig, tasks: list[Task], substrates: list[Subs
             )
         if not fits:
             raise HivethinkError(f"task {spec.label!r} is meant for none of the configured substrates")
+        paired = [sub for label, sub in zip(labels, substrates, strict=True) if label in fits and label in named]
+        _check_pairs(config, spec.label, task, paired)
+
+
+def _check_pairs(config: LabConfig, label: str, task: Task, substrates: list[Substrate]) -> None:
+    """What only a task and substrate together can tell, before any model loads: a substrate's
+    own demands on the task (``check_task``, e.g. a cascade's verifier), and a judge for a task
+    scored by one (``judged``)."""
+    for substrate in substrates:
+        check = getattr(substrate, "check_task", None)
+        if callable(check):
+            check(task)
+    if is_judged(task) and config.judge is None:
+        raise HivethinkError(
+            f"task {label!r} is scored by an LLM judge: add judge: {{model: {{kind: ..., ...}}}} "
+            "to the grid"
+        )
+
+
+def _check_scoring(config: LabConfig, substrates: list[Substrate]) -> None:
+    """A substrate that reads likelihoods (``scores_text``) next to a backend kind that has
+    none (``hivethink.backends.can_score``) is a one-line error before any model loads."""
+    from hivethink.backends import SCORING_KINDS, can_score
+
+    for spec, sub in zip(config.substrates, substrates, strict=True):
+        if not getattr(sub, "scores_text", False):
+            continue
+        for model in config.models:
+            if not can_score(model.kind):
+                raise HivethinkError(
+                    f"substrate {spec.display!r} scores text by likelihood, which backend kind "
+                    f"{model.kind!r} (model {model.label!r}) cannot do (kinds that can: "
+                    f"{', '.join(SCORING_KINDS)})"
+                )
 
 
 def expand_grid(config: LabConfig, factories: Factories) -> Plan:
@@ -215,6 +249,7 @@ def expand_grid(config: LabConfig, factories: Factories) -> Plan:
         for s in config.substrates
     ]
     _check_meant_for(config, tasks, substrates)
+    _check_scoring(config, substrates)
     instances: list[list[Instance]] = []
     for spec, task in zip(config.tasks, tasks, strict=True):
         generated = _build(

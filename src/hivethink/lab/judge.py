@@ -1,9 +1,12 @@
-"""The MAST judge in a lab run: label each finished sample's trace (``mast:`` in a grid).
+"""The LLM judges in a lab run: the MAST judge labels each finished sample's trace (``mast:``
+in a grid); the quality judge scores the deliverables of judged tasks (``judge:``; ``mission``).
 
-The judge runs in the process that writes the results (after a sample is computed, before its
-line is written), so local and Ray runs label alike. Its labels say which taxonomy and which
-texts (digest, and the authors' repository and commit when they were imported) made them. A judge call that fails (an unreachable
-server, a backend error) is recorded in that sample's ``mast`` field; the run goes on.
+Both run in the process that writes the results (after a sample is computed, before its line is
+written), so local and Ray runs judge alike. The MAST labels say which taxonomy and which texts
+(digest, and the authors' repository and commit when they were imported) made them. A MAST call
+that fails (an unreachable server, a backend error) is recorded in that sample's ``mast``
+field; a quality judge that fails leaves the sample without a score and records
+``error = "judge: ..."`` (and the ``judge`` field says why); the run goes on either way.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from typing import Any
 
 from hivethink import prompts
 from hivethink.backends.base import Backend
-from hivethink.lab.config import MastSpec
+from hivethink.lab.config import JudgeSpec, MastSpec
 from hivethink.metrics.mast import BOOKS, mast_judge
+from hivethink.tasks.base import Instance
+from hivethink.tasks.mission import judge_run
 from hivethink.trace import Event
 
 
@@ -47,3 +52,38 @@ def judge_sample(
         "parsed": verdict["parsed"],
         "error": None,
     }
+
+
+def judge_quality(
+    backend: Backend, spec: JudgeSpec, instance: Instance, record: dict[str, Any]
+) -> None:
+    """Score one judged sample in place: ``record["judge"]`` gets the judge's verdict (per task
+    quality, replies, error), ``score`` and the metrics ``score`` / ``quality`` its mean quality,
+    and with a shock (``info["shock"]``) ``quality_before_shock`` / ``quality_after_shock``. The
+    deliverables are ``info["outputs"]`` (one per task of a run), else the answer. A sample that
+    raised (no metrics) is left alone."""
+    metrics = record.get("metrics")
+    if not metrics:
+        return
+    info = record.get("info") or {}
+    outputs = info.get("outputs")
+    deliverables = outputs if isinstance(outputs, list) else [record.get("answer")]
+    try:
+        verdict = judge_run(
+            backend, instance, deliverables, max_tokens=spec.max_tokens,
+            temperature=spec.temperature, constrained=spec.constrained, max_chars=spec.max_chars,
+        )  # fmt: skip
+    except Exception as err:  # noqa: BLE001 - a broken judge must not stop the run
+        verdict = {"qualities": [], "quality": None, "raw": [], "error": f"{type(err).__name__}: {err}"}
+    record["judge"] = {"judge": spec.model.label, **verdict}
+    quality = verdict["quality"]
+    record["score"] = metrics["score"] = metrics["quality"] = quality
+    shock = info.get("shock")
+    if isinstance(shock, dict) and quality is not None:
+        at = int(shock.get("at", 0))
+        qualities = verdict["qualities"]
+        before, after = qualities[:at], qualities[at:]
+        metrics["quality_before_shock"] = sum(before) / len(before) if before else None
+        metrics["quality_after_shock"] = sum(after) / len(after) if after else None
+    if verdict["error"] and record.get("error") is None:
+        record["error"] = f"judge: {verdict['error']}"

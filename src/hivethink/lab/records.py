@@ -41,7 +41,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hivethink import prompts
-from hivethink.errors import HivethinkError
+from hivethink.errors import HivethinkError, validation_message
 from hivethink.lab.grid import Plan
 
 SCHEMA_VERSION = 2
@@ -81,12 +81,6 @@ class ResultRecord(BaseModel):
     mixed: list[str] = Field(default_factory=list)  # what it was resumed over (--allow-mixed)
 
 
-def _first_error(err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    return f"{loc}: {first['msg']}" if loc else first["msg"]
-
-
 def parse_record(raw: dict[str, Any], where: str) -> ResultRecord:
     """Validate one line read back; a newer schema or a bad field: one-line HivethinkError."""
     version = raw.get("schema_version", 0)
@@ -98,7 +92,7 @@ def parse_record(raw: dict[str, Any], where: str) -> ResultRecord:
     try:
         return ResultRecord.model_validate(raw)
     except ValidationError as err:
-        raise HivethinkError(f"{where}: not a valid results record: {_first_error(err)}") from None
+        raise HivethinkError(f"{where}: not a valid results record: {validation_message(err)}") from None
 
 
 def checked(record: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +101,7 @@ def checked(record: dict[str, Any]) -> dict[str, Any]:
         return ResultRecord.model_validate(record).model_dump(mode="json")
     except ValidationError as err:
         raise HivethinkError(
-            f"sample {record.get('key')}: results record does not validate: {_first_error(err)}"
+            f"sample {record.get('key')}: results record does not validate: {validation_message(err)}"
         ) from None
 
 

@@ -46,7 +46,7 @@ from hivethink.lab.grid import (
     expand_grid,
     job_budget,
 )
-from hivethink.lab.judge import judge_sample
+from hivethink.lab.judge import judge_quality, judge_sample
 from hivethink.lab.records import compare, provenance, refusal
 from hivethink.lab.store import (
     CONFIG,
@@ -60,8 +60,10 @@ from hivethink.lab.store import (
     write_summary,
 )
 from hivethink.metrics import compute_metrics
+from hivethink.metrics.defects import attribute
 from hivethink.report.text import clean_text
 from hivethink.substrates.base import Budget, SampleResult
+from hivethink.tasks.base import is_judged
 from hivethink.trace import Event
 
 
@@ -127,6 +129,7 @@ def _fields(
     """The trace and the outcome fields of one sample's result."""
     task, instance = plan.tasks[sample.task], sample.instance
     metrics = compute_metrics(result.events, task=task, instance=instance, result=result)
+    attribution = attribute(result.events, task, instance)
     failed_calls = [e.text for e in result.events if e.kind == "error" and e.data.get("backend")]
     return list(result.events), {
         "score": metrics.get("score"),
@@ -135,6 +138,7 @@ def _fields(
         "metrics": metrics,
         "info": _jsonable(result.info),
         "outcome": result.outcome.model_dump(mode="json") if result.outcome is not None else None,
+        "defects": attribution.labels() if attribution is not None else None,
         "error": f"backend: {len(failed_calls)} failed call(s); first: {failed_calls[0]}"
         if failed_calls
         else None,
@@ -369,10 +373,11 @@ def run_lab(
             backends = build_backends(plan, factories, todo) if ray is None else {}
             mast = config.mast
             judge = build_backend(mast.judge, factories) if mast is not None and todo else None
+            grader = _grader(plan, backends, factories, todo)
             try:
                 ran, failed, lost = _compute_and_write(
                     out, plan, jobs, backends, factories, console, progress, ray, concurrency, mixed,
-                    judge, already=len(plan.samples) - len(pending),
+                    judge, already=len(plan.samples) - len(pending), grader=grader,
                 )
             finally:
                 if (out / RESULTS).exists():
@@ -389,6 +394,20 @@ def run_lab(
     )
 
 
+def _grader(
+    plan: Plan, backends: dict[int, Backend], factories: Factories, samples: list[Sample]
+) -> Backend | None:
+    """The quality judge's backend when ``samples`` hold a judged task (``judge:``): the backend of
+    the grid's model with the same entry if it has been built (one engine for both), else its own."""
+    spec = plan.config.judge
+    if spec is None or not any(is_judged(plan.tasks[s.task]) for s in samples):
+        return None
+    for index, model in enumerate(plan.config.models):
+        if index in backends and (model.kind, model.params) == (spec.model.kind, spec.model.params):
+            return backends[index]
+    return build_backend(spec.model, factories)
+
+
 def _compute_and_write(
     out: Path,
     plan: Plan,
@@ -402,10 +421,12 @@ def _compute_and_write(
     mixed: list[str],
     judge: Backend | None = None,
     already: int = 0,
+    grader: Backend | None = None,
 ) -> tuple[int, int, int]:
     """Compute ``jobs`` (here or on Ray) and write each sample as its job completes, with a
     progress bar; -> (samples written, of them failed, samples lost on Ray). With a MAST judge
-    (``mast:`` in the grid) each sample's trace is judged here, by the one writer, first."""
+    (``mast:`` in the grid) each sample's trace is judged here, by the one writer, first; with a
+    quality judge (``grader``, ``judge:``) each sample of a judged task is scored here too."""
     ran = failed = 0
     mast = plan.config.mast
     columns = (
@@ -446,6 +467,10 @@ def _compute_and_write(
             for sample_, events, record in finished:
                 if mixed:
                     record["mixed"] = mixed
+                if grader is not None and plan.config.judge is not None and is_judged(
+                    plan.tasks[sample_.task]
+                ):
+                    judge_quality(grader, plan.config.judge, sample_.instance, record)
                 if judge is not None and mast is not None:
                     record["mast"] = judge_sample(judge, mast, record, events)
                 write_sample(out, record, events)

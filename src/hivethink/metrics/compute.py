@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hivethink.metrics.coordination import coordination_metrics
+from hivethink.metrics.defects import defect_metrics
 from hivethink.metrics.outcome import (
     Metrics,
     ResultLike,
@@ -14,6 +15,7 @@ from hivethink.metrics.outcome import (
 )
 from hivethink.metrics.pathology import pathology_metrics
 from hivethink.metrics.probes import probe_metrics
+from hivethink.metrics.selforg import selforg_metrics
 from hivethink.tasks.base import Instance, Task
 from hivethink.trace import Event
 
@@ -27,7 +29,8 @@ def compute_metrics(
 ) -> Metrics:
     """Every metric that the inputs allow: coordination and pathologies from the trace; score
     with task, instance and result; cost, protocol facts and the typed outcome's metrics with
-    the result; probe metrics when the instance carries a probe. Values are numbers, None (not
+    the result; probe metrics when the instance carries a probe; self-organisation facts and the
+    dependency graph's defect counts (:mod:`.selforg`, :mod:`.defects`). Values are numbers, None (not
     applicable) or short strings (``redundancy_unit``, an outcome's class such as
     ``game_result``)."""
     events = list(events)
@@ -42,4 +45,6 @@ def compute_metrics(
             metrics |= result.outcome.metrics()
     metrics |= coordination_metrics(events, task, instance)
     metrics |= pathology_metrics(events, instance)
+    metrics |= selforg_metrics(events, result.info if result is not None else None)
+    metrics |= defect_metrics(events, task, instance)
     return metrics

@@ -19,7 +19,7 @@ from hivethink.metrics.views import (
     worker_outputs,
 )
 from hivethink.names import references as count_references
-from hivethink.tasks.base import Instance, Task
+from hivethink.tasks.base import Instance, Task, is_judged
 from hivethink.trace import Event
 
 REDUNDANCY_NGRAM = 4  # word n-gram size for redundancy on free text
@@ -174,7 +174,7 @@ def agreement_metrics(
     metrics["pairwise_agreement"] = sum(1 for a, b in pairs if a is not None and a == b) / len(
         pairs
     )
-    if task is not None and instance is not None:
+    if task is not None and instance is not None and not is_judged(task):
         correct = agreed and float(task.score(instance, next(iter(answers.values())))) >= 1.0
         metrics["agreed_and_correct"] = 1.0 if correct else 0.0
         metrics["agreed_but_wrong"] = 1.0 if agreed and not correct else 0.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from hivethink.tasks.base import Instance, Outcome, OutcomeTask, Task
+from hivethink.tasks.base import Instance, Outcome, OutcomeTask, Task, is_judged
 
 Metrics = dict[str, float | int | str | None]
 
@@ -32,7 +32,11 @@ def outcome_metrics(
     """``score`` in [0, 1] and ``correct`` (1 when the score is 1). The task scores the
     protocol's typed outcome when it defines ``score_outcome`` and there is one (graph and game
     tasks), else the team answer; the outcome's own metrics (``Outcome.metrics``) follow. Both
-    are None when the task leaves the outcome unscored (out of means, as published)."""
+    are None when the task leaves the outcome unscored (out of means, as published), and for a
+    judged task (``mission``): the lab's judge fills its score in (``lab.judge``). A task with
+    ``answer_metrics`` (the code task: how the test run ended) adds its own."""
+    if is_judged(task):
+        return {"score": None, "correct": None}
     if outcome is not None and isinstance(task, OutcomeTask):
         scored = task.score_outcome(instance, outcome)
         if scored is None:
@@ -40,7 +44,11 @@ def outcome_metrics(
         score = float(scored)
     else:
         score = float(task.score(instance, answer))
-    return {"score": score, "correct": 1.0 if score >= 1.0 else 0.0}
+    metrics: Metrics = {"score": score, "correct": 1.0 if score >= 1.0 else 0.0}
+    extra = getattr(task, "answer_metrics", None)
+    if extra is not None:
+        metrics |= extra(instance, answer)
+    return metrics
 
 
 def cost_metrics(result: ResultLike) -> Metrics:

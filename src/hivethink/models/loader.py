@@ -19,11 +19,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from hivethink.errors import HivethinkError
 from hivethink.models.config import ModelConfig, check_shapes
-from hivethink.models.transformer import Decoder
+from hivethink.models.transformer import FUSED, Decoder, LayerWeights, fused_names
+from hivethink.models.weights import (
+    AS_STORED_INT4,
+    GGUFEmbedding,
+    Int4Linear,
+    Int8Linear,
+    Linear,
+    WeightPlan,
+    check_kernels,
+    check_mode,
+    gguf_dequantize,
+    gguf_int4_groups,
+    plan_weights,
+    requantize_int4,
+)
 
 EMBEDDED_NAMES = {"smollm2", "default", "embedded"}
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
@@ -38,10 +53,17 @@ class LoadedModel:
     hf_config: Any
     source: str  # what was asked for, resolved (path or hub id)
     generation: Any = None  # the model's transformers GenerationConfig (None: greedy, e.g. GGUF)
+    plan: WeightPlan | None = None  # the kernel of each matmul weight (None: exact)
 
     @property
     def dtype(self) -> torch.dtype:
         return self.decoder.dtype
+
+    @property
+    def weights(self) -> str:
+        """The ``--weights`` mode the model runs, as records say it (``exact``, ``int4``,
+        ``auto: exact+int4``...)."""
+        return self.plan.label if self.plan is not None else "exact"
 
 
 def embedded_gguf() -> Path:
@@ -108,30 +130,167 @@ def resolve(spec: str | None) -> tuple[str, Path | None]:
 
 
 def load_model(spec: str | None = None, *, dtype: str | torch.dtype = "float32",
-               device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a model for the engine. ``spec``: None/"smollm2" (embedded), a directory, a .gguf, a hub id."""
+               device: str | torch.device = "cpu", weights: str = "exact", keep_plain: bool = False,
+               pack: bool = True) -> LoadedModel:
+    """Load a model for the engine. ``spec``: None/"smollm2" (embedded), a directory, a .gguf, a hub id.
+
+    ``weights``: exact | int8 | int4 | auto (models/weights.py); a mode the model's tensors do not
+    allow fails with a HivethinkError before any weight is read. ``keep_plain``: keep the plain
+    weights beside the oneDNN-packed copies (to build a transformers model from them; twice the
+    memory); ``pack=False``: plain weights only (the transformers reference)."""
+    check_mode(weights)
     kind, path = resolve(spec)
     torch_dtype = parse_dtype(dtype, device)
-    if kind == "gguf":
-        assert path is not None
-        weights, hf_config, tokenizer = _load_gguf_cached(path)
-        source = str(path)
-    elif kind == "hf-dir":
-        assert path is not None
-        weights, hf_config, tokenizer = _load_hf_dir(path)
-        source = str(path)
-    else:
+    if weights != "exact" and torch.device(device).type != "cpu":
+        raise HivethinkError(f"--weights {weights}: the quantized kernels are PyTorch's CPU ones; "
+                             f"on {torch.device(device).type} use --weights exact")
+    check_kernels(weights)
+    if kind == "hub":
         path = _hub_dir(str(spec))
-        weights, hf_config, tokenizer = _load_hf_dir(path)
-        source = str(spec)
+    assert path is not None
+    source = str(path) if kind != "hub" else str(spec)
+    if kind == "gguf":
+        loaded = _load_gguf(path, weights, torch_dtype, device)
+    else:
+        loaded = _load_hf(path, source, weights, torch_dtype, device)
+    if pack:
+        loaded.decoder.pack(keep_plain=keep_plain)
+        if not keep_plain:
+            loaded.decoder.own()
+    _return_freed_memory()
+    return loaded
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap that loading freed (dequantized and fused temporaries, megabytes each) back
+    to the OS: glibc keeps it otherwise, 0.1-0.2 GB of a server's RSS. A no-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _plan(cfg: ModelConfig, mode: str, stored: dict[str, str], source: str) -> WeightPlan:
+    H, D, inter = cfg.hidden_size, cfg.head_dim, cfg.intermediate_size
+    out_in = {"self_attn.q_proj": (cfg.n_heads * D, H), "self_attn.k_proj": (cfg.n_kv_heads * D, H),
+              "self_attn.v_proj": (cfg.n_kv_heads * D, H), "self_attn.o_proj": (H, cfg.n_heads * D),
+              "mlp.gate_proj": (inter, H), "mlp.up_proj": (inter, H), "mlp.down_proj": (H, inter)}
+    shapes = {f"model.layers.{i}.{p}.weight": s for i in range(cfg.n_layers) for p, s in out_in.items()}
+    shapes["lm_head.weight"] = (cfg.vocab_size, H)
+    return plan_weights(mode, stored, shapes, fused_names(cfg.n_layers), source)
+
+
+def _load_gguf(path: Path, mode: str, dtype: torch.dtype, device: str | torch.device) -> LoadedModel:
+    cdir = _gguf_cache(path)
+    if mode == "exact":
+        weights, hf_config, tokenizer = _load_gguf_cached(path)
+        return _exact(weights, hf_config, tokenizer, str(path), dtype, device)
+    if not (cdir / "model.safetensors").is_file():
+        _load_gguf_cached(path)  # the first load of this file builds its cache
+    hf_config, tokenizer = _cached_config(cdir)
+    cfg = ModelConfig.from_hf(hf_config)
+    check_shapes(cfg)
+    blocks, types = _gguf_blocks(path, cdir, cfg)
+    stored = {n: types[n] for n in blocks}
+    tied = "lm_head.weight" not in blocks
+    if tied:
+        stored["lm_head.weight"] = types["model.embed_tokens.weight"]
+    plan = _plan(cfg, mode, stored, str(path))
+    from safetensors import safe_open
+
+    with safe_open(str(cdir / "model.safetensors"), "pt") as f:  # norms and biases only
+        small = {k: f.get_tensor(k) for k in f.keys()  # noqa: SIM118 (a safe_open handle, not a dict)
+                 if not k.endswith(".weight") or "norm" in k}
+
+    def dense(name: str) -> torch.Tensor:
+        return gguf_dequantize(blocks[name], types[name])
+
+    def int4(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if types[name] in AS_STORED_INT4:
+            codes, scale, low = gguf_int4_groups(blocks[name], types[name])
+            return torch.from_numpy(codes), torch.from_numpy(scale), torch.from_numpy(low)
+        return requantize_int4(dense(name))
+
+    head = "model.embed_tokens.weight" if tied else "lm_head.weight"
+    embed = GGUFEmbedding(blocks["model.embed_tokens.weight"], types["model.embed_tokens.weight"], cfg.hidden_size)
+    decoder = _assemble(cfg, plan, small, dense, int4, embed, head, dtype)
+    return LoadedModel(decoder=decoder, tokenizer=tokenizer, cfg=cfg, hf_config=hf_config, source=str(path),
+                       plan=plan)
+
+
+def _assemble(cfg: ModelConfig, plan: WeightPlan, small: dict[str, torch.Tensor],
+              dense: Any, int4: Any, embed: torch.Tensor | GGUFEmbedding, head: str, dtype: torch.dtype) -> Decoder:
+    """A decoder whose matmuls take the plan's kernels: ``dense(name)`` gives a weight as fp32,
+    ``int4(name)`` its 4-bit groups; each fused matmul is built from its parts and the parts dropped."""
+    def linear(names: tuple[str, ...], plan_names: tuple[str, ...]) -> Linear:
+        kind = plan.kinds[plan_names[0]]
+        if kind == "int4":
+            parts = [int4(n) for n in names]
+            return Int4Linear(*(torch.cat([p[i] for p in parts]) for i in range(3)))
+        w = torch.cat([dense(n) for n in names]) if len(names) > 1 else dense(names[0])
+        return Int8Linear(w) if kind == "int8" else Linear(w.to(dtype))
+
+    def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.to(dtype)
+
+    layers = []
+    for i in range(cfg.n_layers):
+        p, a = f"model.layers.{i}.", f"model.layers.{i}.self_attn."
+        bias = None
+        if cfg.attention_bias and a + "q_proj.bias" in small:
+            bias = torch.cat([small[a + "q_proj.bias"], small[a + "k_proj.bias"], small[a + "v_proj.bias"]])
+        fused = {}
+        for field, parts in FUSED.items():
+            names = tuple(f"{p}{part}.weight" for part in parts)
+            fused[field] = linear(names, names)
+        layers.append(LayerWeights(attn_norm=small[p + "input_layernorm.weight"].to(dtype), bqkv=cast(bias),
+                                   q_norm=cast(small.get(a + "q_norm.weight")) if cfg.qk_norm else None,
+                                   k_norm=cast(small.get(a + "k_norm.weight")) if cfg.qk_norm else None,
+                                   mlp_norm=small[p + "post_attention_layernorm.weight"].to(dtype), **fused))
+    lm_head = linear((head,), ("lm_head.weight",))
+    return Decoder.from_parts(cfg, embed, small["model.norm.weight"].to(dtype), lm_head, layers)
+
+
+def _load_hf(path: Path, source: str, mode: str, dtype: torch.dtype, device: str | torch.device) -> LoadedModel:
+    weights, hf_config, tokenizer = _load_hf_dir(path)
+    generation = _generation_config(path)
+    if mode == "exact":
+        loaded = _exact(weights, hf_config, tokenizer, source, dtype, device)
+        loaded.generation = generation
+        return loaded
     cfg = ModelConfig.from_hf(hf_config)
     check_shapes(cfg)
     _check_weights(cfg, weights, source)
-    decoder = Decoder(cfg, weights).to(device=device, dtype=torch_dtype)
-    decoder.pack()
-    generation = _generation_config(path) if kind != "gguf" and path is not None else None
+    tied = cfg.tie_embeddings or "lm_head.weight" not in weights
+    stored = {n: str(t.dtype).removeprefix("torch.") for n, t in weights.items()}
+    if tied:
+        stored["lm_head.weight"] = stored["model.embed_tokens.weight"]
+    plan = _plan(cfg, mode, stored, source)
+
+    def dense(name: str) -> torch.Tensor:
+        return weights.pop(name) if name != "model.embed_tokens.weight" else weights[name]
+
+    def int4(name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return requantize_int4(dense(name))
+
+    head = "model.embed_tokens.weight" if tied else "lm_head.weight"
+    embed = weights["model.embed_tokens.weight"].to(dtype)
+    decoder = _assemble(cfg, plan, weights, dense, int4, embed, head, dtype)
     return LoadedModel(decoder=decoder, tokenizer=tokenizer, cfg=cfg, hf_config=hf_config, source=source,
-                       generation=generation)
+                       generation=generation, plan=plan)
+
+
+def _exact(weights: dict[str, torch.Tensor], hf_config: Any, tokenizer: Any, source: str, dtype: torch.dtype,
+           device: str | torch.device) -> LoadedModel:
+    cfg = ModelConfig.from_hf(hf_config)
+    check_shapes(cfg)
+    _check_weights(cfg, weights, source)
+    decoder = Decoder(cfg, weights).to(device=device, dtype=dtype)
+    return LoadedModel(decoder=decoder, tokenizer=tokenizer, cfg=cfg, hf_config=hf_config, source=source)
 
 
 def _generation_config(path: Path) -> Any:
@@ -196,18 +355,30 @@ def _gguf_parsed_once() -> Iterator[None]:
         gguf.GGUFReader, gguf.get_tensor_name_map = reader, name_map  # type: ignore[misc]
 
 
+def _gguf_cache(path: Path) -> Path:
+    """The cache directory of a GGUF file (config, tokenizer, dequantized weights)."""
+    return cache_root() / "models" / f"{path.stem}-{_gguf_key(path)}"
+
+
+def _cached_config(cdir: Path) -> tuple[Any, Any]:
+    from transformers import AutoConfig, AutoTokenizer
+
+    with _quiet():
+        warnings.simplefilter("ignore")
+        return AutoConfig.from_pretrained(cdir), AutoTokenizer.from_pretrained(cdir)
+
+
 def _load_gguf_cached(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
     from safetensors.torch import load_file, save_file
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cdir = cache_root() / "models" / f"{path.stem}-{_gguf_key(path)}"
+    cdir = _gguf_cache(path)
     weights_file = cdir / "model.safetensors"
     with _quiet():
         warnings.simplefilter("ignore")
         if weights_file.is_file():
             try:
-                return (load_file(str(weights_file)), AutoConfig.from_pretrained(cdir),
-                        AutoTokenizer.from_pretrained(cdir))
+                return (load_file(str(weights_file)), *_cached_config(cdir))
             except Exception:  # a torn cache (killed mid-write) is rebuilt below
                 pass
         try:
@@ -231,6 +402,56 @@ def _load_gguf_cached(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:
             shutil.rmtree(cdir, ignore_errors=True)
         os.replace(tmp, cdir)  # atomic: a later load sees the whole cache or none of it
         return weights, model.config, tokenizer
+
+
+def _gguf_blocks(path: Path, cdir: Path, cfg: ModelConfig) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The GGUF's matmul weights and token embedding as it stores them -> (HF name -> rows of
+    raw blocks [out, bytes], HF name -> GGUF type name). Rows are in transformers' order (its
+    GGUF processor un-permutes Llama's q/k rows; permuting whole rows keeps every block intact).
+    Cached beside the dequantized weights, so later loads skip parsing the file."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    cached = cdir / "blocks.safetensors"
+    if cached.is_file():
+        try:
+            with safe_open(str(cached), "np") as f:
+                types = json.loads(f.metadata()["types"])
+            return load_file(str(cached)), types
+        except Exception:  # torn: rebuilt below
+            pass
+    import gguf
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
+
+    try:
+        with _gguf_parsed_once():
+            reader = gguf.GGUFReader(path)
+        arch = str(reader.fields["general.architecture"].contents())
+        arch_id = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch)
+    except Exception as e:
+        raise HivethinkError(f"could not read GGUF file {path}: {_first_line(e)}") from None
+    name_map = gguf.get_tensor_name_map(arch_id, cfg.n_layers)
+    hf_names = ["model.embed_tokens.weight", "lm_head.weight"] + [n for g in fused_names(cfg.n_layers) for n in g]
+    wanted = {f"{name_map.get_name(n.removesuffix('.weight'))}.weight": n for n in hf_names}
+    processor = TENSOR_PROCESSORS.get(arch, TensorProcessor)(
+        config={"num_attention_heads": cfg.n_heads, "num_key_value_heads": cfg.n_kv_heads})
+    blocks, types = {}, {}
+    for t in reader.tensors:
+        hf = wanted.get(t.name)
+        if hf is None:
+            continue
+        rows = np.asarray(t.data)
+        rows = rows.reshape(rows.shape[0], -1).view(np.uint8)
+        order = processor.process(weights=np.arange(rows.shape[0]), name=t.name).weights
+        blocks[hf] = np.ascontiguousarray(rows[order])
+        types[hf] = t.tensor_type.name
+    missing = [n for n in hf_names[2:] + hf_names[:1] if n not in blocks]
+    if missing:
+        raise HivethinkError(f"{path}: {len(missing)} weights missing (first: {missing[0]})")
+    tmp = cached.with_name(f"blocks.tmp{os.getpid()}.safetensors")
+    save_file(blocks, str(tmp), metadata={"types": json.dumps(types)})
+    os.replace(tmp, cached)
+    return blocks, types
 
 
 def _load_hf_dir(path: Path) -> tuple[dict[str, torch.Tensor], Any, Any]:

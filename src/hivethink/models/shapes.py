@@ -16,6 +16,7 @@ from hivethink.errors import HivethinkError
 from hivethink.models.config import ModelConfig, check_shapes
 from hivethink.models.loader import LoadedModel, parse_dtype
 from hivethink.models.transformer import Decoder, LayerWeights
+from hivethink.models.weights import Linear
 
 # name -> (transformers config class, its arguments)
 SHAPES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -64,23 +65,24 @@ def random_model(shape: str, *, dtype: str | torch.dtype = "bfloat16", device: s
 
     H, D, inter = cfg.hidden_size, cfg.head_dim, cfg.intermediate_size
     qkv = (cfg.n_heads + 2 * cfg.n_kv_heads) * D
-    layers = [LayerWeights(attn_norm=ones(H), wqkv=rand(qkv, H), bqkv=rand(qkv) if cfg.attention_bias else None,
+    layers = [LayerWeights(attn_norm=ones(H), wqkv=Linear(rand(qkv, H)),
+                           bqkv=rand(qkv) if cfg.attention_bias else None,
                            q_norm=ones(D) if cfg.qk_norm else None, k_norm=ones(D) if cfg.qk_norm else None,
-                           wo=rand(H, cfg.n_heads * D), mlp_norm=ones(H), w_gate_up=rand(2 * inter, H),
-                           w_down=rand(H, inter))
+                           wo=Linear(rand(H, cfg.n_heads * D)), mlp_norm=ones(H),
+                           w_gate_up=Linear(rand(2 * inter, H)), w_down=Linear(rand(H, inter)))
               for _ in range(cfg.n_layers)]
     embed = rand(cfg.vocab_size, H)
     lm_head = embed if cfg.tie_embeddings else rand(cfg.vocab_size, H)
     decoder = Decoder.from_parts(cfg, embed, ones(H), lm_head, layers)
-    decoder.pack()
+    decoder.pack()  # keeps the plain weights: the bench builds its transformers baseline from them
     return LoadedModel(decoder=decoder, tokenizer=None, cfg=cfg, hf_config=hf, source=f"random:{shape}")
 
 
 def weight_bytes(model: LoadedModel) -> int:
-    """Bytes of weights one decode step reads: every layer matrix and the LM head (the embedding
-    lookup reads a few rows; norms are negligible but counted)."""
+    """Bytes of weights one decode step reads: every layer matrix and the LM head in the layout
+    its kernel reads (4-bit codes and their scales for int4), and the norms and biases (the
+    embedding lookup reads a few rows)."""
     d = model.decoder
-    ts = [d.lm_head, d.norm] + [t for lw in d.layers for t in (lw.attn_norm, lw.wqkv, lw.bqkv, lw.q_norm,
-                                                               lw.k_norm, lw.wo, lw.mlp_norm, lw.w_gate_up,
-                                                               lw.w_down) if t is not None]
-    return sum(t.numel() * t.element_size() for t in ts)
+    ts = [d.norm] + [t for lw in d.layers for t in (lw.attn_norm, lw.bqkv, lw.q_norm, lw.k_norm, lw.mlp_norm)
+                     if t is not None]
+    return sum(lin.nbytes for lin in d.linears()) + sum(t.numel() * t.element_size() for t in ts)

@@ -12,6 +12,7 @@ from typing import Any
 
 from hivethink.errors import HivethinkError
 from hivethink.lab.store import CONFIG, read_trace
+from hivethink.report import selforg
 from hivethink.report.data import (
     Record,
     Table,
@@ -211,7 +212,8 @@ def build_report(run_dir: str | Path) -> Path:
         tables.append(mast_modes(records))
     if game_records(records):
         tables += [consensus_game(records), detection_keywords(records)]
-    plots = all_plots(records)
+    tables += selforg.tables(records)
+    plots = all_plots(records) + selforg.plots(records)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     page = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

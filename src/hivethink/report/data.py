@@ -97,6 +97,18 @@ def published_label(published: Any) -> str:
     return f" (published texts, {', '.join(sources)})" if sources else ""
 
 
+def labelled(substrate: str, recs: Sequence[Record]) -> str:
+    """The substrate's name, marked where its records say they are not a published protocol:
+    an adaptation to another task (``info["adaptation"]``) or a variant in a paper's spirit
+    (``info["variant"]``)."""
+    infos = [r.get("info") or {} for r in recs]
+    if any(i.get("adaptation") for i in infos):
+        return f"{substrate} (adaptation, not published)"
+    if any(i.get("variant") for i in infos):
+        return f"{substrate} (in the spirit of the paper)"
+    return substrate
+
+
 def overview(records: Sequence[Record]) -> Table:
     """Per model, substrate and task: samples, errors, accuracy, score and cost (with intervals).
     A substrate run with the authors' own texts is marked, and counted apart from one run with
@@ -109,7 +121,7 @@ def overview(records: Sequence[Record]) -> Table:
         rows.append(
             [
                 model,
-                substrate,
+                labelled(substrate, recs),
                 task,
                 len(recs),
                 len(recs) - len(good),

@@ -39,9 +39,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hivethink.engine.hive import HiveConfig, HiveJob, HiveResult, chat_ids
-from hivethink.engine.sampling import SamplingParams
-from hivethink.engine.scheduler import Engine, GenJob
+from hivethink.engine import (
+    Engine,
+    GenJob,
+    HiveConfig,
+    HiveJob,
+    HiveResult,
+    SamplingParams,
+    chat_ids,
+)
 from hivethink.errors import HivethinkError
 from hivethink.serve.limits import ServeLimits
 from hivethink.serve.schema import ApiError, ChatCompletionRequest, Message, error_body
@@ -315,10 +321,11 @@ class _Server:
     async def hive(self, request: Request, req: ChatCompletionRequest, plan: _Plan) -> Response:
         opts = req.hivethink
         assert opts is not None
+        given = opts.model_fields_set
         if opts.workers > self.limits.max_workers:
             raise ApiError(400, f"hivethink.workers must be between 1 and {self.limits.max_workers}, "
                            f"got {opts.workers}", param="hivethink.workers")
-        if opts.max_steps is not None and opts.max_steps > self.limits.max_tokens:
+        if "max_steps" in given and opts.max_steps > self.limits.max_tokens:
             raise ApiError(400, f"hivethink.max_steps must be at most {self.limits.max_tokens}, "
                            f"got {opts.max_steps}", param="hivethink.max_steps")
         if plan.n != 1:
@@ -326,17 +333,13 @@ class _Server:
         if plan.stop:
             raise ApiError(400, "stop is not supported for a hivethink (multi-worker) request", param="stop")
         problem = _problem(req.messages)
-        steps = opts.max_steps or plan.max_tokens or min(self.limits.default_max_tokens, self.limits.max_tokens)
-        cfg = HiveConfig(workers=opts.workers, layout=opts.layout, max_steps=steps,
-                         temperature=plan.temperature, top_p=plan.top_p,
-                         seed=secrets.randbelow(SEED_RANGE) if plan.seed is None else plan.seed)
-        if opts.check_interval is not None:
-            cfg.check_every = opts.check_interval or None
-        if opts.visibility is not None:
-            cfg.visibility = opts.visibility
-        cfg.examples = opts.examples
+        # what the hivethink field leaves out comes from the request
+        from_request = {
+            "max_steps": plan.max_tokens or min(self.limits.default_max_tokens, self.limits.max_tokens),
+            "temperature": plan.temperature, "top_p": plan.top_p,
+            "seed": secrets.randbelow(SEED_RANGE) if plan.seed is None else plan.seed}
         try:
-            cfg.validate()
+            cfg = HiveConfig(**{**opts.model_dump(), **{k: v for k, v in from_request.items() if k not in given}})
             job = await run_in_threadpool(HiveJob, self.model, cfg, problem)
         except HivethinkError as e:
             raise ApiError(400, str(e), param="hivethink") from None
@@ -345,7 +348,7 @@ class _Server:
                            f"decodes at most {self.engine.max_rows} (--max-batch)", param="hivethink.workers")
         prompt_tokens = len(job.prompt)
         # the shared context holds the prompt and every worker's text (headers and checks included)
-        need = prompt_tokens + cfg.workers * (steps + cfg.finisher_tokens + 64) + 64
+        need = prompt_tokens + cfg.workers * (cfg.max_steps + cfg.finisher_tokens + 64) + 64
         if need > self.context:
             raise ApiError(400, f"this job may need {need} positions; the model's context is {self.context} "
                            "(fewer workers or max_steps)", param="hivethink", code="context_length_exceeded")

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hivethink.engine.hive import HiveConfig
+
 
 class ApiError(Exception):
     """An answer in OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
@@ -84,17 +86,6 @@ class StreamOptions(_Lenient):
     include_usage: bool = False
 
 
-class HivethinkOptions(_Strict):
-    """The extension field ``"hivethink": {...}``: run the request as a multi-worker hive job."""
-
-    workers: int = Field(default=2, ge=1)
-    layout: str = "combined"
-    max_steps: int | None = Field(default=None, ge=1)  # default: max_tokens
-    check_interval: int | None = Field(default=None, ge=0)  # fed tokens; None: the default; 0: off
-    visibility: str | None = None  # "instant" (default) or "lagged"
-    examples: bool = True  # the worked examples in the collaboration instruction (as published)
-
-
 class JsonSchemaFormat(_Lenient):
     name: str | None = None
     schema_: dict[str, Any] = Field(alias="schema")
@@ -132,7 +123,9 @@ class ChatCompletionRequest(_Lenient):
     tools: list[Any] | None = None
     functions: list[Any] | None = None
     response_format: ResponseFormat | None = None
-    hivethink: HivethinkOptions | None = None
+    # the extension field: run the request as a multi-worker hive job. Fields the client leaves
+    # out come from the request (max_steps: max_tokens; temperature, top_p, seed) or the defaults.
+    hivethink: HiveConfig | None = None
 
     def unsupported(self) -> tuple[str, str] | None:
         """(param, reason) for the first field set to something the server cannot do."""

@@ -21,8 +21,12 @@ from hivethink.substrates.chat import Chat
 from hivethink.substrates.consensus_game import ConsensusGame
 from hivethink.substrates.coral import Coral
 from hivethink.substrates.debate import DebateDu
+from hivethink.substrates.hybrid import Cascade, Router, Sas
 from hivethink.substrates.independent import Independent
+from hivethink.substrates.llm_program import LlmProgram
+from hivethink.substrates.metagpt import Metagpt
 from hivethink.substrates.program import Program
+from hivethink.substrates.self_organizing import SelfOrganizing
 from hivethink.substrates.sequential import Sequential
 from hivethink.substrates.shared_cache import SharedCache
 from hivethink.substrates.single import Single
@@ -43,6 +47,12 @@ SUBSTRATES: dict[str, type] = {
         Coral,
         DebateDu,
         Camel,
+        LlmProgram,
+        Metagpt,
+        SelfOrganizing,
+        Sas,
+        Cascade,
+        Router,
     )
 }
 # Older names, kept so that existing grids run: each now means the preset that replaced it.

@@ -54,13 +54,16 @@ class Call:
     """One agent's backend call inside a round; ``seen`` names whose texts are in the prompt.
 
     ``json_schema`` constrains the reply where the protocol publishes constrained JSON output;
-    ``helper`` marks a call of a protocol helper rather than a team agent (never probed)."""
+    ``helper`` marks a call of a protocol helper rather than a team agent (never probed);
+    ``data`` goes into this call's ``prompt`` and ``step`` events (a round may mix calls of
+    different kinds: a role's action, a retry)."""
 
     worker: str
     messages: Messages
     seen: list[str] | None = None
     json_schema: dict[str, Any] | None = None
     helper: bool = False
+    data: dict[str, Any] | None = None
 
 
 def conversation(system: str, user: str) -> Messages:
@@ -142,14 +145,16 @@ class Recorder:
         temperature: float | None = None,
         phase: str | None = None,
         attempt: int = 1,
+        stop: list[str] | None = None,
     ) -> list[str]:
         """Run ``calls`` as ONE batched backend call; return the texts in call order.
 
         ``max_tokens`` and ``temperature`` override the per-call cap and the sampling
-        temperature for this round (the cap is still clipped by :meth:`call_cap`). ``phase``
-        (the protocol's name for this kind of call) and ``attempt`` (1, then 2... for retries)
-        go into the ``data`` of every prompt and step event of the round, so that a reviewer can
-        tell each call apart; ``data`` goes into the step events."""
+        temperature for this round (the cap is still clipped by :meth:`call_cap`); ``stop``
+        strings end a reply (the backend cuts the text before them). ``phase`` (the protocol's
+        name for this kind of call) and ``attempt`` (1, then 2... for retries) go into the
+        ``data`` of every prompt and step event of the round, so that a reviewer can tell each
+        call apart; ``data`` goes into the step events."""
         if not calls:
             return []
         stamp: dict[str, Any] = {"attempt": attempt} | ({"phase": phase} if phase else {})
@@ -163,6 +168,7 @@ class Recorder:
                 max_tokens=cap,
                 temperature=self.temperature if temperature is None else temperature,
                 seed=derive_seed(self.seed, self.sequential_calls, i),
+                stop=list(stop or []),
                 json_schema=call.json_schema,
             )
             for i, (call, (messages, _)) in enumerate(zip(calls, shown, strict=True))
@@ -174,7 +180,7 @@ class Recorder:
                 render(messages),
                 step=step,
                 seen=call.seen,
-                data=stamp | ({"probe": probe} if probe else {}),
+                data=stamp | (call.data or {}) | ({"probe": probe} if probe else {}),
             )
         completions = self.backend.generate(requests)
         if len(completions) != len(requests):
@@ -197,6 +203,7 @@ class Recorder:
                     "finish_reason": comp.finish_reason,
                     **stamp,
                     **(data or {}),
+                    **(call.data or {}),
                 },
             )
             if comp.error:  # the backend failed (timeout, HTTP error, ...): not the agent's fault

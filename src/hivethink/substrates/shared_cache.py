@@ -5,33 +5,35 @@ backend's engine, so concurrent samples share its forward passes. Budget: ``budg
 sequential forward passes (and at most ``budget.tokens / workers``: each pass writes one token per
 worker), else ``budget.max_tokens * budget.rounds``. ``budget.snapshots`` are honoured from the
 same decode (``SampleResult.at_budget``); in tokens they are converted to passes the same way.
+
+Its parameters are the hive's own options, declared once in :class:`HiveConfig` (every field but
+what the run decides: workers, budget, seed), with the same defaults; they are checked when the
+substrate is built, before any model loads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+import dataclasses
+from typing import Any, ClassVar
 
 from hivethink.backends.base import Backend
 from hivethink.engine.hive import Hive, HiveConfig, HiveResult
+from hivethink.engine.hive.config import RUN_FIELDS
 from hivethink.errors import HivethinkError
 from hivethink.substrates.base import Budget, SampleResult
 from hivethink.tasks.base import Instance, Task
 
 
-@dataclass
-class SharedCache:
+class _SharedCache:
     name: ClassVar[str] = "shared-cache"
     snapshots: ClassVar[bool] = True
     prompt_books: ClassVar[tuple[str, ...]] = ("hogwild",)
-    layout: str = "combined"
-    visibility: str = "instant"
-    sampling: str = "model"  # the model's generation config; "greedy"
-    temperature: float | None = None  # set: overrides ``sampling``
-    check_every: int = 256  # fed tokens between redundancy checks; 0 = off
-    examples: bool = True
-    guard_headers: bool = True
-    step_end: str = "fenced"  # "reference-code" | "text" (HiveConfig.step_end)
+
+    def options(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        HiveConfig.parse(self.options(), f"substrate {self.name!r}")
 
     def passes(self, budget: Budget, workers: int) -> tuple[int, tuple[int, ...]]:
         """The pass budget and the snapshot budgets in passes."""
@@ -47,19 +49,18 @@ class SharedCache:
         if model is None or not hasattr(model, "decoder"):
             raise HivethinkError("the shared-cache substrate needs the local backend (kind: local)")
         max_steps, snaps = self.passes(budget, workers)
-        cfg = HiveConfig(workers=workers, layout=self.layout, max_steps=max_steps, visibility=self.visibility,
-                         sampling=self.sampling, temperature=self.temperature, seed=seed,
-                         check_every=self.check_every or None, snapshots=snaps, examples=self.examples,
-                         guard_headers=self.guard_headers, step_end=self.step_end)
+        cfg = HiveConfig.parse({**self.options(), "workers": workers, "max_steps": max_steps, "seed": seed,
+                                "snapshots": snaps}, f"substrate {self.name!r}")
         hive = Hive(model, cfg, extractor=task.extract, engine=getattr(backend, "engine", None))
         res = hive.solve(instance.prompt)
-        out = self._sample(res)
+        out = self._sample(res, cfg)
         per = workers if budget.match == "tokens" else 1
         for b in budget.snapshots:
-            out.at_budget[b] = self._sample(res.at_budget[min(max_steps, max(1, b // per))])
+            out.at_budget[b] = self._sample(res.at_budget[min(max_steps, max(1, b // per))], cfg)
         return out
 
-    def _sample(self, res: HiveResult) -> SampleResult:
+    @staticmethod
+    def _sample(res: HiveResult, cfg: HiveConfig) -> SampleResult:
         prompt_tokens = next((e.data.get("tokens", 0) for e in res.events if e.kind == "prompt"), 0)
         return SampleResult(
             events=res.events, answer=res.answer, agent_answers=res.answers,
@@ -67,5 +68,16 @@ class SharedCache:
             prompt_tokens=prompt_tokens, wall_s=res.wall_s,
             info={"finished_by": res.finished_by, "checks": res.checks, "checks_yes": res.checks_yes,
                   "references": res.references, "impersonations": res.impersonations,
-                  "forced_tokens": res.forced_tokens, "layout": self.layout, "visibility": res.visibility},
+                  "forced_tokens": res.forced_tokens, "layout": cfg.layout, "visibility": res.visibility},
         )
+
+
+# A dataclass whose fields are HiveConfig's (the substrate registry reads a substrate's parameters
+# from its dataclass fields).
+SharedCache: type[_SharedCache] = dataclasses.make_dataclass(
+    "SharedCache",
+    [(name, f.annotation, dataclasses.field(default=f.default))
+     for name, f in HiveConfig.model_fields.items() if name not in RUN_FIELDS],
+    bases=(_SharedCache,))
+SharedCache.__module__ = __name__
+SharedCache.__doc__ = __doc__

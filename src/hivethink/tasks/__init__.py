@@ -18,10 +18,13 @@ from hivethink.errors import HivethinkError
 from hivethink.tasks.agree import AgreeTask
 from hivethink.tasks.arithmetic import ArithmeticTask
 from hivethink.tasks.base import Instance, Task
+from hivethink.tasks.code import CodeTask
 from hivethink.tasks.countdown import CountdownTask
 from hivethink.tasks.enumerate import EnumerateTask
+from hivethink.tasks.evidence import EvidenceTask
 from hivethink.tasks.graph import GraphTask
 from hivethink.tasks.math import MathTask
+from hivethink.tasks.mission import MissionTask
 from hivethink.tasks.pair import PairTask
 from hivethink.tasks.probes import CommonGroundTask, ErrorPropagationTask
 
@@ -35,6 +38,9 @@ TASKS: dict[str, type] = {
     "arithmetic": ArithmeticTask,
     "common-ground": CommonGroundTask,
     "error-propagation": ErrorPropagationTask,
+    "code": CodeTask,
+    "evidence": EvidenceTask,
+    "mission": MissionTask,
 }
 
 
@@ -94,12 +100,15 @@ __all__ = [
     "AgreeTask",
     "ArithmeticTask",
     "CommonGroundTask",
+    "CodeTask",
     "CountdownTask",
     "EnumerateTask",
     "ErrorPropagationTask",
+    "EvidenceTask",
     "GraphTask",
     "Instance",
     "MathTask",
+    "MissionTask",
     "PairTask",
     "Task",
     "get_task",

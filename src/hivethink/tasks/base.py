@@ -105,10 +105,43 @@ class OutcomeTask(Task, Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """A task's own check of one candidate answer: whether it is right, how the check ended
+    (``ok``, or a kind of failure such as ``exception`` or ``timeout``) and a line on why."""
+
+    passed: bool
+    status: str
+    detail: str = ""
+
+
+@runtime_checkable
+class VerifiableTask(Task, Protocol):
+    """A task that can check a candidate before the final score, the way a team member could:
+    countdown's arithmetic (it needs only what the prompt shows), the code task's tests (the
+    problem's own tests, as the single-or-multi paper's cascade ran them on HumanEval).
+    Substrates may call :meth:`verify` on any text the task extracts: the ``cascade``
+    substrate's ``checker: verifier`` hook. ``answer_metrics`` adds the team answer's check to
+    the results line. Not every task has one (a judged mission has none)."""
+
+    def verify(self, instance: Instance, answer: str | None) -> Verdict: ...
+
+
 def meant_for(task: Task, substrate: Any) -> bool:
     """Whether ``task`` is meant to run on ``substrate``: its declared ``substrates`` name it, or
-    the task declares none and the substrate answers with text (``kind == "text"``)."""
+    the task declares none and the substrate answers with text (``kind == "text"``). A
+    substrate written for particular tasks (a preset's pipeline, a hand-written program) says
+    which with ``accepts(task)``."""
+    accepts = getattr(substrate, "accepts", None)
+    if accepts is not None and not accepts(task):
+        return False
     declared: tuple[str, ...] | None = getattr(task, "substrates", None)
     if declared is not None:
         return str(substrate.name) in declared
     return getattr(substrate, "kind", "text") == "text"
+
+
+def is_judged(task: Any) -> bool:
+    """Whether ``task`` is scored by the lab's LLM judge (class attribute ``judged = True``: the
+    ``mission`` task) rather than by its own ``score``, which such a task does not have."""
+    return bool(getattr(task, "judged", False))

@@ -17,7 +17,7 @@ from random import Random
 from hivethink.answers import boxed as last_boxed
 from hivethink.errors import HivethinkError
 from hivethink.tasks._common import instance_id, instance_rng, params_of
-from hivethink.tasks.base import Instance
+from hivethink.tasks.base import Instance, Verdict
 
 _MAX_EXPR_CHARS = 200  # a real answer is short; this also bounds parser recursion
 _MAX_DEPTH = 40
@@ -183,3 +183,10 @@ class CountdownTask:
     def score(self, instance: Instance, answer: str | None) -> float:
         data = instance.data
         return 1.0 if check(answer, list(data["numbers"]), int(data["target"])) else 0.0
+
+    def verify(self, instance: Instance, answer: str | None) -> Verdict:
+        """The cascade's checker: the arithmetic check, which needs only what the prompt shows
+        (the numbers and the target), so a solver could run it itself."""
+        if self.score(instance, answer) == 1.0:
+            return Verdict(True, "ok")
+        return Verdict(False, "wrong", "the expression does not use the numbers to reach the target")

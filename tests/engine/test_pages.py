@@ -1,6 +1,6 @@
-"""The engine as one loop over jobs: hives and plain generations in the same passes give what they
-give alone; prompts are shared by content; a page budget evicts and preempts without corrupting
-any job; a job that can never fit fails alone."""
+"""The engine as the one owner of KV pages: prompts shared by content (the prefix cache), a page
+budget that evicts cached pages and preempts the youngest job without changing any result, a
+job that can never fit failing alone, and what is kept without a budget."""
 
 from __future__ import annotations
 
@@ -10,62 +10,11 @@ import pytest
 import torch
 
 from hivethink.engine.forward import Runner
-from hivethink.engine.hive import HiveConfig, HiveJob, chat_ids
 from hivethink.engine.sampling import SamplingParams
 from hivethink.engine.scheduler import Engine, GenJob
+from hivethink.engine.text import chat_ids
 from hivethink.errors import HivethinkError
-
-QUESTIONS = ["What is 2+2?", "Name a colour.", "Say hello in French.", "Why is the sea salty?",
-             "Count to five.", "What is the capital of France?", "Name a fruit.", "Spell 'cat'."]
-
-
-def gen(model, q: str, n: int = 16, **kw) -> GenJob:
-    engine_end = {t for t in (*model.cfg.eos_token_ids, model.tokenizer.eos_token_id) if t is not None}
-    return GenJob(chat_ids(model.tokenizer, [{"role": "user", "content": q}]), max_tokens=n,
-                  sampling=SamplingParams(), end_ids=engine_end, tokenizer=model.tokenizer, **kw)
-
-
-def hive(model, workers: int, layout: str, problem: str) -> HiveJob:
-    return HiveJob(model, HiveConfig(workers=workers, layout=layout, max_steps=10, examples=False,
-                                     sampling="greedy", finisher_tokens=4), problem)
-
-
-def make_jobs(model):
-    return [hive(model, 2, "combined", "What is 6 times 7?"), hive(model, 3, "interleaved", "Is 51 prime?"),
-            gen(model, QUESTIONS[0]), gen(model, QUESTIONS[1], 12), gen(model, QUESTIONS[2], 20)]
-
-
-def outcome(job):
-    if isinstance(job, HiveJob):
-        r = job.result
-        return (r.answer, r.finished_by, r.texts, r.tokens)
-    return (job.tokens, job.text, job.finish_reason)
-
-
-@pytest.mark.slow
-def test_two_hives_and_three_generations_in_the_same_passes_give_what_they_give_alone(smol32):
-    alone = []
-    for job in make_jobs(smol32):
-        Engine(smol32).run_jobs([job])
-        alone.append(outcome(job))
-    engine = Engine(smol32)
-    groups_per_pass: list[set[int]] = []
-    real = engine.runner.forward
-
-    def spy(rows, tokens, **kw):
-        blocks: dict[int, int] = {}
-        for r in rows:
-            for b in r.view:  # a block is in the views of one job only
-                assert blocks.setdefault(b.id, r.group) == r.group
-        groups_per_pass.append({r.group for r in rows})
-        return real(rows, tokens, **kw)
-
-    engine.runner.forward = spy  # type: ignore[method-assign]
-    jobs = make_jobs(smol32)
-    engine.run_jobs(jobs)
-    assert [outcome(j) for j in jobs] == alone
-    assert max(len(g) for g in groups_per_pass) == 5  # all five decoded in the same passes
-    assert engine.cache.blocks == {}
+from tests.engine.jobs import QUESTIONS, gen, hive, outcome
 
 
 def test_a_conversation_extended_by_a_turn_prefills_only_the_new_turn(smol32):
@@ -162,6 +111,27 @@ def test_eviction_and_preemption_under_a_small_page_budget_never_corrupt_a_job(s
     assert engine.cache.blocks == {}
 
 
+def test_a_pass_short_of_pages_preempts_the_youngest_job_and_changes_no_result(tiny_smol):
+    """The engine takes each pass's pages itself (moves first, then the rows' slots): when the
+    budget runs short it preempts the youngest job and goes on, never failing the pass. Two hives
+    (about 66 pages of 16 tokens each alone, their instruction shared) and two generations under
+    a budget of 72 pages: every job gives exactly what it gives alone."""
+    def jobs():
+        return [hive(tiny_smol, 2, "combined", "What is 6 times 7?"), hive(tiny_smol, 3, "interleaved", "Is 51 prime?"),
+                gen(tiny_smol, QUESTIONS[1]), gen(tiny_smol, QUESTIONS[0], 30)]
+
+    alone = []
+    for job in jobs():
+        Engine(tiny_smol, page_size=16).run_jobs([job])
+        alone.append(outcome(job))
+    engine = Engine(tiny_smol, page_size=16, max_pages=72)
+    together = jobs()
+    engine.run_jobs(together)
+    assert engine.stats.preemptions > 0
+    assert [outcome(j) for j in together] == alone
+    assert engine.cache.blocks == {}
+
+
 def test_a_job_that_can_never_fit_fails_alone(tiny_smol):
     engine = Engine(tiny_smol, page_size=16, max_pages=6)
     big = GenJob(list(range(10, 200)), max_tokens=4, sampling=SamplingParams(), tokenizer=tiny_smol.tokenizer)
@@ -171,66 +141,6 @@ def test_a_job_that_can_never_fit_fails_alone(tiny_smol):
     assert small.finish_reason == "length" and len(small.tokens) == 4
     with pytest.raises(HivethinkError, match="page budget"):
         Engine(tiny_smol, max_pages=1)
-
-
-def test_a_row_computes_the_same_alone_and_beside_other_jobs(tiny_smol):
-    """The batch-invariance the results rest on: a job's logits are bitwise those it gets alone,
-    where this machine's matrix kernels are invariant to the row count once aligned (checked
-    first; elsewhere the engine is still exact to rounding and the test says why it skips)."""
-    from torch.nn import functional as F
-
-    x, w = torch.randn(40, 64), torch.randn(96, 64)
-    if not all(torch.equal(F.linear(x[: 4 * k], w)[:4], F.linear(x[:4], w)) for k in range(1, 10)):
-        pytest.skip("this machine's matmul kernels depend on the row count even when aligned")
-    prompt = list(range(100, 140))
-
-    def logits_of(extra: int) -> torch.Tensor:
-        runner = Runner(tiny_smol, page_size=16)
-        mine = runner.cache.new_block("mine")
-        others = [runner.cache.new_block(f"o{i}") for i in range(extra)]
-        from hivethink.engine.attention import RowSpec
-
-        rows = [RowSpec([mine], len(prompt), 0)] + [RowSpec([o], 7 + i, 1 + i) for i, o in enumerate(others)]
-        feeds = [prompt] + [list(range(300, 307 + i)) for i in range(extra)]
-        return runner.forward(rows, feeds)[0]
-
-    base = logits_of(0)
-    for extra in (1, 3, 6):
-        assert torch.equal(logits_of(extra), base), extra
-
-
-@pytest.mark.parametrize("packed", [False, True])
-def test_a_decoding_row_computes_the_same_alone_and_beside_multi_token_rows(tiny_smol, packed):
-    """A decode row (one token: a one-row matmul when alone) computes bitwise the same alone and
-    beside jobs writing several tokens, which pad its attention part to more query slots. Plain
-    weights: rows padded to tiles of 4. Packed weights whose kernels pack() found row-count
-    invariant: no padding at all."""
-    from hivethink.engine.attention import RowSpec
-    from tests.conftest import tiny_with_tokenizer
-
-    model = tiny_with_tokenizer(tiny_smol.tokenizer)
-    if packed:
-        if not model.decoder.pack():
-            pytest.skip("no oneDNN packing in this torch build")
-        if not model.decoder.rows_independent:
-            pytest.skip("this machine's packed kernels depend on the row count")
-    assert Runner(model).align == (1 if packed else 4)
-
-    def logits_of(extra: int) -> list[torch.Tensor]:
-        runner = Runner(model, page_size=16)
-        mine = runner.cache.new_block("mine")
-        first = runner.prefill(mine, list(range(100, 140)))
-        others = [runner.cache.new_block(f"o{i}") for i in range(extra)]
-        rows = [RowSpec([mine], 1, 0)] + [RowSpec([o], 1 + 2 * i, 1 + i) for i, o in enumerate(others)]
-        feeds = [[7]] + [list(range(300, 301 + 2 * i)) for i in range(extra)]
-        out = runner.forward(rows, feeds)[0]
-        assert out is not None
-        return [first, out]
-
-    base = logits_of(0)
-    for extra in (1, 2, 5):
-        got = logits_of(extra)
-        assert torch.equal(got[0], base[0]) and torch.equal(got[1], base[1]), extra
 
 
 def test_without_a_budget_cached_pages_are_kept_up_to_the_pages_in_use():
@@ -308,18 +218,3 @@ def test_forgetting_idle_pages_drops_ended_prompts_and_keeps_running_ones():
     assert cache.forget_idle() == 3 and len(cache._free) == free + 3
     assert cache.block_with_prefix("again", tokens[0]).length == 0  # forgotten
     assert cache.block_with_prefix("shared", tokens[1]).length == 12  # held by a running block
-
-
-def test_weights_are_not_packed_when_the_copies_would_not_fit(tiny_smol, monkeypatch):
-    """Packing keeps a second copy of the weights: skipped when it would take more than half of
-    the available memory, and the engine then pads rows to tiles (still batch-invariant)."""
-    from hivethink.models import transformer
-    from tests.conftest import tiny_with_tokenizer
-
-    model = tiny_with_tokenizer(tiny_smol.tokenizer)
-    monkeypatch.setattr(transformer, "available_memory", lambda: 1024)
-    assert not model.decoder.pack() and not model.decoder.rows_independent
-    assert Runner(model).align == 4
-    monkeypatch.setattr(transformer, "available_memory", lambda: 1 << 40)
-    if torch.backends.mkldnn.is_available():
-        assert model.decoder.pack()
