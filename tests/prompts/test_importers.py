@@ -238,7 +238,7 @@ def test_a_source_of_another_kind_and_bad_outputs_are_one_line(hogwild, tmp_path
     code, err = cli("import", "mast", FIXTURES / "hogwild_llm", "--out", tmp_path / "o", capsys=capsys)
     assert code == 2 and "not a checkout of mert-cemri/openevolve-mast" in err and "or the agentdash package" in err
     code, err = cli("import", "nosuch", ".", "--out", tmp_path / "o", capsys=capsys)
-    assert code == 2 and "no importer for 'nosuch' (systems: hogwild, mast)" in err
+    assert code == 2 and "no importer for 'nosuch' (systems: agentsnet, camel, coral, debate-du, hogwild, mast" in err
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("my own\n")
     code, err = cli("import", "mast", FIXTURES / "agentdash_pkg", "--out", tmp_path / "mine", capsys=capsys)

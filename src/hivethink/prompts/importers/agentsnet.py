@@ -132,24 +132,24 @@ def messages_to_dict(messages: list[_Message]) -> list[dict[str, Any]]:
 
 def _lmp(root: Path) -> Any:
     """``LiteralMessagePassing`` from ``root``, with the stand-ins."""
-    stub_modules(
-        ("langchain", "langgraph", "langgraph.checkpoint", "langchain_core"),
-        **{"langchain.schema": {"SystemMessage": SystemMessage, "HumanMessage": HumanMessage, "AIMessage": AIMessage,
-                                "messages_to_dict": messages_to_dict},
-           "langchain.prompts": {"PromptTemplate": PromptTemplate},
-           "langchain.chat_models": {"init_chat_model": lambda *a, **k: MODEL},
-           "langgraph.checkpoint.memory": {"MemorySaver": lambda: None},
-           "langgraph.graph": {"START": "__start__", "MessagesState": dict, "StateGraph": _Graph},
-           "langchain_core.rate_limiters": {"InMemoryRateLimiter": lambda **k: None},
-           "langchain_ollama": {"ChatOllama": lambda **k: MODEL}},
-    )
+    standins: dict[str, dict[str, Any]] = {
+        "langchain.schema": {"SystemMessage": SystemMessage, "HumanMessage": HumanMessage, "AIMessage": AIMessage,
+                             "messages_to_dict": messages_to_dict},
+        "langchain.prompts": {"PromptTemplate": PromptTemplate},
+        "langchain.chat_models": {"init_chat_model": lambda *a, **k: MODEL},
+        "langgraph.checkpoint.memory": {"MemorySaver": lambda: None},
+        "langgraph.graph": {"START": "__start__", "MessagesState": dict, "StateGraph": _Graph},
+        "langchain_core.rate_limiters": {"InMemoryRateLimiter": lambda **k: None},
+        "langchain_ollama": {"ChatOllama": lambda **k: MODEL},
+    }
+    stub_modules(("langchain", "langgraph", "langgraph.checkpoint", "langchain_core"), **standins)
     return authors_module(root, "LiteralMessagePassing")
 
 
 def _graph(names: list[str], edges: list[tuple[int, int]]) -> Any:
     import networkx as nx
 
-    g = nx.Graph()
+    g: Any = nx.Graph()
     for i, name in enumerate(names):
         g.add_node(i, name=name)
     g.add_edges_from(edges)

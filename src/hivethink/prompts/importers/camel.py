@@ -119,13 +119,13 @@ def fidelity(root: Path) -> list[tuple[str, Any, Any]]:
     from hivethink.tasks.base import Instance
     from hivethink.tasks.math import MathTask
 
-    preset = get_substrate("camel")
+    preset: Any = get_substrate("camel")
     given = {"replies": REPLIES, "task": TASK, "assistant_role": preset.assistant_role, "user_role": preset.user_role}
     theirs = run_child(f"{__name__}:replay_paper_era", root, given, what="driver")
     backend = ScriptedBackend(REPLIES)
     preset.run(Instance(task="camel", id="fidelity", prompt=TASK), MathTask(), backend, workers=2, budget=Budget(),
                seed=0)
     ours = [{"messages": r.messages, "temperature": r.temperature} for r in backend.requests]
-    out = [("the number of requests", len(ours), len(theirs))]
+    out: list[tuple[str, Any, Any]] = [("the number of requests", len(ours), len(theirs))]
     out += [(f"request {i + 1}", o, t) for i, (o, t) in enumerate(zip(ours, theirs, strict=False))]
     return out

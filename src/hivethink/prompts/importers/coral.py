@@ -25,7 +25,14 @@ from typing import Any
 
 import yaml
 
-from hivethink.prompts.importers.child import BuildError, BuiltText, authors_module, built, hole, stub_modules
+from hivethink.prompts.importers.child import (
+    BuildError,
+    BuiltText,
+    authors_module,
+    built,
+    hole,
+    stub_modules,
+)
 from hivethink.prompts.importers.core import Built, Constant, Origin, System, run_child
 
 LIBRARY = "utils/prompt_library.json"
@@ -156,8 +163,10 @@ def fidelity(root: Path) -> list[tuple[str, Any, Any]]:
     out: list[tuple[str, Any, Any]] = []
     for variant in ("collaborative", "cot"):
         turns = iter(TURNS)
-        backend = ScriptedBackend(lambda r, i, turns=turns: "$\\boxed{\\frac{3}{4}}$" if r.max_tokens == 32
-                                  else next(turns))
+        def script(request: Any, _i: int, turns: Any = turns) -> str:
+            return "$\\boxed{\\frac{3}{4}}$" if request.max_tokens == 32 else str(next(turns))
+
+        backend = ScriptedBackend(script)
         get_substrate("coral", variant=variant).run(instance, MathTask(), backend, workers=2, budget=Budget(), seed=0)
         agents = [r for r in backend.requests if r.max_tokens != 32]
         extractor = [r for r in backend.requests if r.max_tokens == 32]

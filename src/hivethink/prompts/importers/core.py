@@ -504,10 +504,10 @@ def import_system(system: System, spec: str, out: Path, *, allow_unpinned: bool 
             key = f"{name}/{template}"
             if key in texts:
                 text, authors = texts[key]
-                where = origin.texts[key]
+                found = origin.texts[key]
                 entries[key] = manifest_mod.TextSource(
-                    origin="published", sha256=manifest_mod.sha256(text), file=where.file,
-                    object=where.object, how=where.how, authors_sha256=manifest_mod.sha256(authors))
+                    origin="published", sha256=manifest_mod.sha256(text), file=found.file,
+                    object=found.object, how=found.how, authors_sha256=manifest_mod.sha256(authors))
             else:
                 text = book.builtin_text(template)
                 entries[key] = manifest_mod.TextSource(origin="builtin", sha256=manifest_mod.sha256(text))

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from hivethink.prompts.importers import pyread
-from hivethink.prompts.importers.child import BuildError, BuiltText, authors_module, built, hole, repeat_unit
+from hivethink.prompts.importers.child import (
+    BuildError,
+    BuiltText,
+    authors_module,
+    built,
+    hole,
+    repeat_unit,
+)
 from hivethink.prompts.importers.core import Built, FormatCall, Origin, System, run_child
 
 GSM, MATH = "gsm/gen_gsm.py", "math/gen_math.py"
@@ -147,7 +154,10 @@ def fidelity(root: Path) -> list[tuple[str, Any, Any]]:
             given = {"setup": setup, "operands": instance.data["operands"], "replies": replies}
             task = ArithmeticTask()
         theirs = run_child(f"{__name__}:replay", root, given, what="debate loop")
-        backend = ScriptedBackend(lambda r, i, replies=replies, n=agents: replies[i % n][i // n])
+        def script(_request: Any, i: int, replies: list[list[str]] = replies, n: int = agents) -> str:
+            return replies[i % n][i // n]
+
+        backend = ScriptedBackend(script)
         get_substrate("debate-du", setup=setup).run(instance, task, backend, workers=agents, budget=Budget(), seed=0)
         ours = [r.messages for r in backend.requests]
         out.append((f"{setup}: the number of requests", len(ours), len(theirs)))
