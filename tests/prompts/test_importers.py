@@ -294,3 +294,71 @@ def test_export_writes_hivethinks_own_texts_as_a_directory_that_validates(tmp_pa
     assert code == 2 and "exists and is not empty" in err
     code, err = cli("export", tmp_path / "other", "--book", "nosuch", capsys=capsys)
     assert code == 2 and "no prompt book nosuch" in err and not (tmp_path / "other").exists()
+
+
+# -- the text protocols: every text found, mapped and replayed against the published driver -----
+
+PROTOCOLS = {  # system -> (fixture, the importer's module, texts of hivethink's own, one imported text)
+    "agentsnet": ("agentsnet", "agentsnet", {"agentsnet-tasks/baseline"},
+                  ("agentsnet/request", "{{cot}} Fixture: {{rounds_left}} rounds left; write to {{neighbours}}.")),
+    "consensus-game": ("byzantine_consensus", "consensus_game", set(),
+                       ("consensus-game/retry_propose_honest",
+                        "\n\nFixture retry {{attempt}}/{{attempts}}: all three fields, please.")),
+    "camel": ("camel_paper", "camel", None, None),
+    "coral": ("collaborative_reasoner", "coral", None, None),
+    "debate-du": ("llm_multiagent_debate", "debate_du", None, None),
+}
+
+
+@pytest.mark.parametrize("system", sorted(PROTOCOLS))
+def test_a_protocol_runs_with_the_imported_texts_exactly_as_the_published_driver(tmp_path, monkeypatch, system):
+    """Every text the origin publishes is imported (with the manifest naming it), and the
+    preset, run on the imported directory with scripted replies, sends exactly the requests the
+    authors' driver (from the same checkout, on the same replies) builds."""
+    fixture, module, own, sample = PROTOCOLS[system]
+    repo, head = git_repo(tmp_path / fixture, fixture)
+    pin(monkeypatch, system, head)
+    done = importers.run(system, str(repo), tmp_path / "published")
+    origin = importers.SYSTEMS[system].origins[0]
+    texts = done.entry.texts
+    assert (done.entry.commit, done.entry.at_pin) == (head, True)
+    assert {k for k, t in texts.items() if t.origin == "published"} == set(origin.texts)
+    if own is not None:
+        assert {k for k, t in texts.items() if t.origin == "builtin"} == own
+    for key, text in texts.items():
+        assert source.sha256(prompts.read_text(tmp_path / "published" / f"{key}.txt")) == text.sha256
+    if sample is not None:
+        assert prompts.read_text(tmp_path / "published" / f"{sample[0]}.txt") == sample[1]
+    prompts.use_directory(tmp_path / "published")
+    rows = importlib.import_module(f"hivethink.prompts.importers.{module}").fidelity(repo)
+    assert len(rows) > 4
+    assert [what for what, ours, theirs in rows if ours != theirs] == []
+
+
+def _agentsnet_moved(root: Path) -> None:
+    path = root / "LiteralMessagePassing.py"
+    path.write_text(path.read_text().replace("fallback_json_request", "ask_json_again"))
+
+
+def _consensus_moved(root: Path) -> None:
+    path = root / "byzantine_consensus_game" / "bcg_agents.py"
+    path.write_text(path.read_text().replace("max_json_retries = 3", "tries = 3").replace("max_json_retries", "tries"))
+
+
+@pytest.mark.parametrize(("system", "fixture", "edit", "message"), [
+    ("agentsnet", "agentsnet", _agentsnet_moved,
+     r"the authors' builder failed: AttributeError: .*'fallback_json_request'"),
+    ("consensus-game", "byzantine_consensus", _consensus_moved,
+     r"bcg_agents.py: no constant HonestBCGAgent._decide_next_value_json.max_json_retries"),
+])
+def test_a_moved_text_or_another_commit_of_a_protocol_is_one_line(tmp_path, monkeypatch, capsys, system, fixture,
+                                                                  edit, message):
+    repo, head = git_repo(tmp_path / fixture, fixture)
+    code, err = cli("import", system, repo, "--out", tmp_path / "out", capsys=capsys)
+    pinned = importers.SYSTEMS[system].origins[0].pinned
+    assert code == 2 and err.count("\n") == 1 and f"at commit {head}, but the preset is pinned to {pinned}" in err
+    moved, head = git_repo(tmp_path / "moved", fixture, edit)
+    pin(monkeypatch, system, head)
+    code, err = cli("import", system, moved, "--out", tmp_path / "out", capsys=capsys)
+    assert code == 2 and err.count("\n") == 1 and re.search(message, err), err
+    assert not (tmp_path / "out").exists()
