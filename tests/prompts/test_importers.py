@@ -238,7 +238,7 @@ def test_a_source_of_another_kind_and_bad_outputs_are_one_line(hogwild, tmp_path
     code, err = cli("import", "mast", FIXTURES / "hogwild_llm", "--out", tmp_path / "o", capsys=capsys)
     assert code == 2 and "not a checkout of mert-cemri/openevolve-mast" in err and "or the agentdash package" in err
     code, err = cli("import", "nosuch", ".", "--out", tmp_path / "o", capsys=capsys)
-    assert code == 2 and "no importer for 'nosuch' (systems: agentsnet, camel, coral, debate-du, hogwild, mast" in err
+    assert code == 2 and "no importer for 'nosuch' (systems: agentsnet, camel, consensus-game, coral, debate-du, hogwild, mast)" in err
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("my own\n")
     code, err = cli("import", "mast", FIXTURES / "agentdash_pkg", "--out", tmp_path / "mine", capsys=capsys)
@@ -310,27 +310,41 @@ PROTOCOLS = {  # system -> (fixture, the importer's module, texts of hivethink's
 }
 
 
-@pytest.mark.parametrize("system", sorted(PROTOCOLS))
-def test_a_protocol_runs_with_the_imported_texts_exactly_as_the_published_driver(tmp_path, monkeypatch, system):
-    """Every text the origin publishes is imported (with the manifest naming it), and the
-    preset, run on the imported directory with scripted replies, sends exactly the requests the
-    authors' driver (from the same checkout, on the same replies) builds."""
-    fixture, module, own, sample = PROTOCOLS[system]
+def import_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str) -> tuple[Path, Path]:
+    """The system's fixture checkout, pinned and imported: (checkout, prompts directory), with
+    every text the origin publishes imported and named in the manifest."""
+    fixture, _, own, sample = PROTOCOLS[system]
     repo, head = git_repo(tmp_path / fixture, fixture)
     pin(monkeypatch, system, head)
-    done = importers.run(system, str(repo), tmp_path / "published")
-    origin = importers.SYSTEMS[system].origins[0]
+    out = tmp_path / "published"
+    done = importers.run(system, str(repo), out)
     texts = done.entry.texts
     assert (done.entry.commit, done.entry.at_pin) == (head, True)
-    assert {k for k, t in texts.items() if t.origin == "published"} == set(origin.texts)
+    assert {k for k, t in texts.items() if t.origin == "published"} == set(importers.SYSTEMS[system].origins[0].texts)
     if own is not None:
         assert {k for k, t in texts.items() if t.origin == "builtin"} == own
     for key, text in texts.items():
-        assert source.sha256(prompts.read_text(tmp_path / "published" / f"{key}.txt")) == text.sha256
+        assert source.sha256(prompts.read_text(out / f"{key}.txt")) == text.sha256
+        where = importers.SYSTEMS[system].origins[0].texts.get(key)
+        assert text.origin == "builtin" or (text.file, text.object, text.how) == (where.file, where.object, where.how)
     if sample is not None:
-        assert prompts.read_text(tmp_path / "published" / f"{sample[0]}.txt") == sample[1]
-    prompts.use_directory(tmp_path / "published")
-    rows = importlib.import_module(f"hivethink.prompts.importers.{module}").fidelity(repo)
+        assert prompts.read_text(out / f"{sample[0]}.txt") == sample[1]
+    return repo, out
+
+
+@pytest.mark.parametrize("system", ["agentsnet", "consensus-game"])
+def test_every_text_of_a_protocol_is_found_mapped_and_named(tmp_path, monkeypatch, system):
+    import_protocol(tmp_path, monkeypatch, system)
+
+
+@pytest.mark.slow  # two to four interpreters per system (the builder, the authors' drivers)
+@pytest.mark.parametrize("system", sorted(PROTOCOLS))
+def test_a_protocol_runs_with_the_imported_texts_exactly_as_the_published_driver(tmp_path, monkeypatch, system):
+    """The preset, run on the imported directory with scripted replies, sends exactly the
+    requests the authors' driver (from the same checkout, on the same replies) builds."""
+    repo, out = import_protocol(tmp_path, monkeypatch, system)
+    prompts.use_directory(out)
+    rows = importlib.import_module(f"hivethink.prompts.importers.{PROTOCOLS[system][1]}").fidelity(repo)
     assert len(rows) > 4
     assert [what for what, ours, theirs in rows if ours != theirs] == []
 
