@@ -4,15 +4,16 @@ their texts, and compares them with hivethink's, token for token where a model i
 
     python scripts/check_imported_prompts.py hogwild CHECKOUT PROMPTS_DIR [--model M]
     python scripts/check_imported_prompts.py mast SOURCE PROMPTS_DIR
-    python scripts/check_imported_prompts.py agentsnet|consensus-game|coral|debate-du|camel CHECKOUT PROMPTS_DIR
+    python scripts/check_imported_prompts.py agentsnet|consensus-game|coral|debate-du|camel|metagpt CHECKOUT PROMPTS_DIR
 
 hogwild: the embedded model's tokenizer unless --model (the authors' formatting.py imports
 transformers, which hivethink has). mast: SOURCE is an openevolve-mast checkout or a directory
 holding the agentdash package. The text protocols: every request the preset sends with the
 imported texts, on scripted replies, against the request the authors' own driver builds from the
 checkout on the same replies (the importer module's ``fidelity``: the driver runs in a
-subprocess with stand-ins for the model clients). One line per comparison; exit 1 on any
-difference.
+subprocess with stand-ins for the model clients). metagpt (v0.1.0): every template as
+hivethink renders it against the authors' constant formatted as their code formats it. One line
+per comparison; exit 1 on any difference.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def mast(root: Path) -> None:
     same("the judge prompt for one trace", mast_prompt(events), theirs)
 
 
-PROTOCOLS = ("agentsnet", "consensus-game", "coral", "debate-du", "camel")
+PROTOCOLS = ("agentsnet", "consensus-game", "coral", "debate-du", "camel", "metagpt")
 
 
 def protocol(system: str, checkout: Path) -> None:

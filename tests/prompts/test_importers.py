@@ -238,7 +238,7 @@ def test_a_source_of_another_kind_and_bad_outputs_are_one_line(hogwild, tmp_path
     code, err = cli("import", "mast", FIXTURES / "hogwild_llm", "--out", tmp_path / "o", capsys=capsys)
     assert code == 2 and "not a checkout of mert-cemri/openevolve-mast" in err and "or the agentdash package" in err
     code, err = cli("import", "nosuch", ".", "--out", tmp_path / "o", capsys=capsys)
-    assert code == 2 and "no importer for 'nosuch' (systems: agentsnet, camel, consensus-game, coral, debate-du, hogwild, mast)" in err
+    assert code == 2 and "no importer for 'nosuch' (systems: agentsnet, camel, consensus-game, coral, debate-du, hogwild, mast, metagpt)" in err
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("my own\n")
     code, err = cli("import", "mast", FIXTURES / "agentdash_pkg", "--out", tmp_path / "mine", capsys=capsys)
@@ -307,6 +307,8 @@ PROTOCOLS = {  # system -> (fixture, the importer's module, texts of hivethink's
     "camel": ("camel_paper", "camel", None, None),
     "coral": ("collaborative_reasoner", "coral", None, None),
     "debate-du": ("llm_multiagent_debate", "debate_du", None, None),
+    "metagpt": ("metagpt_010", "metagpt", set(),
+                ("metagpt-0.1.0/prd_search", "### Fixture results\n{{results}}\n\n### Fixture summary\n{{summary}}")),
 }
 
 
@@ -327,12 +329,16 @@ def import_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str
         assert source.sha256(prompts.read_text(out / f"{key}.txt")) == text.sha256
         where = importers.SYSTEMS[system].origins[0].texts.get(key)
         assert text.origin == "builtin" or (text.file, text.object, text.how) == (where.file, where.object, where.how)
+    if system == "metagpt":  # the role defaults, read from the __init__ parameters
+        assert prompts.read_text(out / "metagpt-0.1.0" / "architect_goal.txt") == "Fixture-architect-goal"
+        assert prompts.read_text(out / "metagpt-0.1.0" / "prefix.txt") == (
+            "Fixture: {{profile}} called {{name}}; aim: {{goal}}; limits: {{constraints}}. ")
     if sample is not None:
         assert prompts.read_text(out / f"{sample[0]}.txt") == sample[1]
     return repo, out
 
 
-@pytest.mark.parametrize("system", ["agentsnet", "consensus-game"])
+@pytest.mark.parametrize("system", ["agentsnet", "consensus-game", "metagpt"])
 def test_every_text_of_a_protocol_is_found_mapped_and_named(tmp_path, monkeypatch, system):
     import_protocol(tmp_path, monkeypatch, system)
 
@@ -359,7 +365,13 @@ def _consensus_moved(root: Path) -> None:
     path.write_text(path.read_text().replace("max_json_retries = 3", "tries = 3").replace("max_json_retries", "tries"))
 
 
+def _metagpt_moved(root: Path) -> None:
+    path = root / "metagpt" / "roles" / "role.py"
+    path.write_text(path.read_text().replace("PREFIX_TEMPLATE", "ROLE_PREFIX"))
+
+
 @pytest.mark.parametrize(("system", "fixture", "edit", "message"), [
+    ("metagpt", "metagpt_010", _metagpt_moved, r"role.py: no constant PREFIX_TEMPLATE \(the importer expects it there"),
     ("agentsnet", "agentsnet", _agentsnet_moved,
      r"the authors' builder failed: AttributeError: .*'fallback_json_request'"),
     ("consensus-game", "byzantine_consensus", _consensus_moved,

@@ -27,11 +27,13 @@ from hivethink.prompts.importers import (
     debate_du,
     hogwild,
     mast,
+    metagpt,
 )
 from hivethink.prompts.importers.core import Imported, System, import_system
 
 SYSTEMS: dict[str, System] = {s.name: s for s in (agentsnet.SYSTEM, camel.SYSTEM, consensus_game.SYSTEM, coral.SYSTEM,
-                                                  debate_du.SYSTEM, hogwild.SYSTEM, mast.SYSTEM)}
+                                                  debate_du.SYSTEM, hogwild.SYSTEM, mast.SYSTEM,
+                                                  metagpt.SYSTEM)}
 
 
 def declare_books() -> None:

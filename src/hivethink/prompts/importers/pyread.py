@@ -2,10 +2,11 @@
 
 A constant is named by a dotted path through classes and functions: ``NAME`` at module level,
 ``Class.NAME`` (nested classes too), ``Class.method.NAME`` (an assignment at the top of the
-method's body). Where the value is a call, a further segment names one of its keyword arguments
-(``Class.__init__.message.content``: the ``content=`` of the call assigned to ``message``). Its
-value may be what authors write for fixed texts: string literals (concatenated, implicitly or
-with ``+``), f-strings whose holes name other constants of the same scopes, ``.strip()``-family
+method's body, or the default of its parameter ``NAME``). Where the value is a call, a further
+segment names one of its keyword arguments (``Class.__init__.message.content``: the
+``content=`` of the call assigned to ``message``). Its value may be what authors write for
+fixed texts: string literals (concatenated, implicitly or with ``+``), f-strings whose holes
+name other constants of the same scopes, ``.strip()``-family
 calls, calls of a declared wrapper with one literal (``TextPrompt("...")``, a ``str``
 subclass), and tuples or lists of these. An f-string hole whose expression the adapter maps to
 a placeholder (``holes``: source text -> name) becomes that placeholder's hole
@@ -52,6 +53,14 @@ def _assignments(body: list[ast.stmt]) -> dict[str, ast.expr]:
                     out[target.id] = stmt.value
         elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
             out[stmt.target.id] = stmt.value
+    return out
+
+
+def _defaults(args: ast.arguments) -> dict[str, ast.expr]:
+    """parameter -> its default value."""
+    positional = [*args.posonlyargs, *args.args]
+    out = {a.arg: d for a, d in zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=True)}
+    out |= {a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None}
     return out
 
 
@@ -131,6 +140,8 @@ def constant(path: Path, dotted: str, *, holes: Mapping[str, str] | None = None,
         i += 1
     name, keywords = segments[i], segments[i + 1:]
     value = scopes[0].get(name)
+    if value is None and isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        value = _defaults(scope.args).get(name)  # a parameter's default (``Role.__init__.goal``)
     if value is None:
         if keywords:
             raise HivethinkError(f"{path}: no class, function or assignment {'.'.join(segments[:i + 1])} "
