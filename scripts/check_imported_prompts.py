@@ -4,10 +4,16 @@ their texts, and compares them with hivethink's, token for token where a model i
 
     python scripts/check_imported_prompts.py hogwild CHECKOUT PROMPTS_DIR [--model M]
     python scripts/check_imported_prompts.py mast SOURCE PROMPTS_DIR
+    python scripts/check_imported_prompts.py agentsnet|consensus-game|coral|debate-du|camel|metagpt CHECKOUT PROMPTS_DIR
 
 hogwild: the embedded model's tokenizer unless --model (the authors' formatting.py imports
 transformers, which hivethink has). mast: SOURCE is an openevolve-mast checkout or a directory
-holding the agentdash package. One line per comparison; exit 1 on any difference.
+holding the agentdash package. The text protocols: every request the preset sends with the
+imported texts, on scripted replies, against the request the authors' own driver builds from the
+checkout on the same replies (the importer module's ``fidelity``: the driver runs in a
+subprocess with stand-ins for the model clients). metagpt (v0.1.0): every template as
+hivethink renders it against the authors' constant formatted as their code formats it. One line
+per comparison; exit 1 on any difference.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -98,9 +105,22 @@ def mast(root: Path) -> None:
     same("the judge prompt for one trace", mast_prompt(events), theirs)
 
 
+PROTOCOLS = ("agentsnet", "consensus-game", "coral", "debate-du", "camel", "metagpt")
+
+
+def protocol(system: str, checkout: Path) -> None:
+    module = importlib.import_module(f"hivethink.prompts.importers.{system.replace('-', '_')}")
+    global failed
+    for what, ours, theirs in module.fidelity(checkout):
+        ok = ours == theirs
+        failed |= not ok
+        size = "" if isinstance(theirs, int) else f" ({len(json.dumps(theirs, ensure_ascii=False))} chars of JSON)"
+        print(f"{'same' if ok else 'DIFFERENT'}: {what}{size}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("system", choices=["hogwild", "mast"])
+    parser.add_argument("system", choices=["hogwild", "mast", *PROTOCOLS])
     parser.add_argument("source", type=Path)
     parser.add_argument("prompts_dir", type=Path)
     parser.add_argument("--model")
@@ -111,8 +131,10 @@ def main() -> int:
     prompts.use_directory(args.prompts_dir)
     if args.system == "hogwild":
         hogwild(args.source, args.model)
-    else:
+    elif args.system == "mast":
         mast(args.source)
+    else:
+        protocol(args.system, args.source)
     return 1 if failed else 0
 
 

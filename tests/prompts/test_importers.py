@@ -204,7 +204,6 @@ def _clashing_text(root: Path) -> None:
 @pytest.mark.parametrize(("edit", "message"), [
     (_rename_constant, r"formatting.py: no constant MathFormatting.history_header \(the importer expects it there"),
     (_broken_builder, r"the authors' builder failed: ValueError: fixture builder is broken \(formatting.py:\d+\)"),
-    (_clashing_text, r"MathFormatting.pivot_message: the authors' text holds \{\{cut\}\}"),
 ])
 def test_a_source_the_importer_cannot_read_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys, edit,
                                                                           message):
@@ -239,7 +238,7 @@ def test_a_source_of_another_kind_and_bad_outputs_are_one_line(hogwild, tmp_path
     code, err = cli("import", "mast", FIXTURES / "hogwild_llm", "--out", tmp_path / "o", capsys=capsys)
     assert code == 2 and "not a checkout of mert-cemri/openevolve-mast" in err and "or the agentdash package" in err
     code, err = cli("import", "nosuch", ".", "--out", tmp_path / "o", capsys=capsys)
-    assert code == 2 and "no importer for 'nosuch' (systems: hogwild, mast)" in err
+    assert code == 2 and "no importer for 'nosuch' (systems: agentsnet, camel, consensus-game, coral, debate-du, hogwild, mast, metagpt)" in err
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("my own\n")
     code, err = cli("import", "mast", FIXTURES / "agentdash_pkg", "--out", tmp_path / "mine", capsys=capsys)
@@ -261,11 +260,21 @@ def test_a_text_edited_after_the_import_is_refused_where_it_is_used(hogwild, tmp
         prompts.check_directory(out)
 
 
+def test_double_braces_of_the_authors_are_kept_with_the_escapes(tmp_path, monkeypatch):
+    repo, head = git_repo(tmp_path / "hogwild_llm", "hogwild_llm", _clashing_text)
+    pin(monkeypatch, "hogwild", head)
+    importers.run("hogwild", str(repo), tmp_path / "out")
+    assert prompts.read_text(tmp_path / "out" / "hogwild" / "marker.txt") == "{{open_braces}}cut{{close_braces}}"
+    prompts.use_directory(tmp_path / "out")
+    assert HOGWILD.render("marker") == "{{cut}}"
+
+
 def test_format_fields_become_placeholders():
     assert core.from_format("Q: {question}\nA {{literal}} brace", {"question": "problem"}, "x") == (
         "Q: {{problem}}\nA {literal} brace")
     with pytest.raises(HivethinkError, match=r"x: format field \{answer\} has no hivethink placeholder"):
         core.from_format("{answer}", {"question": "problem"}, "x")
+    assert core.from_format("{} and {}", {"0": "a", "1": "b"}, "x") == "{{a}} and {{b}}"  # automatic fields
 
 
 def test_json_keys_are_read_by_path(tmp_path):
@@ -285,3 +294,97 @@ def test_export_writes_hivethinks_own_texts_as_a_directory_that_validates(tmp_pa
     assert code == 2 and "exists and is not empty" in err
     code, err = cli("export", tmp_path / "other", "--book", "nosuch", capsys=capsys)
     assert code == 2 and "no prompt book nosuch" in err and not (tmp_path / "other").exists()
+
+
+# -- the text protocols: every text found, mapped and replayed against the published driver -----
+
+PROTOCOLS = {  # system -> (fixture, the importer's module, texts of hivethink's own, one imported text)
+    "agentsnet": ("agentsnet", "agentsnet", {"agentsnet-tasks/baseline"},
+                  ("agentsnet/request", "{{cot}} Fixture: {{rounds_left}} rounds left; write to {{neighbours}}.")),
+    "consensus-game": ("byzantine_consensus", "consensus_game", set(),
+                       ("consensus-game/retry_propose_honest",
+                        "\n\nFixture retry {{attempt}}/{{attempts}}: all three fields, please.")),
+    "camel": ("camel_paper", "camel", None, None),
+    "coral": ("collaborative_reasoner", "coral", None, None),
+    "debate-du": ("llm_multiagent_debate", "debate_du", None, None),
+    "metagpt": ("metagpt_010", "metagpt", set(),
+                ("metagpt-0.1.0/prd_search", "### Fixture results\n{{results}}\n\n### Fixture summary\n{{summary}}")),
+}
+
+
+def import_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str) -> tuple[Path, Path]:
+    """The system's fixture checkout, pinned and imported: (checkout, prompts directory), with
+    every text the origin publishes imported and named in the manifest."""
+    fixture, _, own, sample = PROTOCOLS[system]
+    repo, head = git_repo(tmp_path / fixture, fixture)
+    pin(monkeypatch, system, head)
+    out = tmp_path / "published"
+    done = importers.run(system, str(repo), out)
+    texts = done.entry.texts
+    assert (done.entry.commit, done.entry.at_pin) == (head, True)
+    assert {k for k, t in texts.items() if t.origin == "published"} == set(importers.SYSTEMS[system].origins[0].texts)
+    if own is not None:
+        assert {k for k, t in texts.items() if t.origin == "builtin"} == own
+    for key, text in texts.items():
+        assert source.sha256(prompts.read_text(out / f"{key}.txt")) == text.sha256
+        where = importers.SYSTEMS[system].origins[0].texts.get(key)
+        assert text.origin == "builtin" or (text.file, text.object, text.how) == (where.file, where.object, where.how)
+    if system == "metagpt":  # the role defaults, read from the __init__ parameters
+        assert prompts.read_text(out / "metagpt-0.1.0" / "architect_goal.txt") == "Fixture-architect-goal"
+        assert prompts.read_text(out / "metagpt-0.1.0" / "prefix.txt") == (
+            "Fixture: {{profile}} called {{name}}; aim: {{goal}}; limits: {{constraints}}. ")
+    if sample is not None:
+        assert prompts.read_text(out / f"{sample[0]}.txt") == sample[1]
+    return repo, out
+
+
+@pytest.mark.parametrize("system", ["agentsnet", "consensus-game", "metagpt"])
+def test_every_text_of_a_protocol_is_found_mapped_and_named(tmp_path, monkeypatch, system):
+    import_protocol(tmp_path, monkeypatch, system)
+
+
+@pytest.mark.slow  # two to four interpreters per system (the builder, the authors' drivers)
+@pytest.mark.parametrize("system", sorted(PROTOCOLS))
+def test_a_protocol_runs_with_the_imported_texts_exactly_as_the_published_driver(tmp_path, monkeypatch, system):
+    """The preset, run on the imported directory with scripted replies, sends exactly the
+    requests the authors' driver (from the same checkout, on the same replies) builds."""
+    repo, out = import_protocol(tmp_path, monkeypatch, system)
+    prompts.use_directory(out)
+    rows = importlib.import_module(f"hivethink.prompts.importers.{PROTOCOLS[system][1]}").fidelity(repo)
+    assert len(rows) > 4
+    assert [what for what, ours, theirs in rows if ours != theirs] == []
+
+
+def _agentsnet_moved(root: Path) -> None:
+    path = root / "LiteralMessagePassing.py"
+    path.write_text(path.read_text().replace("fallback_json_request", "ask_json_again"))
+
+
+def _consensus_moved(root: Path) -> None:
+    path = root / "byzantine_consensus_game" / "bcg_agents.py"
+    path.write_text(path.read_text().replace("max_json_retries = 3", "tries = 3").replace("max_json_retries", "tries"))
+
+
+def _metagpt_moved(root: Path) -> None:
+    path = root / "metagpt" / "roles" / "role.py"
+    path.write_text(path.read_text().replace("PREFIX_TEMPLATE", "ROLE_PREFIX"))
+
+
+@pytest.mark.parametrize(("system", "fixture", "edit", "message"), [
+    ("metagpt", "metagpt_010", _metagpt_moved, r"role.py: no constant PREFIX_TEMPLATE \(the importer expects it there"),
+    ("agentsnet", "agentsnet", _agentsnet_moved,
+     r"the authors' builder failed: AttributeError: .*'fallback_json_request'"),
+    ("consensus-game", "byzantine_consensus", _consensus_moved,
+     r"bcg_agents.py: no constant HonestBCGAgent._decide_next_value_json.max_json_retries"),
+])
+def test_a_moved_text_or_another_commit_of_a_protocol_is_one_line(tmp_path, monkeypatch, capsys, system, fixture,
+                                                                  edit, message):
+    repo, head = git_repo(tmp_path / fixture, fixture)
+    code, err = cli("import", system, repo, "--out", tmp_path / "out", capsys=capsys)
+    pinned = importers.SYSTEMS[system].origins[0].pinned
+    assert code == 2 and err.count("\n") == 1 and f"at commit {head}, but the preset is pinned to {pinned}" in err
+    moved, head = git_repo(tmp_path / "moved", fixture, edit)
+    pin(monkeypatch, system, head)
+    code, err = cli("import", system, moved, "--out", tmp_path / "out", capsys=capsys)
+    assert code == 2 and err.count("\n") == 1 and re.search(message, err), err
+    assert not (tmp_path / "out").exists()

@@ -40,7 +40,7 @@ def test_literals_f_strings_strips_and_nested_classes(module):
 
 @pytest.mark.parametrize(("name", "message"), [
     ("Outer.moved", r"no constant Outer.moved \(the importer expects it there; was it moved or renamed\?\)"),
-    ("Gone.head", r"no class Gone \(expected Gone.head there\)"),
+    ("Gone.head", r"no class, function or assignment Gone \(expected Gone.head there"),
     ("Outer.computed", r"Outer.computed \(line \d+\) is not a constant the importer can read: a Call expression"),
 ])
 def test_what_is_not_there_or_not_a_constant_is_one_line(module, name, message):

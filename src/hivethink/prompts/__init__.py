@@ -3,8 +3,9 @@
 A *book* is the set of templates of one protocol or preset (``hogwild``, ``agentsnet``, ...). Its
 built-in texts are the files ``hivethink/prompts/<book>/<template>.txt`` shipped with the package;
 each template declares the placeholders it may use, written ``{{name}}`` (double braces, so that
-LaTeX such as ``\\boxed{}`` and JSON examples need no escaping). One trailing newline of a file is
-not part of the text (editors add one); any other whitespace is.
+LaTeX such as ``\\boxed{}`` and JSON examples need no escaping; ``{{open_braces}}`` and
+``{{close_braces}}`` write double braces themselves). One trailing newline of a file is not part of
+the text (editors add one); any other whitespace is.
 
 A user replaces a book by pointing ``--prompts DIR`` (or ``prompts:`` in a grid) at a directory
 holding ``DIR/<book>/<template>.txt``: a book given there must be complete (every template, no
@@ -34,6 +35,8 @@ from hivethink.errors import HivethinkError
 from hivethink.prompts import source
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+# placeholders every template may use, for a published text that holds double braces itself
+ESCAPES = {"open_braces": "{{", "close_braces": "}}"}
 BUILTIN_ROOT = Path(__file__).parent
 
 _lock = threading.Lock()
@@ -52,7 +55,7 @@ def read_text(path: Path) -> str:
 
 
 def placeholders(text: str) -> set[str]:
-    return set(PLACEHOLDER.findall(text))
+    return set(PLACEHOLDER.findall(text)) - set(ESCAPES)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ class Book:
 
         def fill(m: re.Match[str]) -> str:
             key = m.group(1)
+            if key in ESCAPES:
+                return ESCAPES[key]
             if key not in values:
                 raise KeyError(f"template {self.name}/{template} needs a value for {key!r}")
             return str(values[key])

@@ -19,10 +19,21 @@ import importlib
 from pathlib import Path
 
 from hivethink.errors import HivethinkError
-from hivethink.prompts.importers import hogwild, mast
+from hivethink.prompts.importers import (
+    agentsnet,
+    camel,
+    consensus_game,
+    coral,
+    debate_du,
+    hogwild,
+    mast,
+    metagpt,
+)
 from hivethink.prompts.importers.core import Imported, System, import_system
 
-SYSTEMS: dict[str, System] = {s.name: s for s in (hogwild.SYSTEM, mast.SYSTEM)}
+SYSTEMS: dict[str, System] = {s.name: s for s in (agentsnet.SYSTEM, camel.SYSTEM, consensus_game.SYSTEM, coral.SYSTEM,
+                                                  debate_du.SYSTEM, hogwild.SYSTEM, mast.SYSTEM,
+                                                  metagpt.SYSTEM)}
 
 
 def declare_books() -> None:

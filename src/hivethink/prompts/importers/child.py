@@ -51,18 +51,74 @@ class BuildError(Exception):
     """The authors' code did not give what the adapter expects (reported in one line)."""
 
 
-def stub_modules(names: Sequence[str]) -> None:
+def stub_modules(names: Sequence[str], **attrs: dict[str, Any]) -> None:
     """Stand-ins for modules the authors' file imports but the builder does not need (any
     attribute is a dummy class, so annotations such as ``transformers.PreTrainedTokenizer``
-    evaluate)."""
-    for name in names:
+    evaluate); ``attrs`` gives some of them real attributes (module name -> {name: value})."""
+    for name in dict.fromkeys([*names, *attrs]):
         module = types.ModuleType(name)
 
         def dummy(attr: str, _module: str = name) -> type:
+            if attr.startswith("__"):  # import machinery probes (__path__, __file__, ...)
+                raise AttributeError(attr)
             return type(attr, (), {"__module__": _module})
 
         setattr(module, "__getattr__", dummy)  # noqa: B010 - a module-level __getattr__ (PEP 562)
+        for key, value in attrs.get(name, {}).items():
+            setattr(module, key, value)
         sys.modules[name] = module
+
+
+def split_variants(a: str, b: str) -> tuple[str, str, str, str]:
+    """Two texts the authors' code built alike except in one place: (the common start, ``a``'s
+    part, ``b``'s part, the common end)."""
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[len(a) - 1 - end] == b[len(b) - 1 - end]:
+        end += 1
+    return a[:start], a[start:len(a) - end], b[start:len(b) - end], a[len(a) - end:]
+
+
+def number_hole(texts: dict[int, str], name: str) -> str:
+    """The text built with two numbers (``{n: text}``), with ``name``'s hole where they differ,
+    which must be only where one says one number and the other the other."""
+    (m, x), (n, y) = sorted(texts.items())
+    out, i, j = [], 0, 0
+    while i < len(x) or j < len(y):
+        if x.startswith(str(m), i) and y.startswith(str(n), j) and (x[i:i + len(str(m))] != y[j:j + len(str(n))]):
+            out.append(hole(name))
+            i, j = i + len(str(m)), j + len(str(n))
+        elif i < len(x) and j < len(y) and x[i] == y[j]:
+            out.append(x[i])
+            i, j = i + 1, j + 1
+        else:
+            raise BuildError(f"the texts built with {m} and {n} differ where hivethink's {{{{{name}}}}} is not "
+                             f"({x[i:i + 20]!r} against {y[j:j + 20]!r})")
+    return "".join(out)
+
+
+def repeat_unit(one: str, two: str, marker: str) -> tuple[str, str, str]:
+    """Two texts the authors' code built with one and with two copies of a part (``marker`` is in
+    it): (the text before it, the part, the text after it)."""
+    size = len(two) - len(one)
+    for start in range(len(one) - size + 1):
+        unit = one[start:start + size]
+        if size > 0 and marker in unit and two == one[:start + size] + one[start:]:
+            return one[:start], unit, one[start + size:]
+    raise BuildError(f"the texts built with one and two parts do not repeat a part holding {marker!r}")
+
+
+def line_with(text: str, marker: str) -> tuple[str, str, str]:
+    """``text`` cut around the whole line holding ``marker``: (before it, the line, after it)."""
+    at = text.find(marker)
+    if at < 0:
+        raise BuildError(f"the built text has no {marker!r} where hivethink expects it")
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n", at)
+    end = len(text) if end < 0 else end
+    return text[:start], text[start:end], text[end:]
 
 
 def authors_module(root: Path, name: str, *, file: str | None = None, stubs: Sequence[str] = ()) -> types.ModuleType:
@@ -109,11 +165,14 @@ class ChatTokenizerStandIn:
 
 
 def main(argv: Sequence[str]) -> int:
-    ref, root, out = argv
+    """``ref root out [input]``: call ``ref`` (``module:function``) with the root (and the JSON
+    of ``input``, for a replay) and write its JSON result to ``out``."""
+    ref, root, out, *given = argv
     module_name, _, function = ref.partition(":")
-    builder: Callable[[Path], dict[str, BuiltText]] = getattr(importlib.import_module(module_name), function)
+    builder: Callable[..., Any] = getattr(importlib.import_module(module_name), function)
+    args = [json.loads(Path(given[0]).read_text(encoding="utf-8"))] if given else []
     try:
-        result = builder(Path(root))
+        result = builder(Path(root), *args)
     except BuildError as err:
         print(f"{err}", file=sys.stderr)
         return 3

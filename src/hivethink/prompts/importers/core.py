@@ -21,6 +21,7 @@ beside ``--out`` and moved into place complete. Any failure is one HivethinkErro
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -32,7 +33,8 @@ import string
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,7 +44,7 @@ from hivethink import prompts
 from hivethink.errors import HivethinkError
 from hivethink.prompts import source as manifest_mod
 from hivethink.prompts.importers import pyread
-from hivethink.prompts.importers.child import CLOSE, COMMAND, OPEN, BuiltText
+from hivethink.prompts.importers.child import CLOSE, COMMAND, OPEN, BuiltText, hole
 
 BUILDER_TIMEOUT_S = 300
 
@@ -50,8 +52,11 @@ BUILDER_TIMEOUT_S = 300
 @dataclass(frozen=True)
 class Constant:
     file: str
-    name: str  # dotted: NAME or Class.NAME
+    name: str  # dotted: NAME, Class.NAME, Class.method.NAME, ...call_assigned.keyword (see pyread)
     fields: Mapping[str, str] | None = None  # a str.format template: field -> placeholder
+    holes: Mapping[str, str] | None = None  # an f-string: a hole's source text -> placeholder
+    keywords: Mapping[str, str] | None = None  # literal tokens the authors replace -> placeholder
+    wrappers: tuple[str, ...] = ()  # calls that wrap the literal (str subclasses: TextPrompt)
     how: Literal["constant"] = "constant"
 
     @property
@@ -64,6 +69,7 @@ class JsonKey:
     file: str
     path: tuple[str | int, ...]
     fields: Mapping[str, str] | None = None
+    keywords: Mapping[str, str] | None = None
     how: Literal["json"] = "json"
 
     @property
@@ -75,11 +81,28 @@ class JsonKey:
 class WholeFile:
     file: str
     fields: Mapping[str, str] | None = None
+    keywords: Mapping[str, str] | None = None
     how: Literal["file"] = "file"
 
     @property
     def object(self) -> str:
         return "(whole file)"
+
+
+@dataclass(frozen=True)
+class FormatCall:
+    """A ``str.format`` template the authors write inline, ``"...{}...".format(args)``."""
+
+    file: str
+    scope: str  # "__main__" (the script's main block) or a dotted path of classes and functions
+    args: tuple[str, ...]  # the call's arguments as written: which call in the scope
+    fields: Mapping[str, str] | None = None  # field (automatic ones by position: "0", ...) -> placeholder
+    keywords: Mapping[str, str] | None = None
+    how: Literal["constant"] = "constant"
+
+    @property
+    def object(self) -> str:
+        return f"the str.format template in {self.scope} called with ({', '.join(self.args)})"
 
 
 @dataclass(frozen=True)
@@ -93,7 +116,7 @@ class Built:
         return self.function
 
 
-Text = Constant | JsonKey | WholeFile | Built
+Text = Constant | JsonKey | WholeFile | FormatCall | Built
 
 
 @dataclass(frozen=True)
@@ -119,7 +142,8 @@ class Origin:
     def describe(self) -> str:
         if self.kind == "git":
             return f"a checkout of {self.repository} (with {', '.join(self.marks)})"
-        return f"the {self.repository} package (an installed name or a directory with {', '.join(self.marks)})"
+        return (f"the {self.repository} package (an installed name, its wheel, or a directory with "
+                f"{', '.join(self.marks)})")
 
 
 @dataclass(frozen=True)
@@ -204,8 +228,28 @@ def _files(origin: Origin) -> list[str]:
     return sorted({t.file for t in origin.texts.values()} | {c.file for c in origin.checks} | set(origin.marks))
 
 
-def locate(system: System, spec: str, allow_unpinned: bool) -> Located:
-    """The origin ``spec`` is (recognised by its files), and the commit or version it is at."""
+@contextlib.contextmanager
+def unpacked(spec: str) -> Iterator[str]:
+    """SOURCE as a directory: a wheel file (``.whl``, a zip of the package and its dist-info) is
+    unpacked into a temporary directory for as long as the import reads it; anything else is
+    passed on as it is."""
+    path = Path(spec).expanduser()
+    if path.suffix != ".whl" or not path.is_file():
+        yield spec
+        return
+    with tempfile.TemporaryDirectory(prefix="hivethink-wheel-") as tmp:
+        try:
+            with zipfile.ZipFile(path) as wheel:
+                wheel.extractall(tmp)  # zipfile drops absolute parts and ".." from member names
+        except (zipfile.BadZipFile, OSError) as err:
+            raise HivethinkError(f"{spec}: not a readable wheel ({err})") from None
+        yield tmp
+
+
+def locate(system: System, spec: str, allow_unpinned: bool, shown: str | None = None) -> Located:
+    """The origin ``spec`` is (recognised by its files), and the commit or version it is at
+    (``shown``: what the user named, when ``spec`` is a wheel's unpacked directory)."""
+    shown = shown or spec
     for origin in system.origins:
         if origin.kind == "package":
             found = _package_root(spec, origin)
@@ -230,12 +274,12 @@ def locate(system: System, spec: str, allow_unpinned: bool) -> Located:
             now = f"commit {located.commit}" + (f" with local changes to {', '.join(located.modified)}"
                                                  if located.modified else "")
         if not located.at_pin and not allow_unpinned:
-            raise HivethinkError(f"{spec}: {origin.repository} at {now}, but the preset is pinned to "
+            raise HivethinkError(f"{shown}: {origin.repository} at {now}, but the preset is pinned to "
                                  f"{origin.pinned} (check out the pinned one, or pass --allow-unpinned to "
                                  "import these texts and record where they came from)")
         return located
     expected = " or ".join(o.describe() for o in system.origins)
-    raise HivethinkError(f"{spec}: not {expected}")
+    raise HivethinkError(f"{shown}: not {expected}")
 
 
 # -- reading and mapping ----------------------------------------------------------------------
@@ -263,56 +307,84 @@ def _json_value(path: Path, keys: tuple[str | int, ...]) -> Any:
     return value
 
 
-def from_format(text: str, fields: Mapping[str, str], where: str) -> str:
-    """A ``str.format`` template with hivethink's ``{{placeholders}}`` for its fields."""
+def format_holes(text: str, fields: Mapping[str, str], where: str) -> str:
+    """A ``str.format`` template with holes for its fields (automatic fields ``{}`` are named by
+    their position: ``"0"``, ``"1"``, ...)."""
     out = []
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as err:
         raise HivethinkError(f"{where}: not a format template ({err})") from None
+    position = 0
     for literal, name, spec, conversion in parsed:
         out.append(literal)
         if name is None:
             continue
+        if name == "":
+            name, position = str(position), position + 1
         if name not in fields or spec or conversion:
             raise HivethinkError(f"{where}: format field {{{name}}} has no hivethink placeholder "
                                  f"(mapped: {', '.join(sorted(fields)) or 'none'})")
-        out.append("{{" + fields[name] + "}}")
+        out.append(hole(fields[name]))
     return "".join(out)
+
+
+def keyword_holes(text: str, keywords: Mapping[str, str]) -> str:
+    """A text in which the authors replace literal tokens (CAMEL's ``<TASK>``), with holes for them."""
+    for token, name in keywords.items():
+        text = text.replace(token, hole(name))
+    return text
 
 
 _HOLE = re.compile(re.escape(OPEN) + r"([A-Za-z_][A-Za-z0-9_]*)" + re.escape(CLOSE))
 
 
-def from_holes(text: str, where: str) -> str:
-    """A builder's text with holes -> a template."""
+def to_template(text: str, where: str) -> str:
+    """A text with holes -> a template: holes become placeholders, and double braces of the
+    authors' own that hivethink would read as a placeholder are written with the escapes."""
+    text = prompts.PLACEHOLDER.sub(lambda m: hole("open_braces") + m.group(0)[2:-2] + hole("close_braces"), text)
     template = _HOLE.sub(lambda m: "{{" + m.group(1) + "}}", text)
     if OPEN in template or CLOSE in template:
         raise HivethinkError(f"{where}: a malformed placeholder hole in the built text")
     return template
 
 
-def _run_builder(origin: Origin, root: Path) -> dict[str, BuiltText]:
-    assert origin.builder is not None
+def from_format(text: str, fields: Mapping[str, str], where: str) -> str:
+    """A ``str.format`` template as hivethink's template."""
+    return to_template(format_holes(text, fields, where), where)
+
+
+def run_child(ref: str, root: Path, given: Any = None, what: str = "builder") -> Any:
+    """Run ``ref`` (``module:function``, see :mod:`.child`) on the authors' code at ``root`` in a
+    fresh interpreter, in a scratch directory (whatever the authors' code writes lands there, and
+    the user's checkout is left as it was); -> its JSON result. ``given``: its JSON input."""
     with tempfile.TemporaryDirectory(prefix="hivethink-import-") as tmp:
         out = Path(tmp) / "built.json"
+        args = [sys.executable, "-c", COMMAND, ref, str(root), str(out)]
+        if given is not None:
+            (Path(tmp) / "given.json").write_text(json.dumps(given), encoding="utf-8")
+            args.append(str(Path(tmp) / "given.json"))
+        (Path(tmp) / "cwd").mkdir()
         try:
-            done = subprocess.run(
-                [sys.executable, "-c", COMMAND, origin.builder, str(root), str(out)],
-                capture_output=True, text=True, timeout=BUILDER_TIMEOUT_S, cwd=root,
-                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},  # leave the user's checkout as it was
-            )
+            done = subprocess.run(args, capture_output=True, text=True, timeout=BUILDER_TIMEOUT_S,
+                                  cwd=Path(tmp) / "cwd", env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
         except subprocess.TimeoutExpired:
-            raise HivethinkError(f"{root}: the authors' builder ran past {BUILDER_TIMEOUT_S} s") from None
+            raise HivethinkError(f"{root}: the authors' {what} ran past {BUILDER_TIMEOUT_S} s") from None
         if done.returncode != 0:
             lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
-            raise HivethinkError(f"{root}: the authors' builder failed: {lines[-1] if lines else done.returncode}")
-        result: dict[str, BuiltText] = json.loads(out.read_text(encoding="utf-8"))
-        return result
+            raise HivethinkError(f"{root}: the authors' {what} failed: {lines[-1] if lines else done.returncode}")
+        return json.loads(out.read_text(encoding="utf-8"))
+
+
+def _run_builder(origin: Origin, root: Path) -> dict[str, BuiltText]:
+    assert origin.builder is not None
+    result: dict[str, BuiltText] = run_child(origin.builder, root)
+    return result
 
 
 def _render(template: str, values: Mapping[str, str]) -> str:
-    return prompts.PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+    filled = {**values, **prompts.ESCAPES}
+    return prompts.PLACEHOLDER.sub(lambda m: filled.get(m.group(1), m.group(0)), template)
 
 
 def read_texts(located: Located, books: Mapping[str, prompts.Book]) -> dict[str, tuple[str, str]]:
@@ -332,28 +404,28 @@ def read_texts(located: Located, books: Mapping[str, prompts.Book]) -> dict[str,
                 raise HivethinkError(f"{path}: the builder gave no text for {key} ({where.function})")
             raw = built[key]["text"]
         elif isinstance(where, Constant):
-            raw = pyread.constant(path, where.name)
+            raw = pyread.constant(path, where.name, holes=where.holes, wrappers=where.wrappers)
         elif isinstance(where, JsonKey):
             raw = _json_value(path, where.path)
+        elif isinstance(where, FormatCall):
+            raw = pyread.format_literal(path, where.scope, where.args)
         else:
             raw = _read_file(path)
         if not isinstance(raw, str):
             raise HivethinkError(f"{label}: not a text (a {type(raw).__name__})")
-        clash = prompts.placeholders(raw)
-        if clash:
-            raise HivethinkError(f"{label}: the authors' text holds {{{{{sorted(clash)[0]}}}}}, which hivethink "
-                                 "would read as a placeholder")
-        if isinstance(where, Built):
-            text = from_holes(raw, label)
-        elif where.fields is not None:
-            text = from_format(raw, where.fields, label)
-        else:
-            text = raw
+        marked = raw  # holes where hivethink's placeholders go
+        if not isinstance(where, Built) and where.fields is not None:
+            marked = format_holes(raw, where.fields, label)
+        if not isinstance(where, Built) and where.keywords:
+            marked = keyword_holes(marked, where.keywords)
+        text = to_template(marked, label)
         unknown = sorted(prompts.placeholders(text) - allowed)
         if unknown:
             raise HivethinkError(f"{label}: maps to placeholder(s) {', '.join(unknown)}, which {key} does not take "
                                  f"(it takes: {', '.join(sorted(allowed)) or 'none'})")
         authors = raw  # a constant, key or file: the authors' text as it stands (fields unfilled)
+        if isinstance(where, Constant) and where.holes:
+            authors = to_template(raw, label)  # the f-string with its holes as placeholders
         if isinstance(where, Built):
             assert built is not None
             checks = built[key]["checks"]
@@ -419,9 +491,11 @@ def import_system(system: System, spec: str, out: Path, *, allow_unpinned: bool 
     importlib.import_module(system.declares)
     books = {b: prompts.books()[b] for b in system.books}
     earlier = _existing(out, system.books)
-    located = locate(system, spec, allow_unpinned)
-    texts = read_texts(located, books)
-    checks = run_checks(located)
+    with unpacked(spec) as where:
+        located = locate(system, where, allow_unpinned, shown=spec)
+        texts = read_texts(located, books)
+        checks = run_checks(located)
+        source = str(Path(spec).expanduser().resolve()) if where != spec else str(located.root)
     origin = located.origin
     entries: dict[str, manifest_mod.TextSource] = {}
     files: dict[str, str] = {}
@@ -430,16 +504,16 @@ def import_system(system: System, spec: str, out: Path, *, allow_unpinned: bool 
             key = f"{name}/{template}"
             if key in texts:
                 text, authors = texts[key]
-                where = origin.texts[key]
+                found = origin.texts[key]
                 entries[key] = manifest_mod.TextSource(
-                    origin="published", sha256=manifest_mod.sha256(text), file=where.file,
-                    object=where.object, how=where.how, authors_sha256=manifest_mod.sha256(authors))
+                    origin="published", sha256=manifest_mod.sha256(text), file=found.file,
+                    object=found.object, how=found.how, authors_sha256=manifest_mod.sha256(authors))
             else:
                 text = book.builtin_text(template)
                 entries[key] = manifest_mod.TextSource(origin="builtin", sha256=manifest_mod.sha256(text))
             files[key] = text
     entry = manifest_mod.Import(
-        system=system.name, repository=origin.repository, kind=origin.kind, source=str(located.root),
+        system=system.name, repository=origin.repository, kind=origin.kind, source=source,
         commit=located.commit, version=located.version, pinned=origin.pinned, at_pin=located.at_pin,
         modified=located.modified, hivethink=_code_version(),
         imported_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), texts=entries, checks=checks)
