@@ -182,7 +182,6 @@ def bench_engine(
     """Per-step latency of the engine for N workers vs transformers decoding batch N."""
     import torch
 
-
     from hivethink.engine.attention_backends import attention_names
     from hivethink.engine.bench import BenchRow, run_bench, write_json
     from hivethink.engine.graphs import graph_mode

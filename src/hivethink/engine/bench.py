@@ -17,6 +17,7 @@ import json
 import platform
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -214,7 +215,9 @@ def baseline_step_ms(hf: Any, vocab: int, context: int, workers: int, steps: int
     nxt = torch.full((workers, 1), 7, device=hf.device)
 
     def step() -> None:
-        hf(input_ids=nxt, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        with warnings.catch_warnings():  # newer transformers rename the argument; older lack the new name
+            warnings.filterwarnings("ignore", message=".*past_key_values.*deprecated", category=FutureWarning)
+            hf(input_ids=nxt, past_key_values=cache, use_cache=True, logits_to_keep=1)
 
     return _time(step, steps, hf.device)
 
