@@ -50,6 +50,13 @@ def read_problem(problem: str) -> str:
         raise HivethinkError(f"cannot read problem file {path}: {e.strerror}") from None
 
 
+def _check_device(device: str | None) -> None:
+    from hivethink.models.loader import check_device
+
+    if device is not None:
+        check_device(device)
+
+
 def default_device() -> str:
     import torch
 
@@ -167,6 +174,9 @@ def bench_engine(
     attention: Annotated[str | None, typer.Option(help="blocks | flex (default: flex on cuda, blocks on cpu).")] = None,
     profile: Annotated[bool, typer.Option(help="Also profile each point: the top operators of a step (torch profiler), printed for the last point and kept in the JSON.")] = False,
     batch_invariant: Annotated[bool, typer.Option(help="A row's result does not depend on the rest of the pass (the engine's default): free with row-count-invariant packed kernels (fp32/bf16 on CPU when the load-time check passes), else rows in tiles of 4.")] = True,
+    graphs: Annotated[str | None, typer.Option(help="Decode steps as CUDA graphs at bucketed sizes: auto (on with CUDA and flex) | on | off (default: $HIVETHINK_GRAPHS, else auto).")] = None,
+    hives: Annotated[int, typer.Option(help="Also time this many hives decoding together against one, at the first context (0: not).")] = 0,
+    hive_workers: Annotated[int, typer.Option(help="Workers of each hive for --hives.")] = 4,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
 ) -> None:
     """Per-step latency of the engine for N workers vs transformers decoding batch N."""
@@ -174,10 +184,15 @@ def bench_engine(
 
     from hivethink.engine.attention_backends import attention_names
     from hivethink.engine.bench import BenchRow, run_bench, write_json
-    from hivethink.models.loader import load_model, parse_dtype
+    from hivethink.engine.graphs import graph_mode
+    from hivethink.models.loader import check_device, load_model, parse_dtype
     from hivethink.models.shapes import SHAPES, random_model
 
     ctxs, ns = _int_list(contexts, "contexts"), _int_list(workers, "workers")
+    if hives < 0:
+        raise HivethinkError(f"--hives must be 0 or more, got {hives}")
+    if hive_workers < 1:
+        raise HivethinkError(f"--hive-workers must be at least 1, got {hive_workers}")
     if shape is not None and shape not in SHAPES:
         raise HivethinkError(f"unknown --shape {shape!r} (choose from {', '.join(sorted(SHAPES))})")
     if shape is not None and model is not None:
@@ -188,9 +203,9 @@ def bench_engine(
     if attention is not None and attention not in attention_names():
         raise HivethinkError(f"--attention must be one of {', '.join(attention_names())}, got {attention!r}")
     dev = device or default_device()
+    check_device(dev)
+    graph_mode(graphs)
     dtype = str(parse_dtype(dtype, dev)).removeprefix("torch.")
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        raise HivethinkError(f"--device {dev}: this torch ({torch.__version__}) sees no CUDA GPU")
     console = Console()
     with console.status("loading model..."):
         if shape is not None:
@@ -212,9 +227,13 @@ def bench_engine(
                       "-" if r.vs_baseline is None else f"{r.vs_baseline:.2f}x",
                       f"{r.vs_one_worker:.2f}x", f"{r.engine_tok_s:.1f}", f"{r.bandwidth_fraction or 0:.0%}")
 
-    result = run_bench(loaded, contexts=ctxs, workers=ns, steps=steps, baseline=baseline,
-                       llamacpp=llamacpp, attention=attention, profile=profile, on_row=show,
-                       batch_invariant=batch_invariant)
+    try:
+        result = run_bench(loaded, contexts=ctxs, workers=ns, steps=steps, baseline=baseline,
+                           llamacpp=llamacpp, attention=attention, profile=profile, on_row=show,
+                           batch_invariant=batch_invariant, graphs=graphs, hives=hives, hive_workers=hive_workers)
+    except torch.OutOfMemoryError:
+        raise HivethinkError(f"out of {dev} memory for {loaded.source} at these contexts and workers: "
+                             "fewer or shorter ones may fit") from None
     console.print(table)
     last = result["rows"][-1] if result["rows"] else None
     if last and last["profile"]:
@@ -227,6 +246,15 @@ def bench_engine(
     console.print(f"weights ({result['weights']}) {result['weight_bytes'] / 1e9:.3f} GB per step, measured bandwidth "
                   f"{result['bandwidth_gb_s']:.0f} GB/s: bound {result['weight_bound_ms']:.2f} ms/step "
                   f"({result['attention']} attention)", highlight=False)
+    if result["graphs_used"]:
+        console.print(f"decode steps as graphs ({result['graphs']}): {result['graph_captures']} buckets captured"
+                      + (f"; capture failed, eager instead: {'; '.join(result['graph_failures'])}"
+                         if result["graph_failures"] else ""), markup=False, highlight=False)
+    if result["hives"]:
+        h = result["hives"]
+        console.print(f"{h['hives']} hives x {h['workers']} workers at context {h['context']}: "
+                      f"{h['aggregate_tok_s']:.1f} tokens/s together, {h['one_hive_tok_s']:.1f} for one hive "
+                      f"({h['throughput_ratio']:.2f}x)", highlight=False)
     if llamacpp and shape is None and result["llamacpp_tok_s"] is None and result["model"].endswith(".gguf"):
         import importlib.util
 
@@ -346,6 +374,7 @@ def serve(
         raise HivethinkError("--api-key must not be empty")
     _check_batching(max_batch, max_waiting)
     check_weights(weights)
+    _check_device(device)
     limits = _serve_limits(max_tokens_limit, max_workers, max_n, max_body_bytes)
     use_prompts(prompts_dir)
     from hivethink.engine.scheduler import Engine
@@ -411,6 +440,8 @@ def bench_serve(
         raise HivethinkError(f"--hive-every must be 0 or more, got {hive_every}")
     _check_batching(max_batch, 256)
     check_weights(weights)
+    if url is None:
+        _check_device(device)
     console = Console()
     mix = f" (every {hive_every}th a {hive_workers}-worker hive)" if hive_every else ""
     table = Table(title=f"serve load test: {requests} streaming requests x {max_tokens} tokens{mix}",

@@ -9,6 +9,7 @@ Modules, each importing only those below it (arrows: imports)::
       |   \---> sampling, text
       v
     forward      Runner: one pass over the cache       bench ---> forward, attention_backends
+      |   \---> graphs (decode steps as CUDA graphs) ---> attention_cuda, buckets
       |   \---> attention_backends ---> attention (rows, writes, BlocksAttention)
       |                             \--> attention_cuda (FlexAttention) ---> attention
       v

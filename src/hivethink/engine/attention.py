@@ -113,9 +113,10 @@ def reserve_rows(cache: KVCache, rows: Sequence[RowSpec]) -> None:
         cache.reserve(tail, tail.length + r.n_new)
 
 
-def plan_writes(cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], geo: Sequence[RowGeometry],
-                n_tokens: int) -> Writes:
-    """Lay out the pass's writes into the slots :func:`reserve_rows` took."""
+def write_slots(cache: KVCache, rows: Sequence[RowSpec], geo: Sequence[RowGeometry],
+                n_tokens: int) -> tuple[list[int], list[int], list[int]]:
+    """Block-local position, page and offset of each flat token's new key/value, on the host
+    (padding tokens: position 0 of the scratch page)."""
     P = cache.page_size
     pos, page, off = [], [], []
     for r, g in zip(rows, geo, strict=True):
@@ -127,7 +128,13 @@ def plan_writes(cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], geo: S
             page.append(tail.pages[p // P])
             off.append(p % P)
     pad = n_tokens - len(pos)
-    pos, page, off = pos + [0] * pad, page + [0] * pad, off + [0] * pad
+    return pos + [0] * pad, page + [0] * pad, off + [0] * pad
+
+
+def plan_writes(cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], geo: Sequence[RowGeometry],
+                n_tokens: int) -> Writes:
+    """Lay out the pass's writes into the slots :func:`reserve_rows` took."""
+    pos, page, off = write_slots(cache, rows, geo, n_tokens)
     dev = cache.device
     cos, sin = rope.lookup(torch.tensor(pos, device=dev))  # [T, D]
     return Writes(cos[:, None], signed_sin(sin)[:, None], torch.tensor(page, device=dev),

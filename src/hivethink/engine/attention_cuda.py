@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
@@ -38,10 +38,11 @@ from hivethink.engine.attention import (
     MASKED,
     RowSpec,
     Writes,
-    plan_writes,
     row_geometry,
     store_kv,
+    write_slots,
 )
+from hivethink.engine.buckets import bucket
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable, rotate, signed_sin
 
@@ -65,8 +66,44 @@ class FlexPlan:
     merge: torch.Tensor  # [T, J] the slots of each flat token; B * Lq = none
 
 
-def _pow2(n: int) -> int:
-    return 1 << max(n - 1, 0).bit_length()
+@dataclass
+class FlexLayout:
+    """The host-side half of a plan: its sizes and integer fields, sent to the device in one copy.
+
+    Its ``key`` (the sizes) fixes the shape of every tensor of the plan, so two layouts with one
+    key can share static device buffers (the CUDA-graph decode step, engine/graphs.py)."""
+
+    n_tokens: int  # T
+    batches: int  # B
+    q_len: int  # Lq
+    parts: int  # J
+    seg_pages: int  # sp
+    capacity: int  # C
+    fields: dict[str, list[int]]  # in FIELDS order, sizes given by the key
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("pos", "page", "off", "page_seg", "page_local", "kv_num", "kv_idx",
+                                         "lim", "src", "delta", "merge")
+
+    @property
+    def key(self) -> tuple[int, int, int, int, int, int]:
+        return (self.n_tokens, self.batches, self.q_len, self.parts, self.seg_pages, self.capacity)
+
+    def sizes(self) -> dict[str, int]:
+        T, B, Lq, J, sp, C = self.key
+        return dict(pos=T, page=T, off=T, page_seg=C, page_local=C, kv_num=B, kv_idx=B * sp,
+                    lim=B * Lq, src=B * Lq, delta=B * Lq, merge=T * J)
+
+    def flat(self) -> list[int]:
+        return [x for name in self.FIELDS for x in self.fields[name]]
+
+    def widen(self, parts: int) -> FlexLayout:
+        """The same layout with merge width ``parts`` (>= J): the new columns name no part."""
+        J, none = self.parts, self.batches * self.q_len
+        if parts <= J:
+            return self
+        m = self.fields["merge"]
+        merge = [x for t in range(self.n_tokens) for x in m[t * J : (t + 1) * J] + [none] * (parts - J)]
+        return replace(self, parts=parts, fields=self.fields | {"merge": merge})
 
 
 class FlexAttention:
@@ -79,12 +116,20 @@ class FlexAttention:
              segment_pages: int | None = None) -> FlexPlan:
         """Everything is computed on the host and sent in one copy, without reading anything back
         from the device: the GPU can still be running the previous pass meanwhile."""
+        lay = self.layout(cache, rope, rows, n_tokens, segment_pages=segment_pages)
+        flat_t = torch.tensor(lay.flat(), dtype=torch.long)
+        if cache.device.type == "cuda":
+            flat_t = flat_t.pin_memory().to(cache.device, non_blocking=True)
+        return self.materialize(cache, rope, lay, flat_t)
+
+    def layout(self, cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], n_tokens: int, *,
+               segment_pages: int | None = None) -> FlexLayout:
+        """The host-side half of :meth:`plan`."""
         P = cache.page_size
-        G = cache.cfg.n_heads // cache.cfg.n_kv_heads
         sp = segment_pages or max(1, SEGMENT_TOKENS // P)
         geo = row_geometry(rows)
-        writes = plan_writes(cache, rope, rows, geo, n_tokens)  # may grow the arena: C is read after
-        C = cache.capacity
+        pos, page, off = write_slots(cache, rows, geo, n_tokens)
+        C = cache.capacity  # read after reserve_rows, which may have grown the arena
 
         # Who sees each block, at which view offset, and how many of its tokens per new token.
         seen: dict[int, list[tuple[int, int, list[int]]]] = {}  # block id -> [(row, offset, lim)]
@@ -103,10 +148,10 @@ class FlexAttention:
         segs: list[tuple[int, int, list[int]]] = []  # (block id, index of its first page, pages)
         for bid, vs in seen.items():
             top = max((max(lim) for _, _, lim in vs if lim), default=0)
-            pages = blocks[bid].pages[: (top + P - 1) // P]
-            segs += [(bid, j, pages[j : j + sp]) for j in range(0, len(pages), sp)]
-        B = _pow2(max(1, len(segs)))
-        Lq = _pow2(max([sum(rows[i].n_new for i, _, _ in seen[bid]) for bid, _, _ in segs] or [1]))
+            bpages = blocks[bid].pages[: (top + P - 1) // P]
+            segs += [(bid, j, bpages[j : j + sp]) for j in range(0, len(bpages), sp)]
+        B = bucket(max(1, len(segs)))
+        Lq = bucket(max([sum(rows[i].n_new for i, _, _ in seen[bid]) for bid, _, _ in segs] or [1]))
 
         page_seg = [-1] * C  # segment of each arena page (-1: read by nobody)
         page_local = [0] * C  # block-local position of the page's first slot
@@ -114,32 +159,39 @@ class FlexAttention:
         kv_idx = [0] * (B * sp)  # [B, sp]
         lim_t = [0] * (B * Lq)  # [B, Lq]
         src, delta = [0] * (B * Lq), [0] * (B * Lq)
-        parts: list[list[int]] = [[] for _ in range(n_tokens)]
-        for s, (bid, first_page, pages) in enumerate(segs):
-            for j, p in enumerate(pages):
+        slots: list[list[int]] = [[] for _ in range(n_tokens)]
+        for s, (bid, first_page, spages) in enumerate(segs):
+            for j, p in enumerate(spages):
                 page_seg[p], page_local[p] = s, (first_page + j) * P
-            kv_num[s] = len(pages)
-            kv_idx[s * sp : s * sp + len(pages)] = pages
+            kv_num[s] = len(spages)
+            kv_idx[s * sp : s * sp + len(spages)] = spages
             slot = s * Lq
             for i, o, lim in seen[bid]:
                 for m in range(rows[i].n_new):
                     flat = first[i] + m
                     lim_t[slot], src[slot], delta[slot] = lim[m], flat, geo[i].qpos + m - o
-                    parts[flat].append(slot)
+                    slots[flat].append(slot)
                     slot += 1
-        J = max(1, max(len(p) for p in parts))
-        merge = [x for p in parts for x in p + [B * Lq] * (J - len(p))]  # [T, J]
+        J = max(1, max(len(p) for p in slots))
+        merge = [x for p in slots for x in p + [B * Lq] * (J - len(p))]  # [T, J]
+        # The tables grow here, on the host: lookups on the device then never read a position back.
+        rope.ensure(max(max(delta), max(pos, default=0)))
+        return FlexLayout(n_tokens=n_tokens, batches=B, q_len=Lq, parts=J, seg_pages=sp, capacity=C,
+                          fields=dict(pos=pos, page=page, off=off, page_seg=page_seg, page_local=page_local,
+                                      kv_num=kv_num, kv_idx=kv_idx, lim=lim_t, src=src, delta=delta,
+                                      merge=merge))
 
-        # One host-to-device copy for all of it (pinned + non_blocking on CUDA: no wait).
-        fields = dict(page_seg=page_seg, page_local=page_local, kv_num=kv_num, kv_idx=kv_idx,
-                      lim=lim_t, src=src, delta=delta, merge=merge)
-        flat_t = torch.tensor([x for f in fields.values() for x in f], dtype=torch.long)
-        if cache.device.type == "cuda":
-            flat_t = flat_t.pin_memory().to(cache.device, non_blocking=True)
+    def materialize(self, cache: KVCache, rope: RopeTable, lay: FlexLayout, flat: torch.Tensor) -> FlexPlan:
+        """The device half of :meth:`plan`: the plan's tensors from ``flat`` (``lay.flat()`` on the
+        device), by device operations alone (no host values but the sizes): a CUDA graph can
+        capture it and replay it over new contents of the same buffer."""
+        T, B, Lq, J, sp, C = lay.key
+        P = cache.page_size
+        G = cache.cfg.n_heads // cache.cfg.n_kv_heads
         tt: dict[str, torch.Tensor] = {}
         at = 0
-        for name, f in fields.items():
-            tt[name], at = flat_t[at : at + len(f)], at + len(f)
+        for name, n in lay.sizes().items():
+            tt[name], at = flat[at : at + n], at + n
         page_seg_t, page_local_t = tt["page_seg"].int(), tt["page_local"].int()
         lim_dev = tt["lim"].int().view(B, Lq)
 
@@ -154,12 +206,12 @@ class FlexAttention:
             tt["kv_num"].int().view(B, 1, 1).expand(B, 1, n_tiles).contiguous(),
             tt["kv_idx"].int().view(B, 1, 1, sp).expand(B, 1, n_tiles, sp).contiguous(),
             BLOCK_SIZE=(Q_TILE, P), mask_mod=mask_mod, seq_lengths=(G * Lq, C * P), compute_q_blocks=False)
-        # rope.lookup would read the largest position back from the device: grow the table here.
-        rope.ensure(max(delta))
+        k_cos, k_sin = rope.qk_cos[tt["pos"]], rope.qk_sin[tt["pos"]]  # [T, D] (as rope.lookup)
+        writes = Writes(k_cos[:, None], signed_sin(k_sin)[:, None], tt["page"], tt["off"])
         q_cos, q_sin = rope.qk_cos[tt["delta"]], rope.qk_sin[tt["delta"]]  # [B * Lq, D]
         return FlexPlan(writes=writes, batches=B, q_len=Lq, src=tt["src"], q_cos=q_cos[:, None],
                         q_sin=signed_sin(q_sin)[:, None], block_mask=block_mask,
-                        merge=tt["merge"].view(n_tokens, J))
+                        merge=tt["merge"].view(T, J))
 
     def attend(self, cache: KVCache, layer: int, plan: FlexPlan, q: torch.Tensor, k: torch.Tensor,
                v: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import json
 import platform
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,8 +25,12 @@ from typing import Any
 
 import torch
 
+from hivethink.engine.attention import RowSpec, reserve_rows
 from hivethink.engine.attention_backends import attention_backend
+from hivethink.engine.buckets import bucket
+from hivethink.engine.cache import Block
 from hivethink.engine.forward import Runner, row_tile
+from hivethink.engine.graphs import DecodeGraphs, graph_mode
 from hivethink.models.loader import LoadedModel
 from hivethink.models.weights import Linear
 
@@ -83,26 +88,48 @@ def bandwidth_gb_s(device: torch.device, mb: int | None = None, reps: int = 10) 
 
 
 def engine_step(model: LoadedModel, context: int, workers: int, steps: int,
-                attention: str | None = None, batch_invariant: bool = True) -> tuple[Callable[[], Any], torch.device]:
-    """A decode pass of N workers over a shared ``context``-token prompt, ready to call."""
+                attention: str | None = None, batch_invariant: bool = True, graphs: str | None = None,
+                hives: int = 1) -> tuple[Callable[[], Any], Runner]:
+    """A decode pass of ``hives`` independent hives of N workers, each over its own shared
+    ``context``-token prompt, ready to call (one hive: the engine's step for one team)."""
     P = 64
-    # The whole run fits from the start: no arena growth (and no recompile) while timing.
-    pages = 2 + (context + P - 1) // P + workers * (1 + (steps + 8) // P)
-    runner = Runner(model, page_size=P, pages=pages, attention=attention, batch_invariant=batch_invariant)
-    gen = torch.Generator().manual_seed(0)
-    prompt = torch.randint(100, model.cfg.vocab_size - 100, (context,), generator=gen).tolist()
-    common = runner.cache.new_block("common")
-    runner.prefill(common, prompt)
-    own = [runner.cache.new_block(f"w{i}") for i in range(workers)]
-    views = [[common, *(b for b in own if b is not mine), mine] for mine in own]  # contiguous
-    feed = [[7]] * workers
-    return (lambda: runner.extend(views, feed)), runner.cache.device
+    # The whole run fits from the start: no arena growth while timing. The arena's size is a
+    # bucket, so points of one run share the compiled attention kernels' shapes.
+    per_hive = 1 + (context + P - 1) // P + workers * (1 + (steps + 8) // P)
+    runner = Runner(model, page_size=P, pages=bucket(2 + hives * per_hive), attention=attention,
+                    batch_invariant=batch_invariant, graphs=graphs)
+    cache = runner.cache
+    views: list[list[Block]] = []
+    rows: list[RowSpec] = []
+    for h in range(hives):
+        gen = torch.Generator().manual_seed(h)
+        prompt = torch.randint(100, model.cfg.vocab_size - 100, (context,), generator=gen).tolist()
+        common = cache.new_block(f"h{h}")
+        runner.prefill(common, prompt)
+        own = [cache.new_block(f"h{h}w{i}") for i in range(workers)]
+        mine = [[common, *(b for b in own if b is not m), m] for m in own]  # contiguous
+        views += mine
+        rows += [RowSpec(v, 1, group=h) for v in mine]
+    feed = [[7]] * len(rows)
+
+    def step() -> None:
+        reserve_rows(cache, rows)
+        runner.forward(rows, feed)
+        for v in views:
+            cache.commit(v[-1], [7], self_contained=False)
+
+    return step, runner
 
 
 def engine_step_ms(model: LoadedModel, context: int, workers: int, steps: int,
-                   attention: str | None = None, batch_invariant: bool = True) -> float:
-    step, device = engine_step(model, context, workers, steps, attention, batch_invariant)
-    return _time(step, steps, device)
+                   attention: str | None = None, batch_invariant: bool = True, graphs: str | None = None,
+                   hives: int = 1, graph_notes: list[DecodeGraphs] | None = None) -> float:
+    """ms per step; ``graph_notes`` collects the runner's decode graphs (captures, failures)."""
+    step, runner = engine_step(model, context, workers, steps, attention, batch_invariant, graphs, hives)
+    ms = _time(step, steps, runner.cache.device)
+    if graph_notes is not None and runner.graphs is not None:
+        graph_notes.append(runner.graphs)
+    return ms
 
 
 def profile_step(model: LoadedModel, context: int, workers: int, steps: int = 10,
@@ -111,7 +138,8 @@ def profile_step(model: LoadedModel, context: int, workers: int, steps: int = 10
     on CUDA), per step, over ``steps`` passes after a warm-up."""
     from torch.profiler import ProfilerActivity, profile
 
-    step, device = engine_step(model, context, workers, steps + 3, attention, batch_invariant)
+    step, runner = engine_step(model, context, workers, steps + 3, attention, batch_invariant)
+    device = runner.cache.device
     for _ in range(3):
         step()
     cuda = device.type == "cuda"
@@ -187,7 +215,9 @@ def baseline_step_ms(hf: Any, vocab: int, context: int, workers: int, steps: int
     nxt = torch.full((workers, 1), 7, device=hf.device)
 
     def step() -> None:
-        hf(input_ids=nxt, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        with warnings.catch_warnings():  # newer transformers rename the argument; older lack the new name
+            warnings.filterwarnings("ignore", message=".*past_key_values.*deprecated", category=FutureWarning)
+            hf(input_ids=nxt, past_key_values=cache, use_cache=True, logits_to_keep=1)
 
     return _time(step, steps, hf.device)
 
@@ -392,7 +422,10 @@ def greedy_vs_llamacpp(model: LoadedModel, prompts: tuple[str, ...] = GREEDY_PRO
 def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], steps: int,
               baseline: bool = True, llamacpp: bool = True, attention: str | None = None,
               profile: bool = False, on_row: Callable[[BenchRow], None] | None = None,
-              batch_invariant: bool = True) -> dict[str, Any]:
+              batch_invariant: bool = True, graphs: str | None = None, hives: int = 0,
+              hive_workers: int = 4) -> dict[str, Any]:
+    """Every (context, N) point; with ``hives`` > 1 also that many hives of ``hive_workers``
+    workers at the first context decoding together, against one such hive."""
     from hivethink.models.shapes import weight_bytes
 
     dev = model.decoder.device
@@ -403,10 +436,11 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
     c = model.cfg
     kv_token = 2 * c.n_layers * c.n_kv_heads * c.head_dim * torch.finfo(model.dtype).bits // 8
     rows: list[BenchRow] = []
+    notes: list[DecodeGraphs] = []
     for ctx in contexts:
         one: float | None = None
         for n in workers:
-            ms = engine_step_ms(model, ctx, n, steps, attention, batch_invariant)
+            ms = engine_step_ms(model, ctx, n, steps, attention, batch_invariant, graphs, graph_notes=notes)
             one = ms if one is None or n == 1 else one
             base = baseline_step_ms(hf, model.cfg.vocab_size, ctx, n, steps) if hf is not None else None
             row = BenchRow(context=ctx, workers=n, engine_ms=round(ms, 3),
@@ -439,11 +473,25 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
                     r.llamacpp_batched_ms = round(batched[r.workers], 3)
                     r.vs_llamacpp_batched = round(batched[r.workers] / r.engine_ms, 3)
     by = {(r.context, r.workers): r.engine_ms for r in rows}
+    team: dict[str, Any] | None = None
+    if hives > 1:
+        ctx, n = contexts[0], hive_workers
+        one_ms = by.get((ctx, n)) or engine_step_ms(model, ctx, n, steps, attention, batch_invariant, graphs)
+        all_ms = engine_step_ms(model, ctx, n, steps, attention, batch_invariant, graphs, hives, notes)
+        team = {"hives": hives, "workers": n, "context": ctx, "one_hive_ms": round(one_ms, 3),
+                "all_hives_ms": round(all_ms, 3), "one_hive_tok_s": round(n * 1000 / one_ms, 2),
+                "aggregate_tok_s": round(hives * n * 1000 / all_ms, 2),
+                # aggregate tokens/s over one hive's: = hives when a step of all costs one of one
+                "throughput_ratio": round(hives * one_ms / all_ms, 3)}
+    mode = graph_mode(graphs)
     return {
         "model": model.source, "dtype": str(model.dtype).removeprefix("torch."), "weights": model.weights,
         "weights_plan": model.plan.summary if model.plan is not None else None,
         "device": str(dev), "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
         "attention": attention_backend(dev, attention).name, "batch_invariant": batch_invariant,
+        # whether decode steps ran as (CUDA) graphs, how many buckets were captured, and why not
+        "graphs": mode, "graphs_used": bool(notes), "graph_captures": sum(g.captures for g in notes),
+        "graph_failures": sorted({g.failed for g in notes if g.failed}) or None,
         "row_tile": row_tile(model, batch_invariant),  # 1: invariant kernels, no padding needed
         "threads": torch.get_num_threads(),
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
@@ -454,6 +502,7 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
         "step_ratio_n4_n1": {c: round(by[c, 4] / by[c, 1], 3) for c in contexts
                              if (c, 1) in by and (c, 4) in by} or None,
         "rows": [asdict(r) for r in rows],
+        "hives": team,
     }
 
 

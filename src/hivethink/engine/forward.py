@@ -23,6 +23,7 @@ import torch
 from hivethink.engine.attention import GEMM_ROWS, AttentionBackend, RowSpec, reserve_rows
 from hivethink.engine.attention_backends import attention_backend
 from hivethink.engine.cache import Block, KVCache
+from hivethink.engine.graphs import graphs_for
 from hivethink.engine.rope import RopeTable
 from hivethink.models.config import rope_frequencies
 from hivethink.models.loader import LoadedModel
@@ -33,9 +34,10 @@ class Runner:
 
     def __init__(self, model: LoadedModel, *, page_size: int = 64, pages: int = 64,
                  max_pages: int | None = None, attention: str | None = None, prefix_cache: bool = True,
-                 batch_invariant: bool = True):
+                 batch_invariant: bool = True, graphs: str | None = None):
         """``attention``: a backend name ("blocks", "flex"); default by device (see
-        :func:`~hivethink.engine.attention_backends.attention_backend`). ``max_pages``: the page budget."""
+        :func:`~hivethink.engine.attention_backends.attention_backend`). ``max_pages``: the page budget.
+        ``graphs``: auto | on | off, decode steps as CUDA graphs (engine/graphs.py)."""
         self.model = model
         self.decoder = model.decoder
         dev, dt = self.decoder.device, self.decoder.dtype
@@ -47,6 +49,7 @@ class Runner:
                              prefix_cache=prefix_cache)
         self.align = row_tile(model, batch_invariant)
         self.passes = 0
+        self.graphs = graphs_for(self, graphs)
 
     @property
     def attention(self) -> str:
@@ -59,6 +62,11 @@ class Runner:
 
         -> per row, the logits [V] (fp32) after its last token, or None where ``logits_for`` says
         they are not wanted (a prompt chunk that is not the last: the LM head is skipped)."""
+        if self.graphs is not None and self.graphs.takes(rows, logits_for):
+            graphed = self.graphs.step(rows, tokens)
+            if graphed is not None:
+                self.passes += 1
+                return list(graphed)
         cache = self.cache
         flat = [t for ts in tokens for t in ts]
         n = -(-len(flat) // self.align) * self.align

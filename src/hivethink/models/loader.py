@@ -94,6 +94,17 @@ def auto_dtype(device: str | torch.device = "cpu") -> torch.dtype:
     return torch.bfloat16 if native else torch.float32
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """A device this torch can use, else one line (a config error, before any model loads)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise HivethinkError(f"unknown device {device!r} (cpu or cuda)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HivethinkError(f"device {device}: this torch ({torch.__version__}) sees no CUDA GPU")
+    return dev
+
+
 def parse_dtype(name: str | torch.dtype, device: str | torch.device = "cpu") -> torch.dtype:
     if isinstance(name, torch.dtype):
         return name
@@ -139,6 +150,7 @@ def load_model(spec: str | None = None, *, dtype: str | torch.dtype = "float32",
     weights beside the oneDNN-packed copies (to build a transformers model from them; twice the
     memory); ``pack=False``: plain weights only (the transformers reference)."""
     check_mode(weights)
+    check_device(device)
     kind, path = resolve(spec)
     torch_dtype = parse_dtype(dtype, device)
     if weights != "exact" and torch.device(device).type != "cpu":

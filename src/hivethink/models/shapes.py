@@ -14,7 +14,7 @@ import torch
 
 from hivethink.errors import HivethinkError
 from hivethink.models.config import ModelConfig, check_shapes
-from hivethink.models.loader import LoadedModel, parse_dtype
+from hivethink.models.loader import LoadedModel, check_device, parse_dtype
 from hivethink.models.transformer import Decoder, LayerWeights
 from hivethink.models.weights import Linear
 
@@ -54,7 +54,7 @@ def random_model(shape: str, *, dtype: str | torch.dtype = "bfloat16", device: s
     hf = hf_config(shape)
     cfg = ModelConfig.from_hf(hf)
     check_shapes(cfg)
-    dt, dev = parse_dtype(dtype), torch.device(device)
+    dt, dev = parse_dtype(dtype), check_device(device)
     gen = torch.Generator(device=dev).manual_seed(seed)
 
     def rand(*size: int) -> torch.Tensor:
