@@ -30,7 +30,8 @@ from hivethink.lab.grid import (
     worker_counts,
 )
 from hivethink.lab.records import SCHEMA_VERSION, ResultRecord
-from hivethink.lab.runner import RunSummary, execute_job, run_job, run_lab
+from hivethink.lab.runner import RunSummary, run_lab
+from hivethink.lab.sample import execute_job, run_job
 from hivethink.lab.store import (
     RESULTS,
     SUMMARY,
