@@ -20,7 +20,14 @@ import hivethink.lab.runner as runner
 from hivethink import prompts
 from hivethink.cli.lab import app
 from hivethink.errors import HivethinkError
-from hivethink.lab import SCHEMA_VERSION, parse_config, read_records, read_results, run_lab
+from hivethink.lab import (
+    SCHEMA_VERSION,
+    ResultRecord,
+    parse_config,
+    read_records,
+    read_results,
+    run_lab,
+)
 from hivethink.lab.store import write_sample
 from hivethink.report import build_report
 
@@ -88,7 +95,8 @@ def test_every_record_says_which_code_and_prompts_made_it(tmp_path: Path) -> Non
 def test_a_record_that_would_not_read_back_is_never_written(tmp_path: Path) -> None:
     (tmp_path / "traces").mkdir()
     with pytest.raises(HivethinkError, match=r"sample k: results record does not validate: index"):
-        write_sample(tmp_path, {"key": "k", "index": "first"}, [])
+        # Built unvalidated, as a hook's assignment of a wrong type would leave it.
+        write_sample(tmp_path, ResultRecord.model_construct(key="k", index="first"), [])
     assert not (tmp_path / "results.jsonl").exists()
 
 

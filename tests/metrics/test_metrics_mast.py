@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hivethink.backends.base import Completion, GenRequest
-from hivethink.metrics import MAST_GROUPS, MAST_MODES, mast_judge, parse_mast_reply
+from hivethink.lab.judge import mast_judge
+from hivethink.metrics import MAST_GROUPS, MAST_MODES, parse_mast_reply
 from hivethink.metrics.mast import MAST_PAPER_MODES, render_trace
 from hivethink.trace import Event
 

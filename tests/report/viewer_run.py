@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hivethink.lab.records import ResultRecord
 from hivethink.lab.store import write_sample
 from hivethink.trace import Event
 
@@ -97,5 +98,5 @@ def write_run(out: Path) -> Path:
     ]  # fmt: skip
     for record, events in samples:
         record["events"] = len(events)
-        write_sample(out, record, events)
+        write_sample(out, ResultRecord.model_validate(record), events)
     return out

@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from hivethink.display import clean_text
 from hivethink.errors import HivethinkError
-from hivethink.report.text import clean_text
 
 if TYPE_CHECKING:  # the task modules load networkx: imported when a command runs, not at start-up
     from hivethink.tasks.datasets import Scan

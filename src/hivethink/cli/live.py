@@ -9,8 +9,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from hivethink.display import clean_text as neutralize
 from hivethink.engine.hive import HiveConfig, HiveResult
-from hivethink.report.text import clean_text as neutralize
 
 COLORS = ["cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta"]
 

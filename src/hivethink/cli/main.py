@@ -114,10 +114,10 @@ def solve(
 ) -> None:
     """Solve one problem with N workers over one shared KV cache (Hogwild! Inference)."""
     from hivethink.cli.live import SideBySide, summary
+    from hivethink.display import clean_text as neutralize
     from hivethink.engine.hive import Hive, HiveConfig
     from hivethink.models.loader import load_model, parse_dtype
     from hivethink.names import worker_names
-    from hivethink.report.text import clean_text as neutralize
     from hivethink.trace import write_jsonl
 
     text = read_problem(problem)

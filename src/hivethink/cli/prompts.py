@@ -32,8 +32,8 @@ def import_(
                                                       "(SOURCE.json records it).")] = False,
 ) -> None:
     """Write the authors' texts for SYSTEM, read from SOURCE, as a prompts directory."""
+    from hivethink.display import clean_text
     from hivethink.prompts.importers import run
-    from hivethink.report.text import clean_text
 
     console = Console()
     with console.status(f"reading {system}'s texts from {source} ..."):

@@ -3,8 +3,10 @@
 :func:`load_config` reads the YAML, :func:`expand_grid` lists the samples with stable keys,
 :func:`run_lab` runs the unfinished ones (``results.jsonl`` + ``traces/`` + ``summary.parquet``),
 in this process (K samples at a time: :mod:`hivethink.lab.local`) or on Ray workers (``ray:`` /
-``--ray``, :mod:`hivethink.lab.distributed`). Each results line is a typed, versioned record
-(:mod:`hivethink.lab.records`).
+``--ray``, :mod:`hivethink.lab.distributed`); wherever it runs, a sample is computed by
+:func:`hivethink.lab.sample.execute_job`. Each results line is a typed, versioned record
+(:mod:`hivethink.lab.records`), from the sample's execution to the writer; the LLM judges
+(MAST, quality) are :mod:`hivethink.lab.judge`.
 """
 
 from hivethink.lab.config import (
@@ -30,7 +32,8 @@ from hivethink.lab.grid import (
     worker_counts,
 )
 from hivethink.lab.records import SCHEMA_VERSION, ResultRecord
-from hivethink.lab.runner import RunSummary, execute_job, run_job, run_lab
+from hivethink.lab.runner import RunSummary, run_lab
+from hivethink.lab.sample import execute_job, run_job
 from hivethink.lab.store import (
     RESULTS,
     SUMMARY,

@@ -154,7 +154,8 @@ class RaySpec(_Strict):
 
 
 class MastSpec(_Strict):
-    """The MAST judge run over every finished sample's trace (``hivethink.metrics.mast``):
+    """The MAST judge run over every finished sample's trace (:func:`hivethink.lab.judge.mast_judge`,
+    the taxonomy in :mod:`hivethink.metrics.mast`):
     ``judge`` is a model entry like those under ``models`` (any backend); the labels go into
     each results line under ``mast``. ``max_chars`` cuts long traces in the middle (default:
     the whole trace, as published); ``parse`` is "published" or the "lines" variant;

@@ -8,7 +8,7 @@ Division of labour:
   the driver therefore works exactly as for a local run: nothing a Ray worker does touches the
   run directory, and a sample whose result never reached the driver simply runs again.
 - **Ray workers** compute one job at a time (one sample, or a snapshot substrate's budgets of
-  one sample) with :func:`hivethink.lab.runner.execute_job` (the same function a local run
+  one sample) with :func:`hivethink.lab.sample.execute_job` (the same function a local run
   calls) and return the trace events and results records.
 
 Backends are built once per worker by making the worker an **actor** (:class:`SampleWorker`)
@@ -43,7 +43,7 @@ from hivethink.backends.base import Backend
 from hivethink.errors import HivethinkError
 from hivethink.lab.config import RaySpec
 from hivethink.lab.grid import Factories, Job, Plan
-from hivethink.lab.runner import Outcome, activate_prompts, build_backend, execute_job
+from hivethink.lab.sample import Outcome, activate_prompts, build_backend, execute_job
 
 LOCAL = "local"  # address meaning "start a Ray instance on this machine for this run"
 LOCAL_NUM_CPUS = 2  # a small sandbox: run `ray start --head` and `--ray auto` for a big machine

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 
 from hivethink.backends.base import Backend
 from hivethink.lab.grid import Job, Plan
-from hivethink.lab.runner import Outcome, execute_job
+from hivethink.lab.sample import Outcome, execute_job
 
 
 def run_local(

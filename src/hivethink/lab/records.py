@@ -38,7 +38,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from hivethink import prompts
 from hivethink.errors import HivethinkError, validation_message
@@ -79,6 +86,27 @@ class ResultRecord(BaseModel):
     prompts_digest: str | None = None
     published_texts: dict[str, Any] | None = None  # the imports behind the books (version 2)
     mixed: list[str] = Field(default_factory=list)  # what it was resumed over (--allow-mixed)
+    # Written only when set (a line without them reads back without them): the task's typed
+    # outcome, the defect attribution, the quality judge's and the MAST judge's verdicts.
+    outcome: dict[str, Any] | None = None
+    defects: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None
+    mast: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in _WHEN_SET:
+            if name not in self.model_fields_set:
+                data.pop(name, None)
+        return data
+
+    def line(self) -> dict[str, Any]:
+        """The record as its JSON line holds it."""
+        return self.model_dump(mode="json")
+
+
+_WHEN_SET = ("outcome", "defects", "judge", "mast")
 
 
 def parse_record(raw: dict[str, Any], where: str) -> ResultRecord:
@@ -95,13 +123,15 @@ def parse_record(raw: dict[str, Any], where: str) -> ResultRecord:
         raise HivethinkError(f"{where}: not a valid results record: {validation_message(err)}") from None
 
 
-def checked(record: dict[str, Any]) -> dict[str, Any]:
-    """A record about to be written, validated and as it will read back."""
+def checked(record: ResultRecord) -> dict[str, Any]:
+    """A record about to be written as its line, validated as it will read back (a hook may
+    have set a field to a value of the wrong type)."""
     try:
-        return ResultRecord.model_validate(record).model_dump(mode="json")
+        return ResultRecord.model_validate(record.line()).line()
     except ValidationError as err:
         raise HivethinkError(
-            f"sample {record.get('key')}: results record does not validate: {validation_message(err)}"
+            f"sample {getattr(record, 'key', None)}: results record does not validate: "
+            f"{validation_message(err)}"
         ) from None
 
 

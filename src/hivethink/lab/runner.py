@@ -1,24 +1,20 @@
 """Run a lab grid durably: resume from ``results.jsonl``, one line per sample, traces first.
 
 One job (one sample, or a snapshot substrate's budgets of one sample) is computed by
-:func:`execute_job` (trace events + results records, nothing written), in a thread of this
-process (:mod:`hivethink.lab.local`, K at a time) or in a Ray worker
-(:mod:`hivethink.lab.distributed`); this process's main thread alone writes them, as they
-complete, with :func:`hivethink.lab.store.write_sample`.
+:func:`hivethink.lab.sample.execute_job` (trace events + typed results records, nothing
+written), in a thread of this process (:mod:`hivethink.lab.local`, K at a time) or in a Ray
+worker (:mod:`hivethink.lab.distributed`); this process's main thread alone judges and writes
+them, as they complete, with :func:`hivethink.lab.store.write_sample`.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import time
-import traceback
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -35,19 +31,15 @@ from rich.text import Text
 
 from hivethink import prompts
 from hivethink.backends.base import Backend
+from hivethink.display import clean_text
 from hivethink.errors import HivethinkError
-from hivethink.lab.config import LabConfig, ModelSpec, RaySpec
-from hivethink.lab.grid import (
-    Factories,
-    Job,
-    Plan,
-    Sample,
-    default_factories,
-    expand_grid,
-    job_budget,
-)
+from hivethink.lab.config import LabConfig, RaySpec
+from hivethink.lab.distributed import import_ray, run_on_ray
+from hivethink.lab.grid import Factories, Job, Plan, Sample, default_factories, expand_grid
 from hivethink.lab.judge import judge_quality, judge_sample
-from hivethink.lab.records import compare, provenance, refusal
+from hivethink.lab.local import run_local
+from hivethink.lab.records import ResultRecord, compare, refusal
+from hivethink.lab.sample import Outcome, activate_prompts, build_backend, build_backends
 from hivethink.lab.store import (
     CONFIG,
     LOCK,
@@ -59,12 +51,7 @@ from hivethink.lab.store import (
     write_sample,
     write_summary,
 )
-from hivethink.metrics import compute_metrics
-from hivethink.metrics.defects import attribute
-from hivethink.report.text import clean_text
-from hivethink.substrates.base import Budget, SampleResult
 from hivethink.tasks.base import is_judged
-from hivethink.trace import Event
 
 
 @dataclass
@@ -79,165 +66,6 @@ class RunSummary:
     remaining: int  # still to run (left out by ``limit``, or lost)
     torn_bytes: int  # bytes of a torn results line that were dropped
     lost: int = 0  # computed by no one: their Ray worker died (they run again next time)
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` made JSON-safe (unknown objects become their ``str``)."""
-    return json.loads(json.dumps(value, default=str))
-
-
-def _failure(err: Exception) -> tuple[list[Event], dict[str, Any]]:
-    """A sample that raised: a one-event trace (``worker="lab"``) holding the traceback."""
-    message = f"{type(err).__name__}: {err}"
-    event = Event(
-        kind="error",
-        worker="lab",
-        text=message,
-        data={"reason": "exception", "traceback": traceback.format_exc()},
-    )
-    return [event], {
-        "score": None,
-        "answer": None,
-        "agent_answers": {},
-        "metrics": {},
-        "info": {},
-        "outcome": None,
-        "error": message,
-    }
-
-
-def _at_budget(result: SampleResult, budget: Budget, sample: Sample) -> SampleResult:
-    """The result a snapshot run gives for ``sample``'s budget (``result`` itself for a plain
-    run, and for the run's own budget when the substrate left that one out of ``at_budget``)."""
-    if not budget.snapshots:
-        return result
-    value = sample.budget
-    found = result.at_budget.get(value) if value is not None else None
-    if found is not None:
-        return found
-    if value == budget.snapshots[-1]:
-        return result
-    raise RuntimeError(
-        f"the substrate recorded no result at budget {value} "
-        f"(it recorded {sorted(result.at_budget)}; asked for {list(budget.snapshots)})"
-    )
-
-
-def _fields(
-    plan: Plan, sample: Sample, result: SampleResult
-) -> tuple[list[Event], dict[str, Any]]:
-    """The trace and the outcome fields of one sample's result."""
-    task, instance = plan.tasks[sample.task], sample.instance
-    metrics = compute_metrics(result.events, task=task, instance=instance, result=result)
-    attribution = attribute(result.events, task, instance)
-    failed_calls = [e.text for e in result.events if e.kind == "error" and e.data.get("backend")]
-    return list(result.events), {
-        "score": metrics.get("score"),
-        "answer": result.answer,
-        "agent_answers": _jsonable(result.agent_answers),
-        "metrics": metrics,
-        "info": _jsonable(result.info),
-        "outcome": result.outcome.model_dump(mode="json") if result.outcome is not None else None,
-        "defects": attribution.labels() if attribution is not None else None,
-        "error": f"backend: {len(failed_calls)} failed call(s); first: {failed_calls[0]}"
-        if failed_calls
-        else None,
-    }
-
-
-def run_job(plan: Plan, job: Job, backend: Backend) -> list[tuple[list[Event], dict[str, Any]]]:
-    """Run one job; for each of its samples, its trace and the fields of its results line that
-    depend on it (in ``job.samples`` order).
-
-    Any exception becomes an ``error`` field and a one-event trace (``worker="lab"``) holding the
-    traceback (for every sample of the job when the run itself raised), so a failing sample never
-    stops the run. A sample some of whose backend calls failed (after the backend's own retries;
-    ``error`` events with ``data["backend"]``) keeps its trace and metrics and gets
-    ``error = "backend: <k> failed call(s); first: <reason>"``.
-    """
-    first = job.samples[0]
-    substrate = plan.substrates[first.substrate]
-    budget = job_budget(plan.config, job)
-    try:
-        result = substrate.run(
-            first.instance,
-            plan.tasks[first.task],
-            backend,
-            workers=first.workers,
-            budget=budget,
-            seed=first.seed,
-        )
-    except Exception as err:  # the run failed: every sample of the job did
-        events, fields = _failure(err)
-        return [(list(events), dict(fields)) for _ in job.samples]
-    out = []
-    for sample in job.samples:
-        try:
-            out.append(_fields(plan, sample, _at_budget(result, budget, sample)))
-        except Exception as err:  # this sample's snapshot or metrics failed
-            out.append(_failure(err))
-    return out
-
-
-def _record(plan: Plan, sample: Sample, fields: dict[str, Any], n_events: int) -> dict[str, Any]:
-    config = plan.config
-    return {
-        **provenance(plan.substrates[sample.substrate]),
-        "key": sample.key,
-        "index": sample.index,
-        "model": config.models[sample.model].label,
-        "substrate": config.substrates[sample.substrate].display,
-        "task": config.tasks[sample.task].label,
-        "workers": sample.workers,
-        "instance": sample.instance.id,
-        "seed": sample.seed,
-        "budget": sample.budget,
-        "cell": sample.cell,
-        **fields,
-        "trace": f"{TRACES}/{sample.key}.jsonl",
-        "events": n_events,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-Outcome = tuple[Sample, list[Event], dict[str, Any]]
-
-
-def execute_job(plan: Plan, job: Job, backend: Backend) -> list[Outcome]:
-    """Compute one job: each sample's trace events and complete results record (nothing written).
-
-    The one code path for a sample, wherever it runs: in this process (any thread), or in a Ray
-    worker that sends them back to the driver, which writes them
-    (:func:`hivethink.lab.store.write_sample`). ``lab_wall_s`` is the whole job's time.
-    """
-    t0 = time.perf_counter()
-    computed = run_job(plan, job, backend)
-    wall = round(time.perf_counter() - t0, 3)
-    return [
-        (sample, events, _record(plan, sample, {**fields, "lab_wall_s": wall}, len(events)))
-        for sample, (events, fields) in zip(job.samples, computed, strict=True)
-    ]
-
-
-def build_backend(spec: ModelSpec, factories: Factories) -> Backend:
-    """Build one model's backend; any failure is one :class:`HivethinkError` naming the model."""
-    try:
-        return factories.get_backend(spec.kind, **spec.params)
-    except HivethinkError:
-        raise
-    except Exception as err:
-        raise HivethinkError(
-            f"model {spec.label!r}: cannot build backend: {type(err).__name__}: {err}"
-        ) from None
-
-
-def build_backends(plan: Plan, factories: Factories, samples: list[Sample]) -> dict[int, Backend]:
-    """One backend per model that ``samples`` use, built before any sample runs (so a bad model
-    fails at once, with one message)."""
-    return {
-        index: build_backend(plan.config.models[index], factories)
-        for index in sorted({s.model for s in samples})
-    }
 
 
 @contextmanager
@@ -276,14 +104,6 @@ def prompt_books(directory: str | None) -> Iterator[None]:
         prompts.use_directory(previous)
 
 
-def activate_prompts(directory: str | None) -> None:
-    """Make ``directory`` this process's prompt books (a Ray worker calls this once)."""
-    if directory is not None:
-        # The books a directory may replace are declared by the substrate modules on import.
-        import hivethink.substrates  # noqa: F401
-    prompts.use_directory(directory)
-
-
 def _resume(
     out: Path, plan: Plan, console: Console, allow_mixed: bool
 ) -> tuple[set[str], list[str]]:
@@ -303,17 +123,17 @@ def _resume(
     return {r.key for r in records}, comparison.blocking
 
 
-def _done_line(config: LabConfig, sample: Sample, record: dict[str, Any], n: int, of: int) -> Text:
+def _done_line(config: LabConfig, sample: Sample, record: ResultRecord, n: int, of: int) -> Text:
     """One plain line per finished sample, for a log or CI (no terminal: no live bar)."""
     substrate = config.substrates[sample.substrate].display
     task = config.tasks[sample.task].label
     at = f" / budget {sample.budget}" if sample.budget is not None else ""
     label = f"{substrate} / {task} / N={sample.workers}{at} / seed {sample.seed}"
-    score = record.get("score")
+    score = record.score
     outcome = f"score {score:g}" if isinstance(score, (int, float)) else "no score"
-    if record.get("error"):
-        outcome = "failed: " + clean_text(str(record["error"])).splitlines()[0][:200]
-    return Text(f"[{n}/{of}] {label}: {outcome} ({record['lab_wall_s']:.1f}s)")
+    if record.error:
+        outcome = "failed: " + clean_text(record.error).splitlines()[0][:200]
+    return Text(f"[{n}/{of}] {label}: {outcome} ({record.lab_wall_s or 0.0:.1f}s)")
 
 def run_lab(
     config: LabConfig,
@@ -350,8 +170,6 @@ def run_lab(
             "at a time (more workers: --ray-cpus/--ray-gpus)"
         )
     if ray is not None:
-        from hivethink.lab.distributed import import_ray
-
         import_ray()  # Ray missing: one error before anything is written
     out = Path(out_dir)
     console = console or Console(stderr=True)
@@ -451,14 +269,10 @@ def _compute_and_write(
 
         on_ray = None
         if ray is None:
-            from hivethink.lab.local import run_local  # (it imports this module)
-
             outcomes: Iterator[list[Outcome]] = run_local(
                 plan, backends, jobs, started, concurrency
             )
         elif jobs:  # nothing to do: no need to start Ray
-            from hivethink.lab.distributed import run_on_ray
-
             on_ray = stack.enter_context(run_on_ray(plan, factories, jobs, ray, started, console))
             outcomes = iter(on_ray)
         else:
@@ -466,16 +280,16 @@ def _compute_and_write(
         for finished in outcomes:
             for sample_, events, record in finished:
                 if mixed:
-                    record["mixed"] = mixed
+                    record.mixed = mixed
                 if grader is not None and plan.config.judge is not None and is_judged(
                     plan.tasks[sample_.task]
                 ):
                     judge_quality(grader, plan.config.judge, sample_.instance, record)
                 if judge is not None and mast is not None:
-                    record["mast"] = judge_sample(judge, mast, record, events)
+                    record.mast = judge_sample(judge, mast, record, events)
                 write_sample(out, record, events)
                 ran += 1
-                failed += record["error"] is not None
+                failed += record.error is not None
                 bar.advance(task)
                 if plain:
                     console.print(_done_line(plan.config, sample_, record, ran, total), highlight=False,

@@ -109,7 +109,7 @@ def append_result(run_dir: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def write_sample(run_dir: Path, record: dict[str, Any], events: Iterable[Event]) -> None:
+def write_sample(run_dir: Path, record: ResultRecord, events: Iterable[Event]) -> None:
     """Make one finished sample durable: its trace (fsynced) first, then its results line
     (validated first: a record that would not read back is never written).
 

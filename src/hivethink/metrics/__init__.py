@@ -4,7 +4,8 @@
 definitions: :mod:`.outcome` (score, cost, protocol facts), :mod:`.coordination` (redundancy,
 division of labour, references, checks and pivots, agreement, roles), :mod:`.pathology`
 (loops, repetition, role flips, flakes, drift, format failures), :mod:`.probes` (common ground
-and error propagation), :mod:`.mast` (the LLM judge).
+and error propagation), :mod:`.mast` (the MAST taxonomy, its judge prompt and the reading of
+the reply; the judge itself, which calls a model, is :func:`hivethink.lab.judge.mast_judge`).
 """
 
 from hivethink.metrics.compute import compute_metrics
@@ -19,7 +20,7 @@ from hivethink.metrics.coordination import (
     role_metrics,
     work_units,
 )
-from hivethink.metrics.mast import MAST_GROUPS, MAST_MODES, mast_judge, parse_mast_reply
+from hivethink.metrics.mast import MAST_GROUPS, MAST_MODES, parse_mast_reply
 from hivethink.metrics.outcome import Metrics, cost_metrics, outcome_metrics, protocol_metrics
 from hivethink.metrics.pathology import (
     is_drift,
@@ -50,7 +51,6 @@ __all__ = [
     "is_instruction",
     "is_loop",
     "is_repetitive",
-    "mast_judge",
     "outcome_metrics",
     "parse_mast_reply",
     "pathology_metrics",

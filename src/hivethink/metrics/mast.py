@@ -1,4 +1,6 @@
-"""The MAST judge (Cemri et al., "Why Do Multi-Agent LLM Systems Fail?"): an LLM labels a trace.
+"""The MAST taxonomy (Cemri et al., "Why Do Multi-Agent LLM Systems Fail?"): its modes, the judge's
+prompt for a trace and the reading of the judge's reply, as pure functions (no backend here: the
+lab's :func:`hivethink.lab.judge.mast_judge` asks a model).
 
 The judge (any :class:`~hivethink.backends.base.Backend`) reads one prompt (the ``mast`` book):
 the instruction and answer format, the whole trace, the definitions of the 14 failure modes and
@@ -32,7 +34,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hivethink import prompts
-from hivethink.backends.base import Backend, GenRequest
 from hivethink.trace import Event
 
 # code -> name, grouped as in the MAST paper.
@@ -172,27 +173,3 @@ def parse_mast_reply(text: str, parse: str = "published") -> dict[str, Any]:
         "parsed": found > 0,
     }
 
-
-def mast_judge(
-    events: Sequence[Event],
-    backend: Backend,
-    *,
-    max_tokens: int = 1024,
-    max_chars: int | None = None,
-    temperature: float = 1.0,
-    parse: str = "published",
-    taxonomy: str = "published",
-) -> dict[str, Any]:
-    """Ask ``backend`` to label the trace: :func:`parse_mast_reply`'s dict plus ``raw`` (the
-    reply) and ``error`` (the backend's error, or None). Never raises for a failed call."""
-    request = GenRequest(
-        messages=[{"role": "user", "content": mast_prompt(events, max_chars, taxonomy)}],
-        max_tokens=max_tokens,
-        temperature=temperature,
-    )
-    completion = backend.generate([request])[0]
-    return {
-        **parse_mast_reply(completion.text, parse),
-        "raw": completion.text,
-        "error": completion.error,
-    }

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hivethink.display import clean_text
 from hivethink.errors import HivethinkError
 from hivethink.lab.store import CONFIG, read_trace
 from hivethink.report import selforg
@@ -32,7 +33,6 @@ from hivethink.report.data import (
 from hivethink.report.pareto import pareto_table
 from hivethink.report.plots import Plot, all_plots
 from hivethink.report.stats import Estimate
-from hivethink.report.text import clean_text
 from hivethink.trace import Event
 
 REPORT = "report.html"

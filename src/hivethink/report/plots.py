@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from hivethink.display import clean_text  # noqa: E402
 from hivethink.report.data import (  # noqa: E402
     GROUP_TASKS,
     PATHOLOGIES,
@@ -27,7 +28,6 @@ from hivethink.report.data import (  # noqa: E402
     task_name,
 )
 from hivethink.report.pareto import budget_points  # noqa: E402
-from hivethink.report.text import clean_text  # noqa: E402
 
 TAB20 = [plt.get_cmap("tab20")(i) for i in range(20)]  # 20 distinct colours for series
 

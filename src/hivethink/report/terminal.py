@@ -8,11 +8,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from hivethink.display import clean_text
 from hivethink.errors import HivethinkError
 from hivethink.lab.store import read_trace
 from hivethink.report.build import fmt
 from hivethink.report.data import Record, call_note, load, merge_tokens
-from hivethink.report.text import clean_text
 
 _COLOURS = (
     "cyan",

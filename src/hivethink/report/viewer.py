@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from hivethink.display import clean_text
 from hivethink.errors import HivethinkError
 from hivethink.lab.store import read_results, read_trace
 from hivethink.report.build import run_name
 from hivethink.report.data import PATHOLOGIES, Record
-from hivethink.report.text import clean_text
 from hivethink.trace import Event
 
 VIEW = "view.html"

@@ -46,6 +46,7 @@ from hivethink.metrics.views import NON_AGENTS
 from hivethink.names import CHECKER, ROUTER
 from hivethink.substrates.base import Budget, SampleResult, Substrate
 from hivethink.substrates.common import Call, Messages, Recorder, SubstrateBase, find_json
+from hivethink.substrates.registry import ALIASES, PRESETS, build
 from hivethink.tasks.base import Instance, Task, VerifiableTask
 from hivethink.trace import Event
 
@@ -145,11 +146,9 @@ def _inner(owner: str, spec: Any, role: str) -> tuple[str, dict[str, Any]]:
 
 
 def _multi_agent(owner: str, name: str, params: dict[str, Any]) -> Substrate:
-    from hivethink.substrates import ALIASES, get_substrate  # the registry imports this module
-
     if ALIASES.get(name, name) in HYBRIDS:
         raise HivethinkError(f"{owner}: {name!r} is not a multi-agent preset")
-    substrate = get_substrate(name, **params)
+    substrate = build(PRESETS, name, **params)
     if getattr(substrate, "kind", "text") != "text":
         raise HivethinkError(f"{owner}: {name!r} needs structured instances; use a text preset")
     return substrate
