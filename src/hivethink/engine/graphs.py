@@ -28,17 +28,28 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
-from hivethink.engine.attention import RowSpec
+from hivethink.engine.attention import AttentionBackend, RowSpec
 from hivethink.engine.attention_cuda import FlexAttention, FlexLayout
 from hivethink.engine.buckets import bucket
+from hivethink.engine.cache import KVCache
+from hivethink.engine.rope import RopeTable
 from hivethink.errors import HivethinkError
+from hivethink.models.transformer import Decoder
 
-if TYPE_CHECKING:
-    from hivethink.engine.forward import Runner
+
+class Runner(Protocol):
+    """What the graphs use of ``engine.forward.Runner`` (named here, not imported: forward
+    imports this module)."""
+
+    backend: AttentionBackend
+    cache: KVCache
+    decoder: Decoder
+    rope: RopeTable
+    align: int
 
 GRAPH_MODES = ("auto", "on", "off")
 MAX_ROWS = 256  # the largest row bucket captured; bigger decode passes run eagerly
