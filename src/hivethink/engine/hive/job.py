@@ -156,7 +156,8 @@ class HiveJob(Job):
                          data={"tokens": len(self.prompt), "cached": common.length,
                                "visibility": self.cfg.visibility, "layout": self.layout.name,
                                "sampling": self.processors.describe(), "prompts": HOGWILD.source,
-                               "weights": self.model.weights})
+                               "weights": self.model.weights,
+                               "headers": self.layout.header_texts(self.cfg.workers)})
         self.phase = "prefill"
 
     def view(self, w: int) -> list[Block]:
@@ -260,14 +261,17 @@ class HiveJob(Job):
                 self.finished = True
         self.history += worker.step_tokens
         worker.step += 1
-        nxt: list[int] = []
+        header = ""
         if self.layout.stepped:
             assert self.blocks is not None
             self._moves.append(Move(self.blocks.own[w], self.blocks.common))  # the step joins the history
-            nxt = self.encode(HOGWILD.render("step_header", name=worker.name, index=worker.step))
-        if self.policy.check_due(self.fed_since_check):
-            nxt += self.encode(HOGWILD.render("check"))
+            header = HOGWILD.render("step_header", name=worker.name, index=worker.step)
+        due = self.policy.check_due(self.fed_since_check)
+        if due:
+            header += HOGWILD.render("check")
             self.fed_since_check = 0
+        nxt = self.encode(header) if header else []  # one text, as the reference encodes it
+        if due:
             worker.check_from = len(worker.stream) + 1 + len(nxt)
         worker.step_tokens = list(nxt)
         worker.pending = [tid] + nxt
