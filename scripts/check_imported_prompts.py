@@ -2,18 +2,21 @@
 code would: imports the authors' module from their checkout (or package) in this process, builds
 their texts, and compares them with hivethink's, token for token where a model is involved.
 
-    python scripts/check_imported_prompts.py hogwild CHECKOUT PROMPTS_DIR [--model M]
+    python scripts/check_imported_prompts.py hogwild CHECKOUT PROMPTS_DIR [--model M] [--trace T]
     python scripts/check_imported_prompts.py mast SOURCE PROMPTS_DIR
     python scripts/check_imported_prompts.py agentsnet|consensus-game|coral|debate-du|camel|metagpt CHECKOUT PROMPTS_DIR
 
 hogwild: the embedded model's tokenizer unless --model (the authors' formatting.py imports
-transformers, which hivethink has). mast: SOURCE is an openevolve-mast checkout or a directory
-holding the agentdash package. The text protocols: every request the preset sends with the
-imported texts, on scripted replies, against the request the authors' own driver builds from the
-checkout on the same replies (the importer module's ``fidelity``: the driver runs in a
-subprocess with stand-ins for the model clients). metagpt (v0.1.0): every template as
-hivethink renders it against the authors' constant formatted as their code formats it. One line
-per comparison; exit 1 on any difference.
+transformers, which hivethink has). --trace: a ``hivethink solve --trace`` JSONL of a two-worker
+run with these prompts; every forced text in it (the prompt, the header blocks with the pivot,
+the seeded first steps, each later step header with or without the redundancy question, the
+finisher's suffix) is compared, token for token, with what the authors' code builds. mast:
+SOURCE is an openevolve-mast checkout or a directory holding the agentdash package. The text
+protocols: every request the preset sends with the imported texts, on scripted replies, against
+the request the authors' own driver builds from the checkout on the same replies (the importer
+module's ``fidelity``: the driver runs in a subprocess with stand-ins for the model clients).
+metagpt (v0.1.0): every template as hivethink renders it against the authors' constant
+formatted as their code formats it. One line per comparison; exit 1 on any difference.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def load(path: Path, name: str) -> ModuleType:
     return module
 
 
-def hogwild(checkout: Path, model_id: str | None) -> None:
+def hogwild(checkout: Path, model_id: str | None, trace: Path | None = None) -> None:
     from hivethink.engine.hive import HOGWILD, HiveConfig, HiveJob, chat_ids
     from hivethink.models.loader import load_model
 
@@ -60,7 +63,7 @@ def hogwild(checkout: Path, model_id: str | None) -> None:
         theirs = formatting.MathFormatting(tok, workers=names)
         job = HiveJob(model, HiveConfig(workers=len(names)), PROBLEM)
         n = len(names)
-        same(f"{n} workers: the instruction", job.instruction(), theirs.system_prompt)
+        same(f"{n} workers: the instruction", job.text.instruction(True), theirs.system_prompt)
         conversation = [{"role": "user", "content": theirs.system_prompt + theirs.sep + PROBLEM}]
         assert theirs.get_full_prompt(PROBLEM) == tok.apply_chat_template(conversation, tokenize=False,
                                                                            add_generation_prompt=True)
@@ -75,6 +78,51 @@ def hogwild(checkout: Path, model_id: str | None) -> None:
     same("a later step header", HOGWILD.render("step_header", name="Bob", index=5), theirs.get_step_prefix("Bob", 5))
     same("the redundancy question", HOGWILD.render("check"), theirs.s1_collab_message)
     same("the finisher suffix", HOGWILD.render("finisher"), theirs.s1_finisher_suffix)
+    if trace is not None:
+        forced_in_trace(trace, tok, formatting.MathFormatting(tok, workers=("Alice", "Bob")))
+
+
+def forced_in_trace(path: Path, tok: object, theirs: object) -> None:
+    """Every forced text of a two-worker trace against the authors' (``theirs``: their
+    ``MathFormatting``), as token ids: the reference encodes each forced string whole."""
+    from hivethink.trace import read_jsonl
+
+    def ids(text: str) -> list[int]:
+        return list(tok.encode(text, add_special_tokens=False))  # type: ignore[attr-defined]
+
+    events = list(read_jsonl(path))
+    [prompt] = [e for e in events if e.kind == "prompt"]
+    problem = PROBLEM if PROBLEM in prompt.text else None
+    if problem is not None:
+        same("trace: the prompt's length in tokens", prompt.data["tokens"], len(ids(theirs.get_full_prompt(problem))))
+    headers = prompt.data.get("headers", {})
+    same("trace: the others' header block (prefilled)", headers.get("others_header"), theirs.current_step_header)
+    same("trace: the own header block with the pivot (prefilled)", headers.get("own_header"),
+         theirs.current_worker_header)
+    runs: dict[tuple[str, int], list[int]] = {}
+    for e in events:
+        if e.kind == "token" and e.data.get("forced"):
+            runs.setdefault((e.worker, e.step), []).append(e.token_id)
+    names = list(theirs.workers)
+    index = dict.fromkeys(names, 1)
+    checks = 0
+    for (worker, step), got in sorted(runs.items(), key=lambda kv: kv[0][1]):
+        w = names.index(worker)
+        if step == 0:
+            same(f"trace: {worker}'s seeded first step", got, ids(theirs.worker_prompts[w]))
+            continue
+        index[worker] += 1
+        header = theirs.get_step_prefix(worker, index[worker])
+        with_check = header + theirs.s1_collab_message
+        want = with_check if got == ids(with_check) else header
+        checks += want == with_check
+        same(f"trace: {worker}'s step {index[worker]} header{' + the redundancy question' if want == with_check else ''}"
+             f" (pass {step})", got, ids(want))
+    finisher = [e for e in events if e.kind == "step" and e.data.get("finisher")]
+    for e in finisher:
+        same("trace: the finisher's suffix", e.text[: len(theirs.s1_finisher_suffix)], theirs.s1_finisher_suffix)
+    print(f"trace: {len(runs)} forced runs, {sum(index.values()) - len(names)} later step headers, "
+          f"{checks} with the redundancy question, {len(finisher)} finisher(s)")
 
 
 class Echo:
@@ -124,13 +172,14 @@ def main() -> int:
     parser.add_argument("source", type=Path)
     parser.add_argument("prompts_dir", type=Path)
     parser.add_argument("--model")
+    parser.add_argument("--trace", type=Path)
     args = parser.parse_args()
     from hivethink.prompts.importers import declare_books
 
     declare_books()
     prompts.use_directory(args.prompts_dir)
     if args.system == "hogwild":
-        hogwild(args.source, args.model)
+        hogwild(args.source, args.model, args.trace)
     elif args.system == "mast":
         mast(args.source)
     else:

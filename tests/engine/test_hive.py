@@ -161,8 +161,34 @@ def test_the_end_of_sentence_characters_are_the_published_sixteen(tiny_smol):
 
     assert len(END_OF_STEP_CHARS) == 16 and {".", "?", "!", "。", "…", "‽", "❧"} <= set(END_OF_STEP_CHARS)
     assert step_ends("**A [1]:** done。\n\n") and not step_ends("**A [1]:** done,\n\n")
-    assert not step_ends("$$ x = 1.\n\n") and step_ends("$$ x = 1.\n\n", fenced=False)
-    assert not step_ends("```\nx = 1.\n\n") and step_ends("\\[ x \\] so x = 1.\n\n")
+
+
+def test_by_default_a_step_ends_inside_an_open_block_as_at_1a87a99(tiny_smol):
+    """The pinned code has no open-block rule (``step_end: reference-code``, the default)."""
+    from hivethink.engine.text import step_ends
+
+    assert HiveConfig().step_end == "reference-code"
+    assert step_ends("$$ x = 1.\n\n") and step_ends("```\nx = 1.\n\n")
+    job = run(tiny_smol, cfg(max_steps=16),
+              {"Alice": "$$ x = 1.\n\nNext"})
+    assert [e for e in job.result.events if e.kind == "step" and e.worker == "Alice"]
+    fenced = run(tiny_smol, cfg(max_steps=16, step_end="fenced"), {"Alice": "$$ x = 1.\n\nNext"})
+    assert not [e for e in fenced.result.events if e.kind == "step" and e.worker == "Alice"]
+
+
+def test_the_fenced_variant_is_the_open_block_rule_of_branch_inference_lib():
+    """An odd count of ```, ~~~ or $$ (``str.count``) in the whole decoded step, separator token
+    included, keeps the step open; nothing else does (no ``\\[`` rule)."""
+    from hivethink.engine.text import BLOCK_BORDERS, step_ends
+
+    assert BLOCK_BORDERS == ("```", "~~~", "$$")
+    for text in ("$$ x = 1.\n\n", "```\nx = 1.\n\n", "~~~\nx = 1.\n\n", "x = 1.\n\n$$",
+                 "$$a$$ and $$ b.\n\n", "````\nx.\n\n"):  # four backticks count once
+        assert not step_ends(text, fenced=True), text
+    for text in ("$$ x $$ so x = 1.\n\n", "```\nx\n```\ndone.\n\n", "\\[ x = 1.\n\n",
+                 "~~~~~~ x.\n\n", "a $$$$ b.\n\n"):
+        assert step_ends(text, fenced=True), text
+    assert not step_ends("$$ x $$ so x = 1,\n\n", fenced=True)  # the end-of-sentence rule still holds
 
 
 def test_the_redundancy_check_follows_the_count_of_fed_tokens(tiny_smol):
@@ -195,6 +221,7 @@ def test_the_redundancy_check_follows_the_count_of_fed_tokens(tiny_smol):
 
 
 def test_suppressed_tokens_and_the_header_guard(tiny_smol):
+    """The reference's set: '#', the tokenizer's BOS and EOS, '</think>'; the guard is an option."""
     vocab = Vocab.of(tiny_smol)
     names = worker_names(3)
     plain = Guard(vocab, tiny_smol, names, False, torch.device("cpu"))
@@ -202,6 +229,8 @@ def test_suppressed_tokens_and_the_header_guard(tiny_smol):
     for t in ("#", tok.bos_token, tok.eos_token):
         assert plain.base[vocab.id_of(t)], t
     assert plain.mask("**") is plain.base  # the reference suppresses nothing else
+    assert plain.suppressed == sorted({vocab.id_of("#"), tok.bos_token_id, tok.eos_token_id})
+    assert int(plain.base.sum()) == len(plain.suppressed)
     guard = Guard(vocab, tiny_smol, names, True, torch.device("cpu"))
     bob, bracket = vocab.id_of("Bob"), tok.encode(" [", add_special_tokens=False)[0]
     assert guard.mask("x **")[bob] and not guard.mask("x ")[bob]
@@ -211,9 +240,19 @@ def test_suppressed_tokens_and_the_header_guard(tiny_smol):
     job = run(tiny_smol, cfg(guard_headers=False), {"Alice": "Fine.\n\nBob [2]:** I take over."})
     assert job.result.impersonations == {"Alice": 1, "Bob": 0}
     assert any(e.kind == "error" and e.data.get("reason") == "impersonation" for e in job.result.events)
-    guarded = run(tiny_smol, cfg(), {"Alice": "Fine. **"})
+    guarded = run(tiny_smol, cfg(guard_headers=True), {"Alice": "Fine. **"})
     after_stars = [m["Alice"] for m in guarded.masks if m["Alice"][bob]]
     assert after_stars  # once Alice's text ended with "**", "Bob" was not allowed
+
+
+def test_the_header_guard_is_off_in_solve_and_the_shared_cache_preset(tiny_smol):
+    from hivethink.substrates.shared_cache import SharedCache
+
+    assert HiveConfig().guard_headers is False and SharedCache().guard_headers is False
+    bob = Vocab.of(tiny_smol).id_of("Bob")
+    job = run(tiny_smol, cfg(max_steps=6),
+              {"Alice": "Fine. **"})
+    assert not job.guard.headers and not any(m["Alice"][bob] for m in job.masks)
 
 
 def test_the_run_stops_at_the_first_finished_step_holding_an_answer(tiny_smol):
@@ -221,6 +260,40 @@ def test_the_run_stops_at_the_first_finished_step_holding_an_answer(tiny_smol):
     r = job.result
     assert r.answer == "7" and r.finished_by == "answer" and r.answers["Bob"] == "7"
     assert r.steps < 40 and r.steps == len(job.tokens("So the total is \\boxed{7}.\n\n"))
+
+
+def test_an_answer_is_a_box_whose_content_parses_as_a_number_by_default(tiny_smol):
+    """``extract: float`` (the reference's ``extract_result=float``): a box that does not parse
+    does not end the run; ``extract: task`` reads any box with the task's extractor."""
+    from hivethink.engine.text import boxed_float
+
+    assert HiveConfig().extract == "float"
+    assert boxed_float("\\boxed{3} then \\boxed{x+1}") == "3" and boxed_float("\\boxed{ 2.5 }") == "2.5"
+    assert boxed_float("\\boxed{answer here}") is None and boxed_float("\\boxed{\\frac{1}{2}}") is None
+    assert boxed_float("\\boxed{7") is None and boxed_float("\\boxed{1e3}") == "1e3"
+    scripts = {"Bob": "It is \\boxed{x+1}.\n\nSo \\boxed{7}.\n\n", "Alice": "Counting..."}
+    job = run(tiny_smol, cfg(max_steps=40), scripts)
+    steps = [e for e in job.result.events if e.kind == "step" and e.worker == "Bob"]
+    assert len(steps) == 2 and job.result.answer == "7" and job.result.finished_by == "answer"
+    task = run(tiny_smol, cfg(max_steps=40, extract="task"), scripts)
+    assert task.result.answer == "x+1" and len([e for e in task.result.events if e.kind == "step"]) == 1
+
+
+def test_the_transcript_search_looks_for_the_answer_format_never_any_text(tiny_smol):
+    """A task extractor that falls back to the whole text (``enumerate``'s) must not turn the
+    combined transcript, view headers and all, into the team's answer."""
+    def whole_text(text: str) -> str | None:
+        from hivethink.answers import boxed
+
+        return boxed(text) or text.strip() or None
+
+    for extract in ("float", "task"):
+        job = run(tiny_smol, cfg(max_steps=10, finisher_tokens=0, extract=extract),
+                  {"Alice": "Thinking hard", "Bob": "Me too"}, extractor=whole_text)
+        assert job.result.answer is None and job.result.finished_by == "finisher", extract
+    boxed_job = run(tiny_smol, cfg(max_steps=12, extract="task"), {"Alice": "I have \\boxed{a, b} so"},
+                    extractor=whole_text)
+    assert boxed_job.result.answer == "a, b" and boxed_job.result.finished_by == "transcript"
 
 
 def test_when_the_budget_ends_a_boxed_unfinished_step_is_the_answer(tiny_smol):
@@ -261,15 +334,73 @@ def test_sampling_follows_the_models_generation_config_unless_set(tiny_smol):
     from transformers import GenerationConfig
 
     c = HiveConfig()
-    assert c.sampling_params(tiny_smol).greedy  # no generation config: greedy
+    assert c.sampling == "model" and not c.generation_config(tiny_smol).do_sample  # no generation config: greedy
     tiny_smol.generation = GenerationConfig(do_sample=True, temperature=0.6, top_p=0.95, top_k=20)
     try:
-        p = c.sampling_params(tiny_smol)
-        assert (p.temperature, p.top_p, p.top_k) == (0.6, 0.95, 20)
-        assert HiveConfig(sampling="greedy").sampling_params(tiny_smol).greedy
-        assert HiveConfig(temperature=1.0).sampling_params(tiny_smol).temperature == 1.0
+        g = c.generation_config(tiny_smol)
+        assert (g.do_sample, g.temperature, g.top_p, g.top_k) == (True, 0.6, 0.95, 20)
+        assert HiveConfig(top_p=0.5).generation_config(tiny_smol).top_p == 0.5
+        assert not HiveConfig(sampling="greedy").generation_config(tiny_smol).do_sample
+        t = HiveConfig(temperature=1.0).generation_config(tiny_smol)
+        assert (t.do_sample, t.temperature, t.top_k, t.top_p) == (True, 1.0, 0, 1.0)
     finally:
         tiny_smol.generation = None
+
+
+def test_every_processor_the_generation_config_implies_in_transformers_order():
+    """The hive's processors are transformers' own list for the config, as ``generate`` builds it
+    for a model (the reference's ``get_logits_processor``): the same processors, in the same
+    order, with transformers' defaults (top-k 50 where a sampling config names none), and the
+    suppressed tokens in the place transformers gives the caller's processors."""
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, LogitsProcessorList
+    from transformers.generation.logits_process import SuppressTokensLogitsProcessor
+
+    from hivethink.engine.sampling import ConfigProcessors
+
+    V = 64
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=V, hidden_size=8, intermediate_size=8, num_hidden_layers=1,
+                                         num_attention_heads=1, num_key_value_heads=1))
+    configs = [GenerationConfig(do_sample=True, temperature=0.6, top_p=0.9, repetition_penalty=1.3, min_p=0.05,
+                                no_repeat_ngram_size=2),
+               GenerationConfig(do_sample=False, repetition_penalty=1.5),
+               GenerationConfig(do_sample=True, temperature=0.7, suppress_tokens=[3, 4])]
+    for gen in configs:
+        model.generation_config = gen
+        prepared, kwargs = model._prepare_generation_config(model.generation_config)
+        model._prepare_special_tokens(prepared)
+        theirs = model._get_logits_processor(
+            generation_config=prepared, input_ids_seq_length=0, encoder_input_ids=None, prefix_allowed_tokens_fn=None,
+            logits_processor=LogitsProcessorList([SuppressTokensLogitsProcessor([5, 6], device="cpu")]),
+            device="cpu", model_kwargs=kwargs)
+        ours = ConfigProcessors(gen, [5, 6], V, "cpu")
+        assert [type(p) for p in ours.processors if type(p).__name__ != "_RowMask"] == [type(p) for p in theirs]
+        assert ours.do_sample == gen.do_sample
+        torch.manual_seed(0)
+        ids, scores = torch.randint(0, V, (3, 4)), torch.randn(3, V)
+        assert torch.equal(ours.processors(ids, scores.clone(), banned=None), theirs(ids, scores.clone()))
+    assert "TopK(top_k=50)" in ConfigProcessors(GenerationConfig(do_sample=True), [], V, "cpu").describe()
+
+
+def test_the_repetition_penalty_covers_the_ids_fed_in_the_pass_left_padded(tiny_smol):
+    """The reference applies the processors to the tokens fed in that pass, left-padded with the
+    pad token: a worker's just-sampled token (and the pad, where another worker fed more) is
+    penalized, nothing earlier."""
+    from transformers import GenerationConfig
+
+    from hivethink.engine.hive.policy import StepPolicy
+    from hivethink.engine.sampling import ConfigProcessors, new_generator
+
+    vocab = Vocab.of(tiny_smol)
+    guard = Guard(vocab, tiny_smol, worker_names(2), False, torch.device("cpu"))
+    procs = ConfigProcessors(GenerationConfig(do_sample=False, repetition_penalty=2.0), guard.suppressed,
+                             vocab.size, "cpu")
+    policy = StepPolicy(HiveConfig(), vocab, pad_id=107)
+    logits = torch.zeros(2, vocab.size)
+    logits[:, 105], logits[:, 106], logits[:, 107] = 2.0, 1.5, 2.5
+    gens = [new_generator(0), new_generator(1)]
+    # Alice fed one token (105), Bob two (108, 109): Alice's row is [pad, 105]
+    assert policy.choose(procs, guard, logits, [[105], [108, 109]], ["", ""], gens) == [106, 107]
+    assert policy.choose(procs, guard, logits, [[108], [109]], ["", ""], gens) == [107, 107]
 
 
 def test_sampling_is_seeded_per_worker(tiny_smol):
@@ -317,6 +448,7 @@ def test_each_layout_the_config_names_is_one_class():
 def test_bad_configs_are_one_line_errors():
     for kw in ({"workers": 0}, {"workers": 17}, {"layout": "ring"}, {"max_steps": 0}, {"top_p": 0.0},
                {"visibility": "eventual"}, {"step_end": "never"}, {"sampling": "creative"}, {"think": "always"},
+               {"extract": "int"}, {"suggestions": "never"},
                {"snapshots": (8, 4)}, {"snapshots": (0,)}, {"snapshots": (600,)}, {"check_every": -1},
                {"temperature": float("nan")}, {"colour": "red"}):
         with pytest.raises(ValidationError):
@@ -344,27 +476,44 @@ def test_the_hive_prompt_is_the_instruction_and_problem_as_the_user_turn(tiny_sm
     assert "collaborat" not in solo.decode(solo.prompt).lower()
 
 
-def test_a_reasoning_model_starts_inside_its_thinking_block(tiny_smol):
-    """For a model with a thinking token the generation prefix opens the thinking block (QwQ's
-    template does it itself; where a template does not, the hive adds it)."""
+def test_think_comes_only_from_the_chat_template_unless_forced(tiny_smol):
+    """The reference never adds ``<think>``: the chat template's generation prompt opens the
+    thinking block where it does (QwQ's), nowhere else (``think: template``, the default);
+    ``think: vocab`` forces it where the vocabulary has the token and the template did not."""
     import copy
 
     from tests.conftest import tiny_with_tokenizer
 
+    assert HiveConfig().think == "template"
     tok = copy.deepcopy(tiny_smol.tokenizer)
     tok.add_tokens(["<think>", "</think>"], special_tokens=False)
     model = tiny_with_tokenizer(tok, vocab=len(tok))
-    job = HiveJob(model, HiveConfig(workers=2, examples=False), PROBLEM)
-    assert tok.decode(job.prompt).endswith("<|im_start|>assistant\n<think>\n")
-    # think: template opens it only where the chat template does (SmolLM2's does not)
-    only_template = HiveJob(model, HiveConfig(workers=2, examples=False, think="template"), PROBLEM)
-    assert tok.decode(only_template.prompt).endswith("<|im_start|>assistant\n")
-    assert only_template.prompt == job.prompt[: len(only_template.prompt)]
-    plain = HiveJob(tiny_smol, HiveConfig(workers=2, examples=False), PROBLEM)
-    assert "<think>" not in tiny_smol.tokenizer.decode(plain.prompt[-5:])
+    default = HiveJob(model, HiveConfig(workers=2, examples=False), PROBLEM)
+    assert tok.decode(default.prompt).endswith("<|im_start|>assistant\n")  # SmolLM2's template does not open it
+    forced = HiveJob(model, HiveConfig(workers=2, examples=False, think="vocab"), PROBLEM)
+    assert tok.decode(forced.prompt).endswith("<|im_start|>assistant\n<think>\n")
+    assert default.prompt == forced.prompt[: len(default.prompt)]
+    plain = HiveJob(tiny_smol, HiveConfig(workers=2, examples=False, think="vocab"), PROBLEM)
+    assert "<think>" not in tiny_smol.tokenizer.decode(plain.prompt[-5:])  # no such token: nothing forced
     # and the end of thinking is never sampled
-    guard = Guard.of(Vocab.of(model), model, job.names, False, torch.device("cpu"))
+    guard = Guard.of(Vocab.of(model), model, default.names, False, torch.device("cpu"))
     assert guard.base[tok.convert_tokens_to_ids("</think>")]
+
+
+def test_without_examples_the_instruction_drops_the_suggestions_as_published(tiny_smol):
+    """The authors' builder: one conditional covers the ways to work together and their examples,
+    so without examples both go and two separators remain between the rules and the task
+    (``suggestions: with-examples``, the default); ``always`` keeps the suggestions."""
+    assert HiveConfig().suggestions == "with-examples"
+    job = HiveJob(tiny_smol, HiveConfig(workers=2, examples=False), PROBLEM)
+    names = dict(a="Alice", b="Bob", **job.text.titles())
+    rules = HOGWILD.render("rules", count=2, workers="Alice and Bob", **names).strip("\n")
+    task = HOGWILD.render("task", workers="Alice and Bob").strip("\n")
+    collaboration = HOGWILD.render("collaboration", a="Alice", b="Bob").strip("\n")
+    assert job.text.instruction(False) == rules + "\n\n\n\n" + task
+    assert job.text.instruction(False, "always") == rules + "\n\n" + collaboration + "\n\n" + task
+    assert collaboration not in job.decode(job.prompt)
+    assert collaboration in HiveJob(tiny_smol, HiveConfig(workers=2), PROBLEM).text.instruction(True)
 
 
 def test_the_engine_and_the_metrics_count_references_alike(tiny_smol):

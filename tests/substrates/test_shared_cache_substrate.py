@@ -28,7 +28,7 @@ class NoAnswerMath(MathTask):
 def test_shared_cache_spends_its_budget_then_asks_the_finisher(smol, budget, passes):
     task = NoAnswerMath()
     inst = task.generate(1, 0)[0]
-    res = get_substrate("shared-cache", layout="combined", examples=False).run(
+    res = get_substrate("shared-cache", layout="combined", examples=False, extract="task").run(  # the task's reader
         inst, task, LocalBackend(loaded=smol), workers=2, budget=budget, seed=0)
     # no step can hold an answer, so every pass of the budget is spent, then the finisher asks
     assert res.info["finished_by"] == "finisher"

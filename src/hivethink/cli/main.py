@@ -105,9 +105,11 @@ def solve(
     finisher_tokens: Annotated[int, _hive("finisher_tokens")] = _default("finisher_tokens"),
     expect: Annotated[str | None, typer.Option(help="The right answer, if known: the summary says whether the team got it.")] = None,
     examples: Annotated[bool, _hive("examples")] = _default("examples"),
+    suggestions: Annotated[str, _hive("suggestions")] = _default("suggestions"),
     guard: Annotated[bool, _hive("guard_headers")] = _default("guard_headers"),
     step_end: Annotated[str, _hive("step_end")] = _default("step_end"),
     think: Annotated[str, _hive("think")] = _default("think"),
+    extract: Annotated[str, _hive("extract")] = _default("extract"),
     prompts_dir: Annotated[Path | None, typer.Option("--prompts", help="A directory of prompt books replacing the built-in texts.")] = None,
     trace: Annotated[Path | None, typer.Option(help="Write every token and event as JSONL here.")] = None,
     live: Annotated[bool, typer.Option(help="Show the workers writing, side by side.")] = True,
@@ -126,7 +128,8 @@ def solve(
     cfg = HiveConfig.parse(dict(workers=workers, layout=layout, max_steps=max_steps, visibility=visibility,
                                 sampling=sampling, temperature=temperature, top_p=top_p, seed=seed,
                                 check_every=check_every, finisher_tokens=finisher_tokens, snapshots=budgets,
-                                examples=examples, guard_headers=guard, step_end=step_end, think=think), "solve")
+                                examples=examples, suggestions=suggestions, guard_headers=guard, step_end=step_end,
+                                think=think, extract=extract), "solve")
     use_prompts(prompts_dir)
     parse_dtype(dtype)
     check_weights(weights)

@@ -1,10 +1,11 @@
 """The hive's configuration: one pydantic model that ``hivethink solve``, the server's
 ``"hivethink"`` extension field and the ``shared-cache`` substrate all use (field descriptions
-are the CLI's help). Each option that departs from the published reference says so; the
-defaults are the rules of protocols.md §1 as hivethink reads them today."""
+are the CLI's help). The defaults are the pinned reference's (eqimp/hogwild_llm at 1a87a99,
+protocols.md §1 "read from the code"); each option that departs from it says so."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,7 +15,6 @@ from hivethink.errors import HivethinkError, validation_message
 from hivethink.names import NAMES
 
 if TYPE_CHECKING:
-    from hivethink.engine.sampling import SamplingParams
     from hivethink.models.loader import LoadedModel
 
 MAX_WORKERS = len(NAMES)
@@ -23,7 +23,9 @@ LayoutName = Literal["combined", "interleaved", "contiguous", "independent"]
 Visibility = Literal["instant", "lagged"]
 StepEnd = Literal["fenced", "reference-code", "text"]
 Sampling = Literal["model", "greedy"]
-Think = Literal["vocab", "template"]
+Think = Literal["template", "vocab"]
+Extract = Literal["float", "task"]
+Suggestions = Literal["with-examples", "always"]
 
 # What a run (a grid cell, a request) decides rather than the hive's method: the ``shared-cache``
 # substrate takes these from the lab, every other field is one of its parameters.
@@ -55,14 +57,22 @@ class HiveConfig(BaseModel):
     snapshots: tuple[int, ...] = Field(
         (), description="Smaller budgets (passes) that also get their answer, from the same run.")
     examples: bool = Field(True, description="Worked examples in the collaboration instruction (as published).")
+    suggestions: Suggestions = Field(
+        "with-examples", description="with-examples (as published: without the examples the instruction also "
+                                     "loses its ways to work together) | always (keep them)")
     step_end: StepEnd = Field(
-        "fenced", description="fenced (the published rule, not inside open code/math) | reference-code (no "
-                              "open-block check) | text (a blank line however it is tokenized)")
+        "reference-code", description="reference-code (the pinned code's rule) | fenced (also not inside an open "
+                                      "```, ~~~ or $$ block: branch inference_lib) | text (a blank line however "
+                                      "it is tokenized)")
     guard_headers: bool = Field(
-        True, description="Keep workers from writing step headers inside a step (hivethink's addition).")
+        False, description="Keep workers from writing step headers inside a step (hivethink's addition; the "
+                           "reference suppresses only #, BOS, EOS and </think>).")
     think: Think = Field(
-        "vocab", description="vocab (open the thinking block when the vocabulary has <think> and the chat "
-                             "template did not) | template (only where the chat template opens it)")
+        "template", description="template (<think> only where the chat template opens it, as published) | vocab "
+                                "(also open it where the vocabulary has <think> and the template did not)")
+    extract: Extract = Field(
+        "float", description="float (the reference: the rightmost \\boxed{} whose content parses as a number) | "
+                             "task (the rightmost \\boxed{}, read by the task's extractor)")
 
     @model_validator(mode="after")
     def _budgets(self) -> HiveConfig:
@@ -93,16 +103,23 @@ class HiveConfig(BaseModel):
         """The hive's method, without what a run decides (:data:`RUN_FIELDS`)."""
         return {k: v for k, v in self.model_dump().items() if k not in RUN_FIELDS}
 
-    def sampling_params(self, model: LoadedModel) -> SamplingParams:
-        from hivethink.engine.sampling import SamplingParams
+    def generation_config(self, model: LoadedModel) -> Any:
+        """The transformers ``GenerationConfig`` the hive samples with: the model's own
+        (``sampling: model``; greedy when it has none, as transformers' default), with ``top_p``
+        replaced where set; plain greedy; or an explicit temperature (with ``top_p``, no top-k)."""
+        from transformers import GenerationConfig
 
         if self.temperature is not None:
-            return SamplingParams(self.temperature, self.top_p if self.top_p is not None else 1.0, seed=self.seed)
+            if self.temperature <= 0:
+                return GenerationConfig(do_sample=False)
+            return GenerationConfig(do_sample=True, temperature=self.temperature, top_k=0,
+                                    top_p=self.top_p if self.top_p is not None else 1.0)
         if self.sampling == "greedy":
-            return SamplingParams(seed=self.seed)
-        base = SamplingParams.from_generation_config(model.generation, self.seed)
-        return base if self.top_p is None else SamplingParams(base.temperature, self.top_p, base.top_k, base.min_p,
-                                                             self.seed)
+            return GenerationConfig(do_sample=False)
+        gen = copy.deepcopy(model.generation) if model.generation is not None else GenerationConfig()
+        if self.top_p is not None:
+            gen.top_p = self.top_p
+        return gen
 
 
 def budget_problem(budgets: Sequence[int], limit: int | None = None) -> str | None:

@@ -28,9 +28,9 @@ from hivethink.engine.hive.results import (
     Snapshot,
     hive_result,
 )
-from hivethink.engine.sampling import new_generator
+from hivethink.engine.sampling import ConfigProcessors, new_generator
 from hivethink.engine.scheduler import Engine, Intent, Job, JobHost, Move, NewBlock, PassRow
-from hivethink.engine.text import Extractor, boxed
+from hivethink.engine.text import Extractor, boxed, boxed_float
 from hivethink.errors import HivethinkError
 from hivethink.models.loader import LoadedModel
 from hivethink.names import worker_names
@@ -46,15 +46,16 @@ class HiveJob(Job):
     def __init__(self, model: LoadedModel, config: HiveConfig, problem: str, *,
                  extractor: Extractor = boxed, on_token: TokenCallback | None = None):
         super().__init__()
-        self.model, self.cfg, self.problem, self.extract = model, config, problem, extractor
+        self.model, self.cfg, self.problem, self.task_extract = model, config, problem, extractor
         self.on_token = on_token
         self.tok = model.tokenizer
         self.names = worker_names(config.workers)
         self.layout = LAYOUTS[config.layout]()
         self.text = HiveText(self.tok, self.names)
         self.vocab = Vocab.of(model)
-        self.sampling = config.sampling_params(model)
-        self.policy = StepPolicy(config, self.vocab, self.sampling)
+        self.generation = config.generation_config(model)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+        self.policy = StepPolicy(config, self.vocab, pad if pad is not None else 0)
         self.budgets = sorted(set(config.snapshots) | {config.max_steps})
         self.prompt = self.text.prompt(problem, config, self.vocab.id_of(THINK))
         self._host: JobHost | None = None
@@ -65,6 +66,17 @@ class HiveJob(Job):
 
     def decode(self, ids: list[int]) -> str:
         return self.text.decode(ids)
+
+    def extract(self, text: str) -> str | None:
+        """The answer in ``text`` (a step, a transcript, a finisher's words), in the hive's answer
+        format only: a box. ``extract: float`` (the reference) takes the rightmost box whose
+        content parses as a number; ``task``, the rightmost balanced box, read by the task's
+        extractor. Text outside a box is never an answer (a task extractor that falls back to
+        the whole text would otherwise return the transcript, view headers and all)."""
+        if self.cfg.extract == "float":
+            return boxed_float(text)
+        box = boxed(text)
+        return None if box is None else self.task_extract("\\boxed{" + box + "}")
 
     @property
     def width(self) -> int:
@@ -118,6 +130,7 @@ class HiveJob(Job):
     def attach(self, host: JobHost) -> None:
         self._host = host
         self.guard = Guard.of(self.vocab, self.model, self.names, self.cfg.guard_headers, host.device)
+        self.processors = ConfigProcessors(self.generation, self.guard.suppressed, self.vocab.size, host.device)
         self._gens = [new_generator(self.cfg.seed * 1000 + w, host.device) for w in range(self.cfg.workers)]
 
     def wants(self) -> list[NewBlock]:
@@ -142,8 +155,9 @@ class HiveJob(Job):
         self.record.emit(kind="prompt", worker="all", text=self.decode(self.prompt),
                          data={"tokens": len(self.prompt), "cached": common.length,
                                "visibility": self.cfg.visibility, "layout": self.layout.name,
-                               "sampling": self.sampling.describe(), "prompts": HOGWILD.source,
-                               "weights": self.model.weights})
+                               "sampling": self.processors.describe(), "prompts": HOGWILD.source,
+                               "weights": self.model.weights,
+                               "headers": self.layout.header_texts(self.cfg.workers)})
         self.phase = "prefill"
 
     def view(self, w: int) -> list[Block]:
@@ -218,8 +232,8 @@ class HiveJob(Job):
     def choose(self, logits: torch.Tensor, live: list[int]) -> list[int]:
         """The next token of each live worker (logits [len(live), V]). Tests replace it to script
         a run."""
-        return self.policy.choose(self.guard, logits, [self.workers[w].tail for w in live],
-                                  [self._gens[w] for w in live])
+        return self.policy.choose(self.processors, self.guard, logits, [self.workers[w].pending for w in live],
+                                  [self.workers[w].tail for w in live], [self._gens[w] for w in live])
 
     def _read_check(self, worker: Worker, tid: int) -> None:
         assert worker.check_from is not None
@@ -233,10 +247,10 @@ class HiveJob(Job):
         """A step just ended with ``tid`` (sampled, not yet written): record it, check for an
         answer, move it (stepped layouts) and queue the next header, with the check when due."""
         worker = self.workers[w]
-        text = self.decode(worker.step_tokens)
-        self.record.emit(kind="step", worker=worker.name, step=self.decode_passes - 1, text=text,
+        self.record.emit(kind="step", worker=worker.name, step=self.decode_passes - 1,
+                         text=self.decode(worker.step_tokens),
                          data={"index": worker.step, "tokens": len(worker.step_tokens)})
-        ans = self.extract(text)
+        ans = self.extract(self.text.raw(worker.step_tokens))
         if ans is not None:
             if worker.answer is None:
                 worker.answer = ans
@@ -247,14 +261,17 @@ class HiveJob(Job):
                 self.finished = True
         self.history += worker.step_tokens
         worker.step += 1
-        nxt: list[int] = []
+        header = ""
         if self.layout.stepped:
             assert self.blocks is not None
             self._moves.append(Move(self.blocks.own[w], self.blocks.common))  # the step joins the history
-            nxt = self.encode(HOGWILD.render("step_header", name=worker.name, index=worker.step))
-        if self.policy.check_due(self.fed_since_check):
-            nxt += self.encode(HOGWILD.render("check"))
+            header = HOGWILD.render("step_header", name=worker.name, index=worker.step)
+        due = self.policy.check_due(self.fed_since_check)
+        if due:
+            header += HOGWILD.render("check")
             self.fed_since_check = 0
+        nxt = self.encode(header) if header else []  # one text, as the reference encodes it
+        if due:
             worker.check_from = len(worker.stream) + 1 + len(nxt)
         worker.step_tokens = list(nxt)
         worker.pending = [tid] + nxt
@@ -278,7 +295,7 @@ class HiveJob(Job):
         for b in self.budgets:
             state = self.states[b]
             for w, body in self._transcripts(state):
-                ans = self.extract(self.decode(body))
+                ans = self.extract(self.text.raw(body))
                 if ans is not None:
                     self.found[(b, w)] = (ans, "answer" if state.finished else "transcript")
                 else:
@@ -291,7 +308,8 @@ class HiveJob(Job):
         written: dict[int, FinisherText] = {}
         for b, w, job in self.finisher.asked:
             body = next(bd for ww, bd in self._transcripts(self.states[b]) if ww == w)
-            self.found[(b, w)] = (self.extract(self.decode(body) + self.finisher.text + job.text), "finisher")
+            self.found[(b, w)] = (self.extract(self.text.raw(body) + self.finisher.text + self.text.raw(job.tokens)),
+                                  "finisher")
             written.setdefault(b, {})[w] = (self.finisher.text + job.text, len(job.tokens))
         self.result = self._result(self.cfg.max_steps, written)
         self.result.at_budget = {b: self._result(b, written) for b in self.budgets}

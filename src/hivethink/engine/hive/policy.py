@@ -1,13 +1,17 @@
 """The per-pass policy of a hive: which tokens a worker may sample, where a step ends, when the
 redundancy check is due and how it is answered.
 
-- **Suppressed tokens:** ``#``, BOS, EOS and end-of-thinking (the reference). hivethink adds, by
-  default, a guard against step headers written inside a step (``guard_headers``); any that slip
-  through are counted as impersonations.
+- **Sampling:** every logits processor the generation config implies, built by transformers, over
+  the ids each worker fed in the pass (left-padded, as the reference passes them), then a draw
+  from each worker's own seeded generator (or the argmax).
+- **Suppressed tokens:** ``#``, BOS, EOS and end-of-thinking (the reference's set: the tokenizer's
+  own BOS and EOS). hivethink can add a guard against step headers written inside a step
+  (``guard_headers``, off by default); any that slip through are counted as impersonations.
 - **Steps.** A step ends when a sampled token holds the separator (a blank line) and the step text
-  before the last separator ends with one of 16 end-of-sentence characters (and, with
-  ``step_end: fenced``, is not inside an open code or math block; ``text`` also accepts a blank
-  line written as two tokens).
+  before the last separator ends with one of 16 end-of-sentence characters (with
+  ``step_end: fenced``, also not inside an open ```` ``` ````, ``~~~`` or ``$$`` block; ``text``
+  also accepts a blank line written as two tokens). The step is decoded as the reference decodes
+  it (special tokens kept).
 - **Redundancy check.** The fed tokens of all workers (forced ones included) are counted; when a
   worker starts a new step and more than ``check_every`` (256) were fed since the last check, its
   header carries the check question, and the count restarts. Its answer is the first word the
@@ -23,14 +27,16 @@ import torch
 
 from hivethink.engine.hive.config import HiveConfig
 from hivethink.engine.hive.prompt import THINK, HiveText
-from hivethink.engine.sampling import SamplingParams, sample
+from hivethink.engine.sampling import ConfigProcessors
 from hivethink.engine.text import STEP_SEPARATOR, step_ends, yes_no
 from hivethink.models.loader import LoadedModel
 
 
 class Vocab:
     """What the policy needs to know about every token, computed once per tokenizer: its text
-    (so that the hot loop never decodes), and which ids hold the step separator."""
+    (so that the hot loop never decodes), and which ids hold the step separator: as the reference
+    finds them (the vocabulary entries holding the separator token's own entry, where the
+    separator is one token), else the tokens whose text holds a blank line."""
 
     _cache: dict[int, Vocab] = {}
 
@@ -38,7 +44,12 @@ class Vocab:
         self.tok = tokenizer
         self.texts = [tokenizer.decode([i]) for i in range(size)]
         self.size = size
-        self.sep = {i for i, t in enumerate(self.texts) if STEP_SEPARATOR in t}
+        sep = list(tokenizer.encode(STEP_SEPARATOR, add_special_tokens=False))
+        if len(sep) == 1:
+            entry = tokenizer.convert_ids_to_tokens(sep[0])
+            self.sep = {i for t, i in tokenizer.get_vocab().items() if entry in t and 0 <= i < size}
+        else:
+            self.sep = {i for i, t in enumerate(self.texts) if STEP_SEPARATOR in t}
 
     @classmethod
     def of(cls, model: LoadedModel) -> Vocab:
@@ -58,8 +69,8 @@ class Vocab:
 
 
 class Guard:
-    """The suppressed tokens of the reference (``#``, BOS, EOS, end of thinking), plus, with
-    ``guard_headers``, the tokens that would write a worker's step header inside a step: a name
+    """The suppressed tokens of the reference (``#``, the tokenizer's BOS and EOS, end of thinking:
+    :attr:`suppressed`), plus, with ``guard_headers``, the tokens that would write a worker's step header inside a step: a name
     right after ``**`` (or ``**Name`` in one token), and `` [`` right after a name (the tiny
     models write ``Bob [2]:**`` without the stars). Masks are bool [V] on the device (True: may
     not be sampled)."""
@@ -79,14 +90,10 @@ class Guard:
                  device: torch.device):
         tok = model.tokenizer
         banned = torch.zeros(vocab.size, dtype=torch.bool)
-        for text in ("#", THINK.replace("<", "</")):
-            i = vocab.id_of(text)
-            if i is not None:
-                banned[i] = True
-        for i in (getattr(tok, "bos_token_id", None), getattr(tok, "eos_token_id", None),
-                  *model.cfg.eos_token_ids):
-            if i is not None and 0 <= i < vocab.size:
-                banned[i] = True
+        ids = [vocab.id_of(t) for t in ("#", getattr(tok, "bos_token", None), getattr(tok, "eos_token", None),
+                                         THINK.replace("<", "</")) if t]
+        self.suppressed = sorted({i for i in ids if i is not None})
+        banned[self.suppressed] = True
         self.headers = headers
         self.names = sorted(names, key=len, reverse=True)
         if headers:
@@ -145,14 +152,19 @@ class StepPolicy:
 
     CHECK_WINDOW = 8  # tokens within which the check's answer word must come
 
-    def __init__(self, cfg: HiveConfig, vocab: Vocab, sampling: SamplingParams):
-        self.cfg, self.vocab, self.sampling = cfg, vocab, sampling
+    def __init__(self, cfg: HiveConfig, vocab: Vocab, pad_id: int):
+        self.cfg, self.vocab, self.pad_id = cfg, vocab, pad_id
 
-    def choose(self, guard: Guard, logits: torch.Tensor, tails: list[str], gens: list[torch.Generator]) -> list[int]:
-        """The next token of each worker (logits [W, V]; ``tails``: the end of each one's text):
-        the model's sampling, the suppressed tokens and the header guard applied."""
-        banned = [guard.mask(t) for t in tails]
-        out: list[int] = sample(logits, [self.sampling] * len(tails), gens, banned).tolist()
+    def choose(self, processors: ConfigProcessors, guard: Guard, logits: torch.Tensor, fed: list[list[int]],
+               tails: list[str], gens: list[torch.Generator]) -> list[int]:
+        """The next token of each worker (logits [W, V]; ``fed``: the ids each one fed in this
+        pass; ``tails``: the end of each one's text): the generation config's processors over the
+        fed ids, left-padded with the pad token as the reference batches them (a worker that fed
+        fewer tokens sees pad ids too), the suppressed tokens and the header guard applied."""
+        width = max(len(f) for f in fed)
+        ids = torch.tensor([[self.pad_id] * (width - len(f)) + f for f in fed], device=logits.device)
+        banned = torch.stack([guard.mask(t) for t in tails]) if guard.headers else None
+        out: list[int] = processors(ids, logits, gens, banned).tolist()
         return out
 
     def ends_step(self, text: HiveText, step_tokens: list[int], tid: int) -> bool:
@@ -163,11 +175,11 @@ class StepPolicy:
         if self.cfg.step_end == "text":
             if "\n" not in self.vocab.texts[tid]:
                 return False
-            step = text.decode(step_tokens)
+            step = text.raw(step_tokens)
             return step.endswith(STEP_SEPARATOR) and step_ends(step)
         if tid not in self.vocab.sep:
             return False
-        return step_ends(text.decode(step_tokens), fenced=self.cfg.step_end == "fenced")
+        return step_ends(text.raw(step_tokens), fenced=self.cfg.step_end == "fenced")
 
     def check_due(self, fed_since_check: int) -> bool:
         return self.cfg.check_every > 0 and fed_since_check > self.cfg.check_every

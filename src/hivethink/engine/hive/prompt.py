@@ -47,7 +47,12 @@ class HiveText:
         return list(self.tok.encode(text, add_special_tokens=False))
 
     def decode(self, ids: list[int]) -> str:
+        """Text to show (special tokens left out)."""
         return self.tok.decode(ids, skip_special_tokens=True)
+
+    def raw(self, ids: list[int]) -> str:
+        """Text as the reference decodes it for its rules (step ends, answers): special tokens kept."""
+        return str(self.tok.decode(ids))
 
     @staticmethod
     def titles() -> dict[str, str]:
@@ -61,8 +66,12 @@ class HiveText:
         """The others' section title between the history and the unfinished steps."""
         return STEP_SEPARATOR + HOGWILD.render("others_title") + STEP_SEPARATOR
 
-    def instruction(self, examples: bool) -> str:
-        """The collaboration instruction for N >= 2 workers (rules, examples, ways to cooperate)."""
+    def instruction(self, examples: bool, suggestions: str = "with-examples") -> str:
+        """The collaboration instruction for N >= 2 workers (rules, examples, ways to cooperate).
+
+        Without examples the authors' builder also drops the ways to work together (one
+        conditional covers both) and leaves its empty place between two separators: so does
+        ``suggestions: with-examples``; ``always`` keeps them."""
         names = self.names
         team = ", ".join(names[:-1]) + f" and {names[-1]}"
         a, b = names[0], names[1]
@@ -72,20 +81,25 @@ class HiveText:
         parts = [HOGWILD.render("rules", count=len(names), workers=team, **common)]
         if examples:
             parts.append(HOGWILD.render("examples", **shots))
-        parts.append(HOGWILD.render("collaboration", a=a, b=b))
         if examples:
+            parts.append(HOGWILD.render("collaboration", a=a, b=b))
             parts.append(HOGWILD.render("collaboration_examples", **shots))
+        elif suggestions == "always":
+            parts.append(HOGWILD.render("collaboration", a=a, b=b))
+        else:
+            parts.append("")
         parts.append(HOGWILD.render("task", workers=team))
         return STEP_SEPARATOR.join(p.strip("\n") for p in parts)
 
     def prompt(self, problem: str, cfg: HiveConfig, think_id: int | None) -> list[int]:
-        """The prompt's token ids: the user turn, the generation prompt, and (``think: vocab``, for
-        a model whose vocabulary has ``think_id``) the opened thinking block where the template
-        did not open it."""
+        """The prompt's token ids: the user turn and the generation prompt (which opens the
+        thinking block where the chat template does so); ``think: vocab`` also opens it, for a
+        model whose vocabulary has ``think_id``, where the template did not."""
         if cfg.workers == 1:
             user = HOGWILD.render("solo", problem=problem)
         else:
-            user = HOGWILD.render("user_turn", instruction=self.instruction(cfg.examples), problem=problem)
+            user = HOGWILD.render("user_turn", instruction=self.instruction(cfg.examples, cfg.suggestions),
+                                  problem=problem)
         ids = chat_ids(self.tok, [{"role": "user", "content": user}])
         if cfg.think == "vocab" and think_id is not None and think_id not in ids[-4:]:
             ids += self.encode(THINK + "\n")
