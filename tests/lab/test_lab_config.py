@@ -78,6 +78,15 @@ def test_example_quick_yaml_is_valid() -> None:
     }  # fmt: skip
     assert all(t.substrates for t in cfg.tasks)  # every task is paired with chosen substrates
     assert cfg.budget.max_tokens <= 96 and cfg.seeds == [0]
+    # tasks whose answers are not numbers read the shared cache's answer with their own extractor
+    task_reader = next(s for s in cfg.substrates if s.display == "shared-cache-task")
+    assert task_reader.params == {"extract": "task"}
+    assert all("shared-cache" not in t.substrates for t in cfg.tasks if t.name in ("enumerate", "countdown"))
+    from hivethink.lab import expand_grid
+    from hivethink.lab.grid import Factories, default_factories
+
+    real = default_factories()
+    expand_grid(cfg, Factories(lambda kind, **p: None, real.get_task, real.get_substrate))  # params checked
 
 
 def test_example_published_yaml_expands_with_the_presets_defaults() -> None:
