@@ -15,8 +15,11 @@ SOURCE is an openevolve-mast checkout or a directory holding the agentdash packa
 protocols: every request the preset sends with the imported texts, on scripted replies, against
 the request the authors' own driver builds from the checkout on the same replies (the importer
 module's ``fidelity``: the driver runs in a subprocess with stand-ins for the model clients).
-metagpt (v0.1.0): every template as hivethink renders it against the authors' constant
-formatted as their code formats it. One line per comparison; exit 1 on any difference.
+metagpt (v0.1.0 or v0.8.1, by the checkout): every template as hivethink renders it against the
+authors' constant formatted as their code formats it; v0.8.1 also each document's whole prompt as
+the checkout's ``ActionNode.compile`` builds it (in a subprocess) against hivethink's node prompt
+filled with the imported node list, example and constraint, and the two inline joiners hivethink
+keeps as its own against the authors' f-strings. One line per comparison; exit 1 on any difference.
 """
 
 from __future__ import annotations

@@ -298,7 +298,7 @@ def test_export_writes_hivethinks_own_texts_as_a_directory_that_validates(tmp_pa
 
 # -- the text protocols: every text found, mapped and replayed against the published driver -----
 
-PROTOCOLS = {  # system -> (fixture, the importer's module, texts of hivethink's own, one imported text)
+PROTOCOLS = {  # case -> (fixture, the importer's module, texts of hivethink's own, one imported text)
     "agentsnet": ("agentsnet", "agentsnet", {"agentsnet-tasks/baseline"},
                   ("agentsnet/request", "{{cot}} Fixture: {{rounds_left}} rounds left; write to {{neighbours}}.")),
     "consensus-game": ("byzantine_consensus", "consensus_game", set(),
@@ -307,29 +307,40 @@ PROTOCOLS = {  # system -> (fixture, the importer's module, texts of hivethink's
     "camel": ("camel_paper", "camel", None, None),
     "coral": ("collaborative_reasoner", "coral", None, None),
     "debate-du": ("llm_multiagent_debate", "debate_du", None, None),
-    "metagpt": ("metagpt_010", "metagpt", set(),
-                ("metagpt-0.1.0/prd_search", "### Fixture results\n{{results}}\n\n### Fixture summary\n{{summary}}")),
+    "metagpt-0.1.0": ("metagpt_010", "metagpt", set(),
+                      ("metagpt-0.1.0/prd_search", "### Fixture results\n{{results}}\n\n### Fixture summary\n{{summary}}")),
+    "metagpt-0.8.1": ("metagpt_081", "metagpt", {"metagpt-0.8.1/code_file", "metagpt-0.8.1/code_block"},
+                      ("metagpt-0.8.1/prd_nodes", "* Language (<class 'str'>): Fixture: the language.\n"
+                                                  "* Goals (list[str]): Fixture: up to two goals.\n")),
 }
+CASES = {"metagpt-0.1.0": ("metagpt", 1), "metagpt-0.8.1": ("metagpt", 0)}  # case -> (system, its origin's index)
 
 
-def import_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str) -> tuple[Path, Path]:
-    """The system's fixture checkout, pinned and imported: (checkout, prompts directory), with
+def case_of(case: str) -> tuple[str, int]:
+    return CASES.get(case, (case, 0))
+
+
+def import_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> tuple[Path, Path]:
+    """The case's fixture checkout, pinned and imported: (checkout, prompts directory), with
     every text the origin publishes imported and named in the manifest."""
-    fixture, _, own, sample = PROTOCOLS[system]
+    fixture, _, own, sample = PROTOCOLS[case]
+    system, index = case_of(case)
     repo, head = git_repo(tmp_path / fixture, fixture)
-    pin(monkeypatch, system, head)
+    pin(monkeypatch, system, head, index)
+    origin = importers.SYSTEMS[system].origins[index]
     out = tmp_path / "published"
     done = importers.run(system, str(repo), out)
     texts = done.entry.texts
     assert (done.entry.commit, done.entry.at_pin) == (head, True)
-    assert {k for k, t in texts.items() if t.origin == "published"} == set(importers.SYSTEMS[system].origins[0].texts)
+    assert {k for k, t in texts.items() if t.origin == "published"} == set(origin.texts)
     if own is not None:
         assert {k for k, t in texts.items() if t.origin == "builtin"} == own
     for key, text in texts.items():
         assert source.sha256(prompts.read_text(out / f"{key}.txt")) == text.sha256
-        where = importers.SYSTEMS[system].origins[0].texts.get(key)
+        where = origin.texts.get(key)
         assert text.origin == "builtin" or (text.file, text.object, text.how) == (where.file, where.object, where.how)
-    if system == "metagpt":  # the role defaults, read from the __init__ parameters
+    assert {k.partition("/")[0] for k in texts} == {k.partition("/")[0] for k in origin.texts}  # its books only
+    if case == "metagpt-0.1.0":  # the role defaults, read from the __init__ parameters
         assert prompts.read_text(out / "metagpt-0.1.0" / "architect_goal.txt") == "Fixture-architect-goal"
         assert prompts.read_text(out / "metagpt-0.1.0" / "prefix.txt") == (
             "Fixture: {{profile}} called {{name}}; aim: {{goal}}; limits: {{constraints}}. ")
@@ -338,19 +349,52 @@ def import_protocol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str
     return repo, out
 
 
-@pytest.mark.parametrize("system", ["agentsnet", "consensus-game", "metagpt"])
-def test_every_text_of_a_protocol_is_found_mapped_and_named(tmp_path, monkeypatch, system):
-    import_protocol(tmp_path, monkeypatch, system)
+@pytest.mark.parametrize("case", ["agentsnet", "consensus-game", "metagpt-0.1.0"])
+def test_every_text_of_a_protocol_is_found_mapped_and_named(tmp_path, monkeypatch, case):
+    import_protocol(tmp_path, monkeypatch, case)
+
+
+def test_metagpt_081_constants_and_the_action_nodes_built_by_the_authors_code(tmp_path, monkeypatch):
+    """v0.8.1: constants read with ast (class attributes, format templates with their braces),
+    the node lists, examples and constraint built by the checkout's ActionNode.compile in a
+    subprocess (tenacity, the LLM and config modules are stand-ins), the two inline joiners
+    hivethink's own; a v0.1.0 book is not written beside it."""
+    _, out = import_protocol(tmp_path, monkeypatch, "metagpt-0.8.1")
+    book = out / "metagpt-0.8.1"
+    assert not (out / "metagpt-0.1.0").exists()
+    assert prompts.read_text(book / "qa_constraints.txt") == "Fixture-qa-constraints"
+    assert prompts.read_text(book / "prefix.txt") == "Fixture: {{name}} works as {{profile}}; aim: {{goal}}. "
+    assert prompts.read_text(book / "constraint.txt") == "fixture limits: {{constraints}}. "
+    assert 'def fixture(): return {"braces": "kept"}' in prompts.read_text(book / "review_example.txt")
+    assert prompts.read_text(book / "node_constraint.txt") == (
+        "Fixture language rule.\nFixture format rule: inside [CONTENT][/CONTENT].")
+    assert prompts.read_text(book / "prd_example.txt") == (
+        '[CONTENT]\n{\n  "Language": "en_us",\n  "Goals": [\n    "Fixture goal {one}",\n    "Fixture goal two"\n  ]\n}'
+        "\n[/CONTENT]")
+    assert "classDiagram\\n    class FixtureMain" in prompts.read_text(book / "design_example.txt")
+    assert prompts.read_text(book / "summarize.txt") == (
+        "\nFixture summary.\n{{system_design}}\n{{task}}\n{{code_blocks}}\n")
+    manifest = json.loads((out / "SOURCE.json").read_text())["imports"][0]["texts"]
+    assert manifest["metagpt-0.8.1/tasks_nodes"]["how"] == "builder"
+    assert manifest["metagpt-0.8.1/tasks_nodes"]["object"] == "PM_NODE.compile (its instruction)"
+    # the other tag's book goes beside it, into the same directory, once
+    repo010, head010 = git_repo(tmp_path / "metagpt_010", "metagpt_010")
+    pin(monkeypatch, "metagpt", head010, 1)
+    importers.run("metagpt", str(repo010), out)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["metagpt-0.1.0", "metagpt-0.8.1"]
+    assert [i["commit"] for i in json.loads((out / "SOURCE.json").read_text())["imports"]][1] == head010
+    with pytest.raises(HivethinkError, match=r"already holds the book\(s\) metagpt-0.1.0 \("):
+        importers.run("metagpt", str(repo010), out)
 
 
 @pytest.mark.slow  # two to four interpreters per system (the builder, the authors' drivers)
-@pytest.mark.parametrize("system", sorted(PROTOCOLS))
-def test_a_protocol_runs_with_the_imported_texts_exactly_as_the_published_driver(tmp_path, monkeypatch, system):
+@pytest.mark.parametrize("case", sorted(PROTOCOLS))
+def test_a_protocol_runs_with_the_imported_texts_exactly_as_the_published_driver(tmp_path, monkeypatch, case):
     """The preset, run on the imported directory with scripted replies, sends exactly the
     requests the authors' driver (from the same checkout, on the same replies) builds."""
-    repo, out = import_protocol(tmp_path, monkeypatch, system)
+    repo, out = import_protocol(tmp_path, monkeypatch, case)
     prompts.use_directory(out)
-    rows = importlib.import_module(f"hivethink.prompts.importers.{PROTOCOLS[system][1]}").fidelity(repo)
+    rows = importlib.import_module(f"hivethink.prompts.importers.{PROTOCOLS[case][1]}").fidelity(repo)
     assert len(rows) > 4
     assert [what for what, ours, theirs in rows if ours != theirs] == []
 
@@ -370,21 +414,37 @@ def _metagpt_moved(root: Path) -> None:
     path.write_text(path.read_text().replace("PREFIX_TEMPLATE", "ROLE_PREFIX"))
 
 
-@pytest.mark.parametrize(("system", "fixture", "edit", "message"), [
-    ("metagpt", "metagpt_010", _metagpt_moved, r"role.py: no constant PREFIX_TEMPLATE \(the importer expects it there"),
+def _metagpt_081_moved_constant(root: Path) -> None:
+    path = root / "metagpt" / "roles" / "engineer.py"
+    path.write_text(path.read_text().replace("IS_PASS_PROMPT", "DONE_PROMPT"))
+
+
+def _metagpt_081_moved_node(root: Path) -> None:
+    path = root / "metagpt" / "actions" / "project_management_an.py"
+    path.write_text(path.read_text().replace("PM_NODE =", "TASKS_NODE ="))
+
+
+@pytest.mark.parametrize(("case", "fixture", "edit", "message"), [
+    ("metagpt-0.1.0", "metagpt_010", _metagpt_moved,
+     r"role.py: no constant PREFIX_TEMPLATE \(the importer expects it there"),
+    ("metagpt-0.8.1", "metagpt_081", _metagpt_081_moved_constant,
+     r"engineer.py: no constant IS_PASS_PROMPT \(the importer expects it there"),
+    ("metagpt-0.8.1", "metagpt_081", _metagpt_081_moved_node,
+     r"the authors' builder failed: AttributeError: .*'PM_NODE'"),
     ("agentsnet", "agentsnet", _agentsnet_moved,
      r"the authors' builder failed: AttributeError: .*'fallback_json_request'"),
     ("consensus-game", "byzantine_consensus", _consensus_moved,
      r"bcg_agents.py: no constant HonestBCGAgent._decide_next_value_json.max_json_retries"),
 ])
-def test_a_moved_text_or_another_commit_of_a_protocol_is_one_line(tmp_path, monkeypatch, capsys, system, fixture,
+def test_a_moved_text_or_another_commit_of_a_protocol_is_one_line(tmp_path, monkeypatch, capsys, case, fixture,
                                                                   edit, message):
+    system, index = case_of(case)
     repo, head = git_repo(tmp_path / fixture, fixture)
     code, err = cli("import", system, repo, "--out", tmp_path / "out", capsys=capsys)
-    pinned = importers.SYSTEMS[system].origins[0].pinned
+    pinned = importers.SYSTEMS[system].origins[index].pinned
     assert code == 2 and err.count("\n") == 1 and f"at commit {head}, but the preset is pinned to {pinned}" in err
     moved, head = git_repo(tmp_path / "moved", fixture, edit)
-    pin(monkeypatch, system, head)
+    pin(monkeypatch, system, head, index)
     code, err = cli("import", system, moved, "--out", tmp_path / "out", capsys=capsys)
     assert code == 2 and err.count("\n") == 1 and re.search(message, err), err
     assert not (tmp_path / "out").exists()

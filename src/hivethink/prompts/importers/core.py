@@ -489,10 +489,12 @@ def import_system(system: System, spec: str, out: Path, *, allow_unpinned: bool 
     """Read ``system``'s texts from ``spec`` and write the prompts directory ``out`` (the modules
     that declare the books of any system ``out`` may already hold must have been imported)."""
     importlib.import_module(system.declares)
-    books = {b: prompts.books()[b] for b in system.books}
-    earlier = _existing(out, system.books)
     with unpacked(spec) as where:
         located = locate(system, where, allow_unpinned, shown=spec)
+        # the books this origin fills (MetaGPT's tags fill one book each)
+        names = tuple(b for b in system.books if any(k.partition("/")[0] == b for k in located.origin.texts))
+        books = {b: prompts.books()[b] for b in names}
+        earlier = _existing(out, names)
         texts = read_texts(located, books)
         checks = run_checks(located)
         source = str(Path(spec).expanduser().resolve()) if where != spec else str(located.root)
