@@ -120,13 +120,14 @@ def test_auto_on_the_embedded_gguf_reads_its_q4_1_blocks(smol32):
     assert int(got.argmax()) == int(ref.argmax())
     # one decode row alone, then beside 3 others: bit for bit the same
     def decode(extra: int) -> torch.Tensor:
-        from hivethink.engine.attention import RowSpec
+        from hivethink.engine.attention import RowSpec, reserve_rows
 
         runner = Runner(m)
         mine = runner.cache.new_block("mine")
         runner.prefill(mine, ids)
         others = [runner.cache.new_block(f"o{i}") for i in range(extra)]
         rows = [RowSpec([mine], 1, 0)] + [RowSpec([o], 2, 0) for o in others]
+        reserve_rows(runner.cache, rows)  # the engine's part: a pass's pages are taken before it runs
         out = runner.forward(rows, [[7]] + [[11, 12]] * extra)[0]
         assert out is not None
         return out

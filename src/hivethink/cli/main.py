@@ -250,7 +250,8 @@ def bench_engine(
                   f"{result['bandwidth_gb_s']:.0f} GB/s: bound {result['weight_bound_ms']:.2f} ms/step "
                   f"({result['attention']} attention)", highlight=False)
     if result["graphs_used"]:
-        console.print(f"decode steps as graphs ({result['graphs']}): {result['graph_captures']} buckets captured"
+        console.print(f"decode steps as graphs ({result['graphs']}): {result['graph_captures']} buckets "
+                      + ("captured" if str(result["device"]).startswith("cuda") else "built (bucketed, not captured: no CUDA)")
                       + (f"; capture failed, eager instead: {'; '.join(result['graph_failures'])}"
                          if result["graph_failures"] else ""), markup=False, highlight=False)
     if result["hives"]:
