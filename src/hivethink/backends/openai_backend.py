@@ -23,14 +23,16 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 
 from hivethink.backends.base import Completion, GenRequest, Score, ScoreRequest
 
+T = TypeVar("T")
+R = TypeVar("R")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -75,20 +77,25 @@ class OpenAIBackend:
         self._lock = threading.Lock()
 
     def generate(self, requests: Sequence[GenRequest]) -> list[Completion]:
+        return self._each(self._complete, requests)
+
+    def _each(self, one: Callable[[R], T], requests: Sequence[R]) -> list[T]:
+        """``one`` over the requests, up to ``concurrency`` at a time, in order."""
         if not requests:
             return []
-        workers = min(self.concurrency, len(requests))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(self._complete, requests))
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            return list(pool.map(one, requests))
 
-    def _complete(self, request: GenRequest) -> Completion:
-        start = time.perf_counter()
+    def _retrying(self, call: Callable[[], T], retry: Callable[[BaseException], bool]) -> T | str:
+        """``call()``'s result, retrying (with backoff, up to ``max_retries``) the failures
+        ``retry`` accepts; once it gives up, the error as one line (counted as a failure). Never
+        raises: a backend call must not."""
         attempt = 0
         while True:
             try:
-                completion = self._call(request)
-            except Exception as exc:  # noqa: BLE001 - generate must never raise
-                if _retryable(exc) and attempt < self.max_retries:
+                return call()
+            except Exception as exc:  # noqa: BLE001 - generate and score must never raise
+                if retry(exc) and attempt < self.max_retries:
                     with self._lock:
                         self.retries += 1
                     time.sleep(self.backoff_s * 2**attempt)
@@ -96,14 +103,15 @@ class OpenAIBackend:
                     continue
                 with self._lock:
                     self.failures += 1
-                return Completion(
-                    text="",
-                    wall_s=time.perf_counter() - start,
-                    finish_reason="error",
-                    error=f"{_one_line(exc)} (after {attempt + 1} attempts)",
-                )
-            completion.wall_s = time.perf_counter() - start
-            return completion
+                return f"{_one_line(exc)} (after {attempt + 1} attempts)"
+
+    def _complete(self, request: GenRequest) -> Completion:
+        start = time.perf_counter()
+        completion = self._retrying(lambda: self._call(request), _retryable)
+        if isinstance(completion, str):
+            return Completion(text="", wall_s=time.perf_counter() - start, finish_reason="error", error=completion)
+        completion.wall_s = time.perf_counter() - start
+        return completion
 
     def _call(self, request: GenRequest) -> Completion:
         kwargs: dict[str, Any] = {
@@ -150,29 +158,18 @@ class OpenAIBackend:
 
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[Score]:
-        if not requests:
-            return []
-        workers = min(self.concurrency, len(requests))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(self._score_one, requests))
+        return self._each(self._score_one, requests)
 
     def _score_one(self, request: ScoreRequest) -> Score:
-        attempt = 0
-        while True:
+        def call() -> Score:
             try:
                 return self._score_call(request)
-            except NoPromptLogprobs as exc:
+            except NoPromptLogprobs as exc:  # the server's answer, not a failure: no retry
                 return Score(error=str(exc))
-            except Exception as exc:  # noqa: BLE001 - score must never raise
-                if _retryable(exc) and not isinstance(exc, MalformedResponse) and attempt < self.max_retries:
-                    with self._lock:
-                        self.retries += 1
-                    time.sleep(self.backoff_s * 2**attempt)
-                    attempt += 1
-                    continue
-                with self._lock:
-                    self.failures += 1
-                return Score(error=f"{_one_line(exc)} (after {attempt + 1} attempts)")
+
+        # a malformed echo is an error at once; the other retryable failures are retried
+        score = self._retrying(call, lambda exc: _retryable(exc) and not isinstance(exc, MalformedResponse))
+        return Score(error=score) if isinstance(score, str) else score
 
     def _score_call(self, request: ScoreRequest) -> Score:
         prompt, continuation = request.prompt, request.continuation
