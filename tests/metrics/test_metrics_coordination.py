@@ -207,7 +207,7 @@ def test_items_with_instance_argument_are_passed_the_instance() -> None:
 
 
 def test_engine_trace_forced_text_and_shared_prompt_are_not_work() -> None:
-    check = "Quick check: am I doing redundant work? (yes/no):"
+    check = "Quick check: is my current work redundant? (yes/no):"
     events = [ev("prompt", "all", "Solve the puzzle together")]
     for worker, content in (
         ("Alice", " I take the even cases first"),

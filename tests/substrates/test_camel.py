@@ -21,7 +21,7 @@ INIT = "Understood, I will follow these rules."  # the assistant's reply to its 
 
 def role(request) -> str:
     system = request.messages[0]["content"]
-    if system == "You can make a task more specific.":
+    if system == "You turn a task into a more specific one.":
         return "specifier"
     return "instructor" if "RULES OF THE USER" in system else "assistant"
 
@@ -45,8 +45,8 @@ def test_the_whole_conversation_as_the_paper_era_code_ran_it():
     )
     spec, init, i1, a1, i2, a2 = backend.requests
     assert role(spec) == "specifier" and spec.messages[1]["content"] == (
-        "Here is a task that Problem Solver will help Instructor to complete: What is 2+2? Put it "
-        "in \\boxed{}..\nPlease make it more specific. Be creative and imaginative.\nReply with the "
+        "Problem Solver is to help Instructor carry out this task: What is 2+2? Put it "
+        "in \\boxed{}..\nRewrite the task to be more specific, with creativity and imagination.\nReply with the "
         "specified task in 50 words or fewer. Do not add anything else."
     )
     assert spec.temperature == 1.4 and {r.temperature for r in (init, i1, a1, i2, a2)} == {0.2}

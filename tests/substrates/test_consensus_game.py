@@ -128,7 +128,7 @@ def test_the_whole_game_with_moving_values_and_the_published_retries():
         '\n\nReply with JSON only:\n{\n  "internal_strategy": "your private observations",\n'
         '  "value": <integer>,\n  "public_reasoning": "your explanation, visible to all agents"\n}'
     )
-    assert "You have not proposed a value yet\n(You have no initial value" in p1["Dave"].messages[1]["content"]
+    assert "No value proposed by you so far\n(You have no initial value" in p1["Dave"].messages[1]["content"]
     # the initial value stays in the system prompt of every later call while the value moves
     for batch in backend.calls:
         for r in batch:

@@ -38,17 +38,17 @@ def test_gsm_setup_transcript():
     assert [len(b) for b in backend.calls] == [3, 3]  # 2 rounds: answer, then one revision
     first = backend.calls[0][0].messages
     assert first == [{"role": "user", "content": (
-        "Can you solve the following math problem? Tom has 3 apples and buys 4. How many? Explain "
+        "Solve this math problem: Tom has 3 apples and buys 4. How many? Show "
         "your reasoning. Your final answer should be one single number, written as \\boxed{answer}, "
         "at the end of your response."
     )}]  # fmt: skip
     second = backend.calls[1][1].messages  # agent 2 in round 2 sees agents 1 and 3, anonymously
     assert [m["role"] for m in second] == ["user", "assistant", "user"]
     assert second[2]["content"] == (
-        "These are the other agents' solutions to the problem: \n\n One agent's solution: "
-        f"```{replies[0][0]}```\n\n One agent's solution: ```{replies[0][2]}```\n\n Using the other "
-        "agents' solutions as additional information, can you give your answer to the math "
-        "problem? \n The original math problem is Tom has 3 apples and buys 4. How many?. Your "
+        "Here are the other agents' solutions: \n\n One agent's solution: "
+        f"```{replies[0][0]}```\n\n One agent's solution: ```{replies[0][2]}```\n\n Taking their "
+        "solutions into account, what is your answer to the math "
+        "problem? \n The math problem was: Tom has 3 apples and buys 4. How many?. Your "
         "final answer should be one single number, written as \\boxed{answer}, at the end of "
         "your response."
     )
@@ -67,13 +67,13 @@ def test_arithmetic_setup_has_three_rounds_and_no_restated_question():
     backend, res = run(inst, task, replies, workers=2, setup="arithmetic")
     assert [len(b) for b in backend.calls] == [2, 2, 2]
     assert backend.requests[0].messages[0]["content"] == (
-        f"{inst.question} Make sure to state your answer at the end of the response."
+        f"{inst.question} State your answer at the end of your response."
     )
     revise = backend.calls[2][0].messages[-1]["content"]
     assert revise == (
-        "These are the recent or updated opinions of other agents: \n\n One agent's response: "
-        "```So 6.```\n\n Use these opinions carefully as additional advice: can you give an updated "
-        "answer? Make sure to state your answer at the end of the response."
+        "Here are the latest opinions of the other agents: \n\n One agent's response: "
+        "```So 6.```\n\n Weigh these opinions with care as further advice: what is your updated "
+        "answer? State your answer at the end of your response."
     )
     assert inst.question not in revise  # the published arithmetic prompt does not restate it
     # "1,5" reads as 1.5; "{target}." reads as the target; a tie goes to the first agent
@@ -90,7 +90,7 @@ def test_named_variant_and_explicit_rounds():
 
 def test_a_lone_agent_is_asked_to_check_its_answer():
     backend, _ = run(GSM, MathTask(), [["\\boxed{7}"], ["\\boxed{7}"]], workers=1)
-    assert backend.calls[1][0].messages[-1]["content"].startswith("Can you check again that your answer is correct?")
+    assert backend.calls[1][0].messages[-1]["content"].startswith("Check once more whether your answer is correct")
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ def test_arithmetic_problems_are_du_expressions():
         assert ops == inst.data["operands"] and all(0 <= x <= 29 for x in ops)
         a, b, c, d, e, f = ops
         assert inst.target == str(a + b * c + d - e * f)
-        assert inst.prompt.endswith("Make sure to state your answer at the end of the response.")
+        assert inst.prompt.endswith("State your answer at the end of your response.")
     task = ArithmeticTask()
     inst = task.generate(1, 0)[0]
     assert task.score(inst, task.extract(f"so it is {inst.target}")) == 1.0

@@ -2,7 +2,7 @@
 (camel-ai/camel at ``9a1f0d700``: ``camel/agents/role_playing.py``, ``camel/agents/chat_agent.py``,
 ``examples/ai_society/role_playing_multiprocess.py``; protocols.md section 6).
 
-A task specifier (a helper call at temperature 1.4: "you can make a task more specific") first
+A task specifier (a helper call at temperature 1.4: "turn a task into a more specific one") first
 turns the task into a concrete one of at most ``word_limit`` words (``specify``). Then the
 instructor (the CAMEL "user", first name) and the assistant (second name) talk at temperature
 0.2 with no per-call cap of their own (``max_tokens`` 4096 here, the published model's whole

@@ -67,7 +67,7 @@ class ArithmeticTask:
             text = question(operands)
             out.append(Instance(
                 task=self.name, id=instance_id(self.name, params, seed, i),
-                prompt=f"{text} Make sure to state your answer at the end of the response.",
+                prompt=f"{text} State your answer at the end of your response.",
                 target=str(evaluate(operands)), data={"question": text, "operands": operands},
             ))  # fmt: skip
         return out

@@ -70,7 +70,7 @@ class CommonGroundTask(ArithmeticTask):
             text = BOOK.render("revision", old=first[3], new=revised[3], question=question(revised))
             out.append(Instance(
                 task=self.name, id=instance_id(self.name, params, seed, i),
-                prompt=f"{question(first)} Make sure to state your answer at the end of the response.",
+                prompt=f"{question(first)} State your answer at the end of your response.",
                 target=str(evaluate(revised)),
                 data={"question": question(first), "operands": first, "revised": revised},
                 probe=Probe("revision", text, misled=str(evaluate(first)), start=self.start),
@@ -100,7 +100,7 @@ class ErrorPropagationTask(ArithmeticTask):
             misled = a + wrong + d - e * f
             out.append(Instance(
                 task=self.name, id=instance_id(self.name, params, seed, i),
-                prompt=f"{question(ops)} Make sure to state your answer at the end of the response.",
+                prompt=f"{question(ops)} State your answer at the end of your response.",
                 target=str(evaluate(ops)), data={"question": question(ops), "operands": ops},
                 probe=Probe("seed", BOOK.render("seed", claim=f"{b}*{c} = {wrong}"),
                             misled=str(misled), marker=str(wrong)),
