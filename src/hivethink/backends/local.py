@@ -22,53 +22,38 @@ from typing import Any
 import torch
 
 from hivethink.backends.base import Completion, GenRequest, Score, ScoreRequest
-from hivethink.engine.cache import Block
 from hivethink.engine.hive import chat_ids
 from hivethink.engine.sampling import SamplingParams
-from hivethink.engine.scheduler import Engine, EngineStats, GenJob, Intent, Job, NewBlock, PassRow
+from hivethink.engine.scheduler import Engine, EngineStats, GenJob, PromptJob
 from hivethink.errors import HivethinkError
 from hivethink.models.loader import LoadedModel, load_model
 
 
-class ScoreJob(Job):
+class ScoreJob(PromptJob):
     """The log-probability of each ``continuation`` token after ``prompt`` and the tokens before
     it. The prompt is written in chunks (the last chunk's logits give the first continuation
     token's probability), then each continuation token but the last is fed alone, one pass each.
     """
 
+    prefix = "score"
+
     def __init__(self, prompt: list[int], continuation: list[int], chunk: int = 128):
-        super().__init__()
         if not prompt or not continuation:
             raise HivethinkError("a score needs a non-empty prompt and continuation")
-        self.prompt, self.continuation, self.chunk = list(prompt), list(continuation), chunk
+        super().__init__(prompt, chunk)
+        self.continuation = list(continuation)
         self.logprobs: list[float] = []
-        self._block: Block | None = None
-        self._fed = 0  # prompt tokens written
-
-    def wants(self) -> list[NewBlock]:
-        return [NewBlock(f"score{self.id}", self.prompt)] if self._block is None and not self.done else []
-
-    def given(self, blocks: list[Block]) -> None:
-        [self._block] = blocks
-        self._fed = self._block.length
 
     def restart(self) -> None:
-        self._block, self._fed, self.logprobs = None, 0, []
+        super().restart()
+        self.logprobs = []
 
-    def intent(self) -> Intent | None:
-        if self._block is None:
-            return None
-        if self._fed < len(self.prompt):
-            piece = self.prompt[self._fed : self._fed + self.chunk]
-            last = self._fed + len(piece) == len(self.prompt)
-            return Intent([PassRow([self._block], piece, want_logits=last, self_contained=True)])
-        return Intent([PassRow([self._block], [self.continuation[len(self.logprobs) - 1]], self_contained=True)])
+    def next_token(self) -> int:
+        return self.continuation[len(self.logprobs) - 1]
 
     def update(self, logits: list[torch.Tensor | None], positions: list[int]) -> None:
-        if self._fed < len(self.prompt):
-            self._fed = min(len(self.prompt), self._fed + self.chunk)
-            if self._fed < len(self.prompt):
-                return
+        if self.wrote() == "chunk":
+            return
         [lg] = logits
         assert lg is not None
         token = self.continuation[len(self.logprobs)]

@@ -163,54 +163,37 @@ class Job(ABC):
         return 1
 
 
-class GenJob(Job):
-    """A plain generation: a prompt, then sampled tokens until an end token, a stop string, the
-    token cap or the end of a JSON schema. Iterate it for text pieces as they are sampled."""
+class PromptJob(Job):
+    """A job over one block of its own: its prompt written in chunks of at most ``chunk`` tokens
+    (logits wanted after the last one only; a prefix-cache hit skips what the cache held), then
+    one token a pass, :meth:`next_token`. Plain generations and scores are both this."""
 
-    def __init__(self, prompt: list[int], *, max_tokens: int, sampling: SamplingParams,
-                 stop: Sequence[str] = (), end_ids: Iterable[int] = (), tokenizer: Any = None,
-                 json_schema: dict[str, Any] | None = None, chunk: int = 128, stream: bool = False):
+    prefix = "job"  # its block's name: prefix + job id
+
+    def __init__(self, prompt: list[int], chunk: int = 128):
         super().__init__()
-        if not prompt:
-            raise HivethinkError("empty prompt")
-        self.prompt, self.max_tokens, self.sampling = list(prompt), max_tokens, sampling
-        self.stop, self.end_ids, self.tok = list(stop), set(end_ids), tokenizer
-        self.json_schema, self.chunk, self.streaming = json_schema, chunk, stream
-        self.tokens: list[int] = []
-        self.text = ""
+        self.prompt, self.chunk = list(prompt), chunk
         self.cached_tokens = 0  # prompt tokens taken from the prefix cache
-        self._pieces: queue.Queue[Any] = queue.Queue()
-        self._emitted = 0  # characters already streamed (a restart does not stream them again)
         self._block: Block | None = None
         self._fed = 0  # prompt tokens written
-        self._next: int | None = None  # sampled, not yet written
-        self._gen = new_generator(sampling.seed)
-        self._grammar: Any = None
-        self._cut = False  # a stop string ended the text
 
     @property
     def prompt_tokens(self) -> int:
         return len(self.prompt)
 
-    def attach(self, host: JobHost) -> None:
-        self._gen = new_generator(self.sampling.seed, host.device)
-        if self.json_schema is not None and self._grammar is None:
-            self._grammar = host.grammar(self.json_schema)
-        if self.max_tokens <= 0:
-            self.finish("length")
-
     def wants(self) -> list[NewBlock]:
-        return [NewBlock(f"gen{self.id}", self.prompt)] if self._block is None and not self.done else []
+        return [NewBlock(f"{self.prefix}{self.id}", self.prompt)] if self._block is None and not self.done else []
 
     def given(self, blocks: list[Block]) -> None:
         [self._block] = blocks
         self._fed = self.cached_tokens = self._block.length
 
     def restart(self) -> None:
-        self._block, self._fed, self._next, self._cut = None, 0, None, False
-        self.tokens, self.text = [], ""
-        if self._grammar is not None:
-            self._grammar.reset()
+        self._block, self._fed = None, 0
+
+    @abstractmethod
+    def next_token(self) -> int:
+        """The token the next pass writes, once the prompt is written."""
 
     def intent(self) -> Intent | None:
         if self._block is None:
@@ -219,17 +202,65 @@ class GenJob(Job):
             piece = self.prompt[self._fed : self._fed + self.chunk]
             last = self._fed + len(piece) == len(self.prompt)
             return Intent([PassRow([self._block], piece, want_logits=last, self_contained=True)])
+        return Intent([PassRow([self._block], [self.next_token()], self_contained=True)])
+
+    def wrote(self) -> str:
+        """What the pass just run wrote (call once, at the start of ``update``): "chunk" (a prompt
+        chunk that is not the last: no logits), "prompt" (its last chunk) or "token"."""
+        if self._fed >= len(self.prompt):
+            return "token"
+        self._fed = min(len(self.prompt), self._fed + self.chunk)
+        return "prompt" if self._fed == len(self.prompt) else "chunk"
+
+
+class GenJob(PromptJob):
+    """A plain generation: a prompt, then sampled tokens until an end token, a stop string, the
+    token cap or the end of a JSON schema. Iterate it for text pieces as they are sampled."""
+
+    prefix = "gen"
+
+    def __init__(self, prompt: list[int], *, max_tokens: int, sampling: SamplingParams,
+                 stop: Sequence[str] = (), end_ids: Iterable[int] = (), tokenizer: Any = None,
+                 json_schema: dict[str, Any] | None = None, chunk: int = 128, stream: bool = False):
+        if not prompt:
+            raise HivethinkError("empty prompt")
+        super().__init__(prompt, chunk)
+        self.max_tokens, self.sampling = max_tokens, sampling
+        self.stop, self.end_ids, self.tok = list(stop), set(end_ids), tokenizer
+        self.json_schema, self.streaming = json_schema, stream
+        self.tokens: list[int] = []
+        self.text = ""
+        self._pieces: queue.Queue[Any] = queue.Queue()
+        self._emitted = 0  # characters already streamed (a restart does not stream them again)
+        self._next: int | None = None  # sampled, not yet written
+        self._gen = new_generator(sampling.seed)
+        self._grammar: Any = None
+        self._cut = False  # a stop string ended the text
+
+    def attach(self, host: JobHost) -> None:
+        self._gen = new_generator(self.sampling.seed, host.device)
+        if self.json_schema is not None and self._grammar is None:
+            self._grammar = host.grammar(self.json_schema)
+        if self.max_tokens <= 0:
+            self.finish("length")
+
+    def restart(self) -> None:
+        super().restart()
+        self._next, self._cut = None, False
+        self.tokens, self.text = [], ""
+        if self._grammar is not None:
+            self._grammar.reset()
+
+    def next_token(self) -> int:
         assert self._next is not None
-        return Intent([PassRow([self._block], [self._next], self_contained=True)])
+        return self._next
 
     def update(self, logits: list[torch.Tensor | None], positions: list[int]) -> None:
-        if self._fed < len(self.prompt):
-            self._fed = min(len(self.prompt), self._fed + self.chunk)
-            if self._fed < len(self.prompt):
-                return
-        else:
-            assert self._next is not None
-            self.tokens.append(self._next)
+        wrote = self.wrote()
+        if wrote == "chunk":
+            return
+        if wrote == "token":
+            self.tokens.append(self.next_token())
         [lg] = logits
         assert lg is not None
         banned = [self._grammar.banned()] if self._grammar is not None else None
