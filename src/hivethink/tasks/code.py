@@ -26,14 +26,13 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
-from typing import Any
 
 from hivethink.answers import python_code
 from hivethink.errors import HivethinkError
 from hivethink.sandbox import Limits, RunResult, run_python
 from hivethink.tasks._common import instance_id, params_of
 from hivethink.tasks.base import Instance, Metric, Verdict
-from hivethink.tasks.datasets import read_rows
+from hivethink.tasks.datasets import read_rows, row_text
 
 FIXTURE = Path(__file__).parent / "data" / "code_mini.jsonl"
 FORMAT = "Write the complete function, its signature included, in one ```python code block."
@@ -51,16 +50,7 @@ class CodeProblem:
     solution: str | None  # canonical_solution / code, when the file has one
 
 
-def _text(values: dict[str, Any], name: str, where: str, path: str, *, empty: bool = False) -> str:
-    if name not in values:
-        raise HivethinkError(f"{path} {where}: no field {name!r} (a code problem needs task_id, "
-                             f"prompt, entry_point and test or test_list)")
-    value = values[name]
-    if isinstance(value, int) and not isinstance(value, bool) and name == "task_id":
-        return str(value)
-    if not isinstance(value, str) or (not empty and not value.strip()):
-        raise HivethinkError(f"{path} {where}: field {name!r} must be a non-empty text")
-    return value
+NEEDS = "a code problem needs task_id, prompt, entry_point and test or test_list"
 
 
 def load_code_problems(path: str, limit: int | None = None) -> list[CodeProblem]:
@@ -71,9 +61,9 @@ def load_code_problems(path: str, limit: int | None = None) -> list[CodeProblem]
     problems = []
     for row in rows:
         v, where = row.values, row.where
-        task_id = _text(v, "task_id", where, path)
-        prompt = _text(v, "prompt", where, path)
-        entry = _text(v, "entry_point", where, path).strip()
+        task_id = row_text(v, "task_id", where, path, needs=NEEDS, numbers=True)
+        prompt = row_text(v, "prompt", where, path, needs=NEEDS)
+        entry = row_text(v, "entry_point", where, path, needs=NEEDS).strip()
         if not entry.isidentifier():
             raise HivethinkError(f"{path} {where}: entry_point {entry!r} is not a Python name")
         test = v.get("test")

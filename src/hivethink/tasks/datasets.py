@@ -224,6 +224,21 @@ def read_rows(path: str | Path, limit: int | None = None) -> tuple[str, list[Row
     return fmt, rows
 
 
+def row_text(values: dict[str, Any], name: str, where: str, path: str | Path, *, needs: str,
+             numbers: bool = False, empty: bool = False) -> str:
+    """Field ``name`` of a row as a text: a missing field, or one that is not a (non-empty, unless
+    ``empty``) text, is one HivethinkError naming the file, the row and ``needs`` (what a row of
+    the task holds). ``numbers``: an integer is taken as its text (ids)."""
+    if name not in values:
+        raise HivethinkError(f"{path} {where}: no field {name!r} ({needs})")
+    value = values[name]
+    if numbers and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str) or (not empty and not value.strip()):
+        raise HivethinkError(f"{path} {where}: field {name!r} must be a non-empty text")
+    return value
+
+
 # --- fields and answers ------------------------------------------------------------------------
 
 

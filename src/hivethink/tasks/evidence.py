@@ -24,7 +24,7 @@ from typing import Any
 from hivethink.errors import HivethinkError
 from hivethink.tasks._common import instance_id, params_of
 from hivethink.tasks.base import Instance
-from hivethink.tasks.datasets import read_rows
+from hivethink.tasks.datasets import read_rows, row_text
 
 FIXTURE = Path(__file__).parent / "data" / "evidence_mini.jsonl"
 FORMAT = "Think step by step, then end with 'The answer is yes.' or 'The answer is no.'"
@@ -85,9 +85,7 @@ def load_evidence(path: str, limit: int | None = None) -> list[EvidenceProblem]:
     out = []
     for row in rows:
         v, where = row.values, row.where
-        question = v.get("question")
-        if not isinstance(question, str) or not question.strip():
-            raise HivethinkError(f"{path} {where}: no question (a non-empty text in 'question')")
+        question = row_text(v, "question", where, path, needs="an evidence problem needs question, answer and paragraphs")
         answer = _answer(v.get("answer"))
         if answer is None:
             raise HivethinkError(f"{path} {where}: the answer must be yes/no or true/false, got {v.get('answer')!r}")
