@@ -67,3 +67,17 @@ def test_no_temperature_samples_as_the_model_generation_config_says():
     assert backend._sampling(GenRequest([], temperature=0.3, seed=4)) == SamplingParams(0.3, 1.0, seed=4)
     backend.model = SimpleNamespace(generation=None)
     assert backend._sampling(GenRequest([], temperature=None)).greedy
+
+
+def test_a_prompt_asked_again_reports_the_tokens_the_prefix_cache_held(smol32):
+    """The local backend's completions say how many prompt tokens the prefix cache held (whole
+    64-token pages; the last token is always computed): none the first time, the rest after."""
+    ask = GenRequest([{"role": "user", "content": "List the planets of the solar system in order. " * 20}],
+                     max_tokens=2)
+    backend = LocalBackend(loaded=smol32)
+    try:
+        first, second = backend.generate([ask]), backend.generate([ask])
+    finally:
+        backend.close()
+    assert first[0].cached_tokens == 0 and first[0].prompt_tokens > 128
+    assert second[0].cached_tokens == (second[0].prompt_tokens - 1) // 64 * 64

@@ -40,6 +40,23 @@ def test_health_and_models(server, client):
         client.models.retrieve("gpt-9")
 
 
+def test_usage_says_which_prompt_tokens_the_prefix_cache_held_and_the_openai_backend_reads_it(server):
+    """A prompt of several cache pages asked twice: the first request computes it all, the second
+    finds its whole pages cached; OpenAI's ``usage.prompt_tokens_details.cached_tokens`` says so
+    and reaches the records through the OpenAI backend (``Completion.cached_tokens``)."""
+    from hivethink.backends.base import GenRequest
+    from hivethink.backends.openai_backend import OpenAIBackend
+
+    backend = OpenAIBackend(server.base_url, MODEL, max_retries=0)
+    ask = GenRequest([{"role": "user", "content": "Name the colour of each of these fruits. " * 30}], max_tokens=2)
+    first, second = backend.generate([ask]), backend.generate([ask])
+    assert first[0].error is None and second[0].error is None
+    assert first[0].cached_tokens == 0
+    page = 64  # the engine's page: only whole pages are shared
+    assert second[0].prompt_tokens > 2 * page
+    assert second[0].cached_tokens == (second[0].prompt_tokens - 1) // page * page
+
+
 def test_plain_and_streamed_greedy_agree(server, client):
     full = client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=8, temperature=0)
     text = full.choices[0].message.content

@@ -45,6 +45,7 @@ class Completion:
     completion_tokens: int = 0
     wall_s: float = 0.0
     finish_reason: str = "stop"  # "stop" | "length" | "error"
+    cached_tokens: int = 0  # of the prompt tokens, those the prefix cache held (not computed again)
     error: str | None = None
 
 

@@ -139,7 +139,7 @@ class LocalBackend:
                 for r in requests]
         engine.run_jobs(jobs)
         wall = time.perf_counter() - t0
-        return [Completion(text=j.text, prompt_tokens=j.prompt_tokens, completion_tokens=len(j.tokens),
+        return [Completion(text=j.text, prompt_tokens=j.prompt_tokens, completion_tokens=len(j.tokens), cached_tokens=j.cached_tokens,
                            wall_s=wall, finish_reason="error" if j.finish_reason == "error" else
                            (j.finish_reason or "length"), error=j.error)
                 for j in jobs]

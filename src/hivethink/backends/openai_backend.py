@@ -145,6 +145,8 @@ class OpenAIBackend:
         usage = getattr(response, "usage", None)
         prompt_tokens = _count(getattr(usage, "prompt_tokens", None))
         completion_tokens = _count(getattr(usage, "completion_tokens", None))
+        # what servers with a prefix cache report (vLLM, SGLang, OpenAI): OpenAI's usage field
+        cached = _count(getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", None))
         return Completion(
             text=text,
             prompt_tokens=prompt_tokens
@@ -154,6 +156,7 @@ class OpenAIBackend:
                 completion_tokens if completion_tokens is not None else len(text.split())
             ),
             finish_reason="length" if choice.finish_reason == "length" else "stop",
+            cached_tokens=cached or 0,
         )
 
 

@@ -21,6 +21,7 @@ class ResultLike(Protocol):
     sequential_calls: int
     tokens: int
     prompt_tokens: int
+    cached_tokens: int
     wall_s: float
     info: dict[str, Any]
     outcome: Outcome | None
@@ -58,6 +59,7 @@ def cost_metrics(result: ResultLike) -> Metrics:
         "sequential_calls": int(result.sequential_calls),
         "tokens": int(result.tokens),
         "prompt_tokens": int(result.prompt_tokens),
+        "cached_tokens": int(result.cached_tokens),
         "wall_s": float(result.wall_s),
     }
 

@@ -66,12 +66,14 @@ def single_or_multi(records: Sequence[Record]) -> Table:
         [
             ("accuracy / score", "score", rate_ci),
             ("prompt (prefill) tokens", "prompt_tokens", mean_ci),
+            ("of them cached", "cached_tokens", mean_ci),
             ("generated (decode) tokens", "tokens", mean_ci),
             ("escalated", "escalated", rate_ci),
             ("routed to MAS", "routed_mas", rate_ci),
         ],
         NOTE
-        + " Prompt tokens: every prompt token as the backend counts it (no prefix-cache discount).",
+        + " Prompt tokens: every prompt token as the backend counts it; of them cached: those a"
+        + " prefix cache held (not computed for that call; 0 from a server that does not say).",
     )
 
 

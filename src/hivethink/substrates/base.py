@@ -57,6 +57,7 @@ class SampleResult:
     sequential_calls: int = 0  # backend calls that had to wait for each other (rounds)
     tokens: int = 0  # completion tokens, all agents
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt tokens, those a prefix cache held (computed once, earlier)
     wall_s: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)  # protocol-specific (timeout, rounds used...)
     # The typed result of a protocol whose outcome is more than the team answer (the AgentsNet

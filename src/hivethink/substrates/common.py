@@ -119,6 +119,7 @@ class Recorder:
         self.events: list[Event] = []
         self.tokens = 0
         self.prompt_tokens = 0
+        self.cached_tokens = 0
         self.sequential_passes = 0
         self.sequential_calls = 0
         self._start = time.perf_counter()
@@ -193,6 +194,7 @@ class Recorder:
         for call, comp in zip(calls, completions, strict=True):
             self.tokens += comp.completion_tokens
             self.prompt_tokens += comp.prompt_tokens
+            self.cached_tokens += comp.cached_tokens
             self.event(
                 "step",
                 call.worker,
@@ -278,6 +280,7 @@ class Recorder:
             sequential_calls=self.sequential_calls,
             tokens=self.tokens,
             prompt_tokens=self.prompt_tokens,
+            cached_tokens=self.cached_tokens,
             wall_s=self.elapsed(),
             info=dict(info or {}),
         )
