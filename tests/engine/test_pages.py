@@ -9,6 +9,7 @@ import random
 import pytest
 import torch
 
+from hivethink.engine.cache import KVCache
 from hivethink.engine.forward import Runner
 from hivethink.engine.sampling import SamplingParams
 from hivethink.engine.scheduler import Engine, GenJob
@@ -218,3 +219,21 @@ def test_forgetting_idle_pages_drops_ended_prompts_and_keeps_running_ones():
     assert cache.forget_idle() == 3 and len(cache._free) == free + 3
     assert cache.block_with_prefix("again", tokens[0]).length == 0  # forgotten
     assert cache.block_with_prefix("shared", tokens[1]).length == 12  # held by a running block
+
+
+def test_a_page_is_zeroed_when_first_taken_so_attention_never_reads_uninitialised_memory():
+    """The blocks backend's arena is left uninitialised (only pages in use become resident) and a
+    page is zeroed when first taken: masked slots past a block's end must still be finite."""
+    from tests.engine.reference import cfg
+
+    cache = KVCache(cfg(), dtype=torch.float32, pages=4)
+    for t in (*cache.k, *cache.v):
+        t[1:].fill_(float("nan"))  # what uninitialised memory may hold
+    block = cache.new_block("a")
+    cache.reserve(block, 3)  # takes one page, of which 3 slots will be written
+    for t in (*cache.k, *cache.v):
+        assert torch.equal(t[block.pages[0]], torch.zeros_like(t[0]))
+        assert torch.equal(t[0], torch.zeros_like(t[0]))  # the scratch page, read by padding
+    cache.reserve(block, 3 * cache.page_size + 1)  # more pages than the arena held: it grows
+    for t in (*cache.k, *cache.v):
+        assert not t[block.pages].isnan().any()

@@ -343,6 +343,15 @@ def _serve_limits(max_tokens_limit: int, max_workers: int, max_n: int, max_body_
     return limits
 
 
+def _check_keep(mb: int | None) -> None:
+    if mb is not None and mb < 0:
+        raise HivethinkError(f"--prefix-cache-mb must be at least 0, got {mb}")
+
+
+def _mib(mb: int | None) -> int | None:
+    return None if mb is None else mb << 20
+
+
 def _check_batching(max_batch: int, max_waiting: int) -> None:
     if max_batch < 1:
         raise HivethinkError(f"--max-batch must be at least 1, got {max_batch}")
@@ -361,6 +370,7 @@ def serve(
     served_model_name: Annotated[str | None, typer.Option(help="The model name clients send (default: smollm2, or the model's directory or file name).")] = None,
     max_batch: Annotated[int, typer.Option(help="Rows decoded together in one pass (a multi-worker request takes one per worker).")] = 32,
     max_waiting: Annotated[int, typer.Option(help="Requests queued beyond the batch; more get 429.")] = 256,
+    prefix_cache_mb: Annotated[int | None, typer.Option(help="MiB of ended prompts' KV pages the prefix cache keeps for reuse, and at least as many as are in use (default: 1024, at most an eighth of free memory).")] = None,
     max_tokens_limit: Annotated[int, typer.Option(help="Most tokens per choice (and passes per multi-worker job).")] = 2048,
     max_workers: Annotated[int, typer.Option(help="Most workers of a multi-worker request.")] = 8,
     max_n: Annotated[int, typer.Option(help="Most choices (n) per request.")] = 4,
@@ -377,6 +387,7 @@ def serve(
     if api_key is not None and not api_key.strip():
         raise HivethinkError("--api-key must not be empty")
     _check_batching(max_batch, max_waiting)
+    _check_keep(prefix_cache_mb)
     check_weights(weights)
     _check_device(device)
     limits = _serve_limits(max_tokens_limit, max_workers, max_n, max_body_bytes)
@@ -396,7 +407,7 @@ def serve(
         with console.status("loading model..."):
             loaded = load_model(model, dtype=dtype, device=device or default_device(), weights=weights)
         weights_note(console, loaded)
-        engine = Engine(loaded, max_rows=max_batch, max_waiting=max_waiting).start()
+        engine = Engine(loaded, max_rows=max_batch, max_waiting=max_waiting, keep_bytes=_mib(prefix_cache_mb)).start()
         try:
             application = create_app(engine, name, api_key=api_key, limits=limits)
             shown = f"[{host}]" if ":" in host else host
@@ -422,6 +433,7 @@ def bench_serve(
     max_batch: Annotated[int, typer.Option(help="In-process server: requests per pass.")] = 32,
     hive_every: Annotated[int, typer.Option(help="Every k-th request is a hive job (0: none): hive and plain requests mixed.")] = 0,
     hive_workers: Annotated[int, typer.Option(help="Workers of each hive request.")] = 2,
+    prefix_cache_mb: Annotated[int | None, typer.Option(help="MiB of ended prompts' KV pages the prefix cache keeps for reuse, and at least as many as are in use (default: 1024, at most an eighth of free memory).")] = None,
     api_key: Annotated[str | None, typer.Option(envvar="HIVETHINK_API_KEY", help="API key of the server at --url.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds a round may take; unfinished requests are lost.")] = 300.0,
     device: Annotated[str | None, typer.Option(help="cpu | cuda (default: cuda if present).")] = None,
@@ -438,6 +450,7 @@ def bench_serve(
                         ("--concurrency", concurrency or 1), ("--hive-workers", hive_workers)):
         if value < 1:
             raise HivethinkError(f"{what} must be at least 1, got {value}")
+    _check_keep(prefix_cache_mb)
     if not timeout > 0:
         raise HivethinkError(f"--timeout must be positive, got {timeout}")
     if hive_every < 0:
@@ -481,7 +494,7 @@ def bench_serve(
             loaded = load_model(model, dtype=dtype, device=device or default_device(), weights=weights)
         weights_note(console, loaded)
         name = default_served_name(model)
-        engine = Engine(loaded, max_rows=max_batch).start()
+        engine = Engine(loaded, max_rows=max_batch, keep_bytes=_mib(prefix_cache_mb)).start()
         try:
             # every hive request of a round may be in flight: the test measures sharing, not the
             # server's 429 back-pressure
@@ -494,7 +507,7 @@ def bench_serve(
             engine.close()
         report.in_process = True
         report.extra = {"dtype": dtype, "weights": loaded.weights, "device": str(loaded.decoder.device),
-                        "max_batch": max_batch}
+                        "max_batch": max_batch, "prefix_cache_mb": round(engine.cache.keep_pages * engine.cache.page_bytes / 2**20)}
     report.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report.extra.update(cpus=os.cpu_count(), loadavg_before=load_before,
                         loadavg_after=[round(x, 2) for x in os.getloadavg()])

@@ -86,6 +86,8 @@ class KVCache:
         self._free = list(range(1, pages))  # page 0 is scratch
         heapq.heapify(self._free)
         self.refs = [0] * pages
+        self._clean = [head_major] * pages  # zeroed since the arena was made (see _arena)
+        self._zero(0)
         self._page_hash: dict[int, int] = {}  # page -> its chain hash (registered pages)
         self._by_hash: dict[int, int] = {}  # chain hash -> page
         self._idle: OrderedDict[int, None] = OrderedDict()  # registered pages nobody holds (LRU)
@@ -96,11 +98,24 @@ class KVCache:
         self.hits = 0  # prompt tokens taken from the prefix cache (for benchmarks and tests)
 
     def _arena(self, pages: int) -> torch.Tensor:
-        """A zeroed [pages, Hkv, P, D] arena (head-major in memory if the cache is)."""
+        """A [pages, Hkv, P, D] arena (head-major in memory if the cache is).
+
+        Attention reads whole pages and masks the slots past a block's end, so every slot it can
+        read must be finite. The blocks backend reads only pages it was handed: its arena is left
+        uninitialised and a page is zeroed when first taken (:meth:`_take`), so a CPU process holds
+        the pages it has used, not the arena's size (memory never written is not resident; the
+        arena doubles when it grows). The head-major arena of flex is zeroed whole: flex's eager
+        CPU path reads every page."""
         Hkv, P, D = self.cfg.n_kv_heads, self.page_size, self.cfg.head_dim
         if self.head_major:
             return torch.zeros((Hkv, pages, P, D), dtype=self.dtype, device=self.device).permute(1, 0, 2, 3)
-        return torch.zeros((pages, Hkv, P, D), dtype=self.dtype, device=self.device)
+        return torch.empty((pages, Hkv, P, D), dtype=self.dtype, device=self.device)
+
+    def _zero(self, page: int) -> None:
+        if not self._clean[page]:
+            for t in (*self.k, *self.v):
+                t[page].zero_()
+            self._clean[page] = True
 
     @property
     def capacity(self) -> int:
@@ -221,17 +236,20 @@ class KVCache:
             page, _ = self._idle.popitem(last=False)
             del self._by_hash[self._page_hash.pop(page)]
         self.refs[page] = 1
+        self._zero(page)
         return page
 
     def _grow(self, need: int) -> None:
         old = self.capacity
         new = max(2 * old, old + need)
+        used = max((p + 1 for p, clean in enumerate(self._clean) if clean), default=0)  # copy no page never taken
         for store in (self.k, self.v):
             for i, t in enumerate(store):
                 bigger = self._arena(new)
-                bigger[:old] = t
+                bigger[:used] = t[:used]
                 store[i] = bigger
         self.refs += [0] * (new - old)
+        self._clean += [self.head_major] * (new - old)
         for p in range(old, new):
             heapq.heappush(self._free, p)
 

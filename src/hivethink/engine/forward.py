@@ -34,10 +34,11 @@ class Runner:
 
     def __init__(self, model: LoadedModel, *, page_size: int = 64, pages: int = 64,
                  max_pages: int | None = None, attention: str | None = None, prefix_cache: bool = True,
-                 batch_invariant: bool = True, graphs: str | None = None):
+                 batch_invariant: bool = True, graphs: str | None = None, keep_bytes: int | None = None):
         """``attention``: a backend name ("blocks", "flex"); default by device (see
         :func:`~hivethink.engine.attention_backends.attention_backend`). ``max_pages``: the page budget.
-        ``graphs``: auto | on | off, decode steps as CUDA graphs (engine/graphs.py)."""
+        ``graphs``: auto | on | off, decode steps as CUDA graphs (engine/graphs.py). ``keep_bytes``:
+        idle prompts' pages the prefix cache keeps (:class:`~hivethink.engine.cache.KVCache`)."""
         self.model = model
         self.decoder = model.decoder
         dev, dt = self.decoder.device, self.decoder.dtype
@@ -46,7 +47,7 @@ class Runner:
         self.rope = RopeTable(inv, scale, dt, dev, length=max(4096, model.cfg.max_positions))
         self.cache = KVCache(model.cfg, dtype=dt, device=dev, page_size=page_size, pages=pages,
                              max_pages=max_pages, head_major=self.backend.head_major,
-                             prefix_cache=prefix_cache)
+                             prefix_cache=prefix_cache, keep_bytes=keep_bytes)
         self.align = row_tile(model, batch_invariant)
         self.passes = 0
         self.graphs = graphs_for(self, graphs)

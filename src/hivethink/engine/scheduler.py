@@ -333,7 +333,8 @@ class Engine:
 
     def __init__(self, model: LoadedModel, *, max_rows: int = 64, max_pass_tokens: int = 1024,
                  max_pages: int | None = None, page_size: int = 64, attention: str | None = None,
-                 prefix_cache: bool = True, max_waiting: int = 4096, batch_invariant: bool = True):
+                 prefix_cache: bool = True, max_waiting: int = 4096, batch_invariant: bool = True,
+                 keep_bytes: int | None = None):
         if max_rows < 1 or max_pass_tokens < 1:
             raise HivethinkError("max_rows and max_pass_tokens must be positive")
         if max_pages is not None and max_pages < 2:
@@ -341,7 +342,7 @@ class Engine:
         self.model = model
         self.tok = model.tokenizer
         self.runner = Runner(model, page_size=page_size, max_pages=max_pages, attention=attention,
-                             prefix_cache=prefix_cache, batch_invariant=batch_invariant)
+                             prefix_cache=prefix_cache, batch_invariant=batch_invariant, keep_bytes=keep_bytes)
         self.cache = self.runner.cache
         self.device = model.decoder.device
         self.max_rows, self.max_pass_tokens, self.max_waiting = max_rows, max_pass_tokens, max_waiting
