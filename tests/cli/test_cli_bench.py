@@ -88,6 +88,13 @@ def test_an_unknown_weights_mode_is_one_line_before_the_model_loads(command, cap
     assert rc == 2 and "choose from exact, int8, int4, auto" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", [["serve"], ["bench", "serve"]])
+def test_a_negative_prefix_cache_allowance_is_one_line_before_the_model_loads(command, capsys):
+    rc = main([*command, "--prefix-cache-mb", "-1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.endswith("--prefix-cache-mb must be at least 0, got -1") and len(err.splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_bench_engine_times_llamacpp_batched_at_every_n(tmp_path, capsys):
     """With llama-cpp-python installed (the llamacpp extra, not in CI): N sequences sharing a

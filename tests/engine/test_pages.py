@@ -237,3 +237,14 @@ def test_a_page_is_zeroed_when_first_taken_so_attention_never_reads_uninitialise
     cache.reserve(block, 3 * cache.page_size + 1)  # more pages than the arena held: it grows
     for t in (*cache.k, *cache.v):
         assert not t[block.pages].isnan().any()
+
+
+def test_the_prefix_cache_allowance_reaches_the_cache():
+    """``keep_bytes`` (serve's --prefix-cache-mb) sets how many idle prompt pages the cache keeps."""
+    from hivethink.engine.scheduler import Engine
+    from tests.conftest import as_loaded, tiny_hf
+
+    model = as_loaded(tiny_hf("qwen3", seed=0))
+    engine = Engine(model, keep_bytes=40 * (1 << 20))
+    assert engine.cache.keep_pages == 40 * (1 << 20) // engine.cache.page_bytes > 0
+    assert Engine(model, keep_bytes=0).cache.keep_pages == 0
