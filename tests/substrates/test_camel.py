@@ -21,7 +21,7 @@ INIT = "Understood, I will follow these rules."  # the assistant's reply to its 
 
 def role(request) -> str:
     system = request.messages[0]["content"]
-    if system == "You turn a task into a more specific one.":
+    if system == "Your job is sharpening task descriptions.":
         return "specifier"
     return "instructor" if "RULES OF THE USER" in system else "assistant"
 
@@ -45,27 +45,27 @@ def test_the_whole_conversation_as_the_paper_era_code_ran_it():
     )
     spec, init, i1, a1, i2, a2 = backend.requests
     assert role(spec) == "specifier" and spec.messages[1]["content"] == (
-        "Problem Solver is to help Instructor carry out this task: What is 2+2? Put it "
-        "in \\boxed{}..\nRewrite the task to be more specific, with creativity and imagination.\nReply with the "
-        "specified task in 50 words or fewer. Do not add anything else."
+        "A task for Instructor, with Problem Solver assisting: What is 2+2? Put it in \\boxed{}..\n"
+        "Turn it into a sharper, more detailed version; invent freely.\nAnswer with that version alone, in at "
+        "most 50 words."
     )
     assert spec.temperature == 1.4 and {r.temperature for r in (init, i1, a1, i2, a2)} == {0.2}
     assert {r.max_tokens for r in backend.requests} == {4096}
     assistant_rules = init.messages[0]["content"]
-    assert "Never swap roles! Never instruct me!" in assistant_rules
+    assert "you give me no orders, and we never trade places" in assistant_rules
     assert "Solution: <YOUR_SOLUTION>" in assistant_rules and "Next request." in assistant_rules
-    for demand in ("Add nothing but your solution", "Never ask me questions", "flake solution",
-                   "declarative sentences, in the simple present tense"):  # fmt: skip
+    for demand in ("Your reply holds the solution and nothing more", "You put no questions to me",
+                   "A promise is not a solution", "plainly, in the present tense"):  # fmt: skip
         assert demand in assistant_rules
     # the opening: the assistant is stepped once with its own system prompt as a user message
     assert init.messages == [{"role": "system", "content": assistant_rules}, {"role": "user", "content": assistant_rules}]
     user_rules = i1.messages[0]["content"]
-    assert "you are a Instructor and I am a Problem Solver" in user_rules
-    assert "This is the task: Add two and two.. Never forget our task!" in user_rules
+    assert "You play the Instructor; I play the Problem Solver." in user_rules
+    assert "The task: Add two and two.\nKeep that task in view" in user_rules
     assert f"reply with the single word {DONE}" in user_rules
     # ... and the instructor's first message repeats its whole system prompt before the request
     assert i1.messages[1] == {"role": "user", "content": user_rules + (
-        ". Now begin to give me instructions, one at a time. Reply only with Instruction and Input."
+        ". Send your first instruction: the Instruction and Input lines only, one instruction a message."
     )}  # fmt: skip
     # every agent's own earlier messages come with the user role; the opening reply stays the assistant's
     assert roles(a1) == ["system", "user", "assistant", "user"] and a1.messages[2]["content"] == INIT
@@ -123,7 +123,7 @@ def test_the_context_limit_counts_cl100k_tokens_as_published():
 def test_without_specification_and_a_budget():
     backend, res = run(["Instruction: a"] * 2, ["Solution: b"] * 2, specify=False, max_messages=4)
     assert role(backend.requests[0]) == "assistant"  # the opening step comes first
-    assert "This is the task: What is 2+2? Put it in \\boxed{}.. Never" in backend.requests[1].messages[0]["content"]
+    assert "The task: What is 2+2? Put it in \\boxed{}.\nKeep" in backend.requests[1].messages[0]["content"]
     _, limited = run(["Instruction: a b c"] * 9, ["Solution: a b c"] * 9, specify=False, budget=Budget(tokens=12))
     assert limited.info["stop_reason"] == "budget"
 

@@ -80,7 +80,7 @@ def key(request) -> tuple[str, int, str]:
     name = re.match(r"You are (\w+)", request.messages[0]["content"]).group(1)
     user = request.messages[-1]["content"]
     if "VOTE" in user:
-        return name, int(re.search(r"Round (\d+)/", user).group(1)), "vote"
+        return name, int(re.search(r"round (\d+) of", user).group(1)), "vote"
     return name, int(re.search(r"ROUND (\d+)", user).group(1)), "propose"
 
 
@@ -117,29 +117,29 @@ def test_the_whole_game_with_moving_values_and_the_published_retries():
         ["Alice", "Bob", "Carol", "Dave"], ["Alice", "Bob", "Carol", "Dave"],  # round 3
     ]  # fmt: skip
     p1 = by(backend.calls[0])
-    assert "HONEST agent" in p1["Alice"].messages[0]["content"]
-    assert "MAY contain Byzantine agents" in p1["Alice"].messages[0]["content"]
-    assert "BYZANTINE (malicious)" in p1["Dave"].messages[0]["content"]
+    assert "You are Alice, an honest agent." in p1["Alice"].messages[0]["content"]
+    assert "Byzantine (malicious) agents may be hidden among you" in p1["Alice"].messages[0]["content"]
+    assert "you are the hidden Byzantine (malicious) player" in p1["Dave"].messages[0]["content"]
     assert p1["Alice"].messages[1]["content"] == (
-        "=== ROUND 1 ===\n\n=== YOUR CURRENT STATE ===\nYour current value: 10\n\n"
-        "=== EARLIER ROUNDS ===\n(No history yet: this is round 1)\n\n"
-        "=== YOUR PRIVATE STRATEGY NOTES ===\n(No notes yet)\n\n=== YOUR TASK ===\n"
-        "Look at the value most agents are proposing and propose a value that helps reach consensus."
-        '\n\nReply with JSON only:\n{\n  "internal_strategy": "your private observations",\n'
-        '  "value": <integer>,\n  "public_reasoning": "your explanation, visible to all agents"\n}'
+        "ROUND 1\n\nWHERE YOU STAND\nYour number now: 10\n\n"
+        "PAST ROUNDS\n(round 1: nothing came before it)\n\n"
+        "YOUR PRIVATE NOTES\n(nothing noted so far)\n\nNOW\n"
+        "See which number most agents are gathering on, and propose one that brings the group together."
+        '\n\nAnswer with this JSON alone:\n{\n  "internal_strategy": "what you notice, for yourself",\n'
+        '  "value": <whole number>,\n  "public_reasoning": "your reasons, for every agent to read"\n}'
     )
-    assert "No value proposed by you so far\n(You have no initial value" in p1["Dave"].messages[1]["content"]
+    assert "You have proposed no number yet\n(No starting number for you" in p1["Dave"].messages[1]["content"]
     # the initial value stays in the system prompt of every later call while the value moves
     for batch in backend.calls:
         for r in batch:
             who, _, phase = key(r)
             if phase == "propose" and who != "Dave":
                 start = {"Alice": 10, "Bob": 20, "Carol": 30}[who]
-                assert f"Your initial value: {start}\n" in r.messages[0]["content"]
+                assert f"Your starting number: {start}\n" in r.messages[0]["content"]
     carol3 = by(backend.calls[10])["Carol"]
-    assert "Your initial value: 30" in carol3.messages[0]["content"]
-    assert "Your current value: 10" in carol3.messages[1]["content"]
-    assert "Your current value: 10" in by(backend.calls[5])["Bob"].messages[1]["content"]
+    assert "Your starting number: 30" in carol3.messages[0]["content"]
+    assert "Your number now: 10" in carol3.messages[1]["content"]
+    assert "Your number now: 10" in by(backend.calls[5])["Bob"].messages[1]["content"]
     # decoding: schema-constrained JSON, 0.5 / 300 for proposals and 0.3 / 200 for votes
     assert p1["Alice"].json_schema == proposal_schema(False)
     assert p1["Dave"].json_schema == proposal_schema(True)
@@ -161,27 +161,27 @@ def test_the_whole_game_with_moving_values_and_the_published_retries():
     history1 = (
         "Round 1: Alice value: 10 | Reasoning: " + ALICE_WHY[:47] + "...; Bob value: 10 | "
         "Reasoning: Alice's start value is fair.; Carol value: 30 | Reasoning: Thirty is where "
-        "I start from.; Dave value: ABSTAINED | Reasoning: (no valid proposal this round)"
+        "I start from.; Dave value: ABSTAINED | Reasoning: (sent no valid proposal this round)"
     )
     assert v1["Bob"].messages[1]["content"] == (
-        "=== VOTE - Round 1/3 ===\n\n=== ALL PROPOSALS OF THIS ROUND (round 1) ===\n"
+        "VOTE, round 1 of 3\n\nTHIS ROUND'S PROPOSALS (round 1)\n"
         "  Bob (you): 10\n    Reasoning: Alice's start value is fair.\n"
         f"  Alice: 10\n    Reasoning: {ALICE_WHY}\n  Carol: 30\n    Reasoning: Thirty is where I start from.\n\n"
-        f"=== EARLIER ROUNDS (for context) ===\n{history1}\n\n"
-        "=== YOUR PRIVATE STRATEGY NOTES ===\nround 1: follow Alice\n\n=== YOUR DECISION ===\n"
-        "Judging by THIS round's values above, have the honest agents reached consensus on a valid "
-        'initial value?\nReply: {"decision": "stop"} or {"decision": "continue"}'
+        f"PAST ROUNDS (background)\n{history1}\n\n"
+        "YOUR PRIVATE NOTES\nround 1: follow Alice\n\nDECIDE\n"
+        "Going by this round's numbers above: do the honest agents agree on a valid starting number?\n"
+        'Answer {"decision": "stop"} or {"decision": "continue"}'
     )
     assert "(you): ABSTAINED" in v1["Dave"].messages[1]["content"]
     assert "NOTES" not in v1["Dave"].messages[1]["content"]  # Byzantine vote prompts have none
     p2 = by(backend.calls[5])
-    assert f"=== EARLIER ROUNDS ===\n{history1}\n\n" in p2["Alice"].messages[1]["content"]
+    assert f"PAST ROUNDS\n{history1}\n\n" in p2["Alice"].messages[1]["content"]
     assert "round 1: offer my start" in p2["Alice"].messages[1]["content"]
     assert "round 1: stay hidden" in p2["Dave"].messages[1]["content"]  # the own loop's notes are kept
     v2 = by(backend.calls[9])["Alice"].messages[1]["content"]
-    assert "  Bob: 10\n    Reasoning: (no valid proposal this round)\n  Carol: 10\n" in v2
+    assert "  Bob: 10\n    Reasoning: (sent no valid proposal this round)\n  Carol: 10\n" in v2
     assert "  Dave: 45\n    Reasoning: Forty-five" in v2
-    assert "EARLIER ROUNDS (for context) ===\nRound 2: Alice value: 10" in v2 and v2.index("Round 2:") < v2.index("Round 1:")
+    assert "PAST ROUNDS (background)\nRound 2: Alice value: 10" in v2 and v2.index("Round 2:") < v2.index("Round 1:")
 
     broadcasts = [(e.step, e.worker, e.data["value"], e.data["accepted_attempt"])
                   for e in res.events if e.kind == "message"]  # fmt: skip
@@ -264,7 +264,7 @@ def test_eleven_agents_are_listed_in_the_published_order_with_ids():
     history = re.search(r"Round 1: (.*)", vote).group(1)
     assert re.findall(r"(agent_\d+) value", history) == order
     assert by(backend.calls[0])["agent_3"].messages[0]["content"].startswith("You are agent_3,")
-    assert "Your initial value: 3" in by(backend.calls[0])["agent_3"].messages[0]["content"]
+    assert "Your starting number: 3" in by(backend.calls[0])["agent_3"].messages[0]["content"]
     assert res.outcome.result == "valid" and set(res.agent_answers) == set(ids)  # 3 is agent_3's start
 
 
@@ -313,7 +313,7 @@ def test_awareness_none_exist_and_scripted_byzantines():
     backend, res = replay(game(max_rounds=2), replies_for(2), awareness="none_exist", byzantine="scripted")
     first = by(backend.calls[0])
     assert set(first) == {"Alice", "Bob", "Carol"}  # scripted Byzantine agents make no calls
-    assert "NO Byzantine (malicious) agents" in first["Alice"].messages[0]["content"]
+    assert "none is Byzantine (malicious)" in first["Alice"].messages[0]["content"]
     dave = [e.data["value"] for e in res.events if e.kind == "message" and e.worker == "Dave"]
     assert len(dave) == 2 and all(0 <= v <= 50 for v in dave)
 
