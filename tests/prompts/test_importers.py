@@ -448,3 +448,10 @@ def test_a_moved_text_or_another_commit_of_a_protocol_is_one_line(tmp_path, monk
     code, err = cli("import", system, moved, "--out", tmp_path / "out", capsys=capsys)
     assert code == 2 and err.count("\n") == 1 and re.search(message, err), err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_import_command_names_every_system_it_imports(capsys):
+    assert main(["prompts", "import", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    for name in importers.SYSTEMS:
+        assert name in shown

@@ -22,7 +22,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 
 @app.command("import")
 def import_(
-    system: Annotated[str, typer.Argument(help="The system whose texts to import: hogwild | mast.")],
+    system: Annotated[str, typer.Argument(help="The system whose texts to import: agentsnet | camel | consensus-game | coral | debate-du | hogwild | mast | metagpt.")],
     source: Annotated[str, typer.Argument(help="A checkout of the authors' repository, or their package "
                                                 "(an installed name, or its directory).")],
     out: Annotated[Path, typer.Option("--out", help="The prompts directory to write (new, or an earlier "
