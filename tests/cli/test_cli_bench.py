@@ -19,7 +19,7 @@ def test_bench_engine_on_a_random_tiny_shape_writes_the_gpu_fields(tmp_path, cap
                "--workers", "1,2", "--steps", "2", "--json", str(out)])
     assert rc == 0, capsys.readouterr().err
     r = json.loads(out.read_text())
-    assert r["model"] == "random:tiny" and r["device"] == "cpu" and r["attention"] == "blocks"
+    assert r["model"] == "random:tiny" and r["device"] == "cpu" and r["attention"] == "paged"
     assert r["weight_bytes"] > 0 and r["bandwidth_gb_s"] > 0 and r["weight_bound_ms"] > 0
     assert [(x["context"], x["workers"]) for x in r["rows"]] == [(64, 1), (64, 2), (128, 1), (128, 2)]
     for x in r["rows"]:
@@ -42,7 +42,7 @@ def test_bench_engine_profile_names_the_ops_of_a_step(tmp_path, capsys):
 @pytest.mark.parametrize("args,msg", [
     (["--shape", "llama-9000b"], "unknown --shape"),
     (["--shape", "tiny", "--model", "smollm2"], "exclude"),
-    (["--shape", "tiny", "--attention", "paged"], "--attention"),
+    (["--shape", "tiny", "--attention", "fused"], "--attention"),
     (["--weights", "int3"], "choose from exact, int8, int4, auto"),
     (["--shape", "tiny", "--weights", "int4"], "--weights applies to a model's own tensors"),
 ])

@@ -34,6 +34,35 @@ def test_blocks_backend_equals_plain_attention(case, visibility, dense_keys, mon
     assert (got - want).abs().max().item() < 1e-4
 
 
+@pytest.mark.parametrize("kernel_rows", [12, 1 << 10], ids=["small-groups", "every-group"])
+@pytest.mark.parametrize("page_size", [8, 4])
+@pytest.mark.parametrize("visibility", ["instant", "lagged"])
+@pytest.mark.parametrize("case", list(SCENARIOS))
+def test_paged_backend_equals_plain_attention_and_the_blocks_backend(case, visibility, page_size, kernel_rows,
+                                                                     monkeypatch):
+    """The loop-nest kernel (online softmax over each group's pages) on the groups it takes, the
+    batched matmuls on the rest: the same attention."""
+    from hivethink.engine import attention
+
+    monkeypatch.setattr(attention, "KERNEL_ROWS", kernel_rows)
+    sc = SCENARIOS[case]
+    got = sc.run("paged", visibility, page_size=page_size)
+    assert (got - sc.reference(visibility)).abs().max().item() < 1e-4
+    assert (got - sc.run("blocks", visibility, page_size=page_size)).abs().max().item() < 1e-4
+
+
+def test_the_paged_kernel_and_the_matmuls_never_share_a_part():
+    """Which kernel computes a group depends on the group alone (its query rows), so a decoding
+    hive never changes kernel because a prefill chunk shares its pass: groups of the two kernels
+    go in different parts even where the padding rule would merge them."""
+    assert split_parts([(1, 7), (2, 7), (40, 7)], slack=1 << 30) == [[0, 1, 2]]
+    assert split_parts([(1, 7), (2, 7), (40, 7)], slack=1 << 30, classes=[1, 1, 0]) == [[2], [0, 1]]
+    sc = SCENARIOS["prefill-beside-decodes"]
+    sc.run("paged", "instant")
+    rows = {sc.last_plan.parts[i].q_index.shape[1] for i in range(len(sc.last_plan.parts))}
+    assert max(rows) > 4 and min(rows) <= 4  # the 40-token chunk's part apart from the decodes'
+
+
 def test_groups_of_very_different_shapes_go_in_separate_parts_and_stay_exact():
     """Parts of similar shape, and prompt chunks attended densely: all equal plain attention."""
     # (query slots, page entries): short decodes together, the two long hives together, and the
@@ -118,13 +147,15 @@ def test_moving_a_block_re_rotates_keys_exactly():
 
 
 def test_backends_are_chosen_by_name_in_one_place(monkeypatch):
-    assert attention_names() == ["blocks", "flex"]
+    assert attention_names() == ["blocks", "flex", "paged"]
     cpu = torch.device("cpu")
-    assert attention_backend(cpu).name == "blocks"
+    assert attention_backend(cpu).name == "paged"  # numba is a dependency
     assert attention_backend(cpu, "flex").head_major
-    with pytest.raises(HivethinkError, match="attention must be one of blocks, flex"):
-        attention_backend(cpu, "paged")
-    monkeypatch.setenv("HIVETHINK_ATTENTION", "paged")
+    with pytest.raises(HivethinkError, match="attention must be one of blocks, flex, paged"):
+        attention_backend(cpu, "fused")
+    monkeypatch.setattr("hivethink.engine.attention_kernel.numba", None)
+    assert attention_backend(cpu).name == "blocks"  # without numba
+    monkeypatch.setenv("HIVETHINK_ATTENTION", "fused")
     with pytest.raises(HivethinkError, match="HIVETHINK_ATTENTION"):
         attention_backend(cpu)
     monkeypatch.setenv("HIVETHINK_ATTENTION", "flex")

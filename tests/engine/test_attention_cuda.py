@@ -82,7 +82,7 @@ def test_runner_flex_path_decodes_like_the_cpu_path():
 def test_cli_reports_a_bad_hivethink_attention_in_one_line(monkeypatch, capsys):
     from hivethink.cli.main import main
 
-    monkeypatch.setenv("HIVETHINK_ATTENTION", "paged")
+    monkeypatch.setenv("HIVETHINK_ATTENTION", "fused")
     rc = main(["bench", "engine", "--shape", "tiny", "--device", "cpu", "--contexts", "32", "--workers", "1",
                "--steps", "1", "--no-baseline"])
     err = capsys.readouterr().err.strip()

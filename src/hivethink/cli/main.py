@@ -249,6 +249,9 @@ def bench_engine(
     console.print(f"weights ({result['weights']}) {result['weight_bytes'] / 1e9:.3f} GB per step, measured bandwidth "
                   f"{result['bandwidth_gb_s']:.0f} GB/s: bound {result['weight_bound_ms']:.2f} ms/step "
                   f"({result['attention']} attention)", highlight=False)
+    if result["kernel_first_call_s"] is not None:
+        console.print(f"paged attention kernel (numba): first call {result['kernel_first_call_s']:.2f} s "
+                      "(compiled, or loaded from numba's on-disk cache)", highlight=False)
     if result["graphs_used"]:
         console.print(f"decode steps as graphs ({result['graphs']}): {result['graph_captures']} buckets "
                       + ("captured" if str(result["device"]).startswith("cuda") else "built (bucketed, not captured: no CUDA)")

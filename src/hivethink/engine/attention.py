@@ -19,8 +19,10 @@ row computes never depends on what else shares the pass: other groups only add p
 row's own pages, which contributes exact zeros.
 
 Each backend class owns its cache layout (``head_major``), builds its plan once per pass (tensors,
-shared by all layers) and attends: :class:`BlocksAttention` (batched matmuls: the CPU path) and
-``attention_cuda.FlexAttention`` (one fused flex_attention call per layer: the GPU path).
+shared by all layers) and attends: :class:`BlocksAttention` (batched matmuls),
+:class:`PagedAttention` (the same plan; groups of few query rows through a compiled loop nest,
+``attention_kernel``: the CPU default) and ``attention_cuda.FlexAttention`` (one fused
+flex_attention call per layer: the GPU path).
 :mod:`~hivethink.engine.attention_backends` lists them and picks one by name, in one place
 (it imports the backends; no backend imports it).
 
@@ -257,8 +259,10 @@ class AttentionBackend(Protocol):
                v: torch.Tensor) -> torch.Tensor: ...
 
 
-def split_parts(sizes: Sequence[tuple[int, int]], waste: float = 2.0, slack: int = 256) -> list[list[int]]:
-    """Groups (their (query slots, page entries)) into parts of similar shape.
+def split_parts(sizes: Sequence[tuple[int, int]], waste: float = 2.0, slack: int = 256,
+                classes: Sequence[int] | None = None) -> list[list[int]]:
+    """Groups (their (query slots, page entries)) into parts of similar shape; groups of different
+    ``classes`` (the kernel that will compute them) never share a part.
 
     A part is computed padded to its largest query count and entry count, so one group
     prefilling a 1024-token chunk beside seven decoding ones would make all eight compute
@@ -266,12 +270,13 @@ def split_parts(sizes: Sequence[tuple[int, int]], waste: float = 2.0, slack: int
     part while the padded size stays within ``waste`` times the useful size (or within ``slack``
     slot-entries of it: a slot-entry is about 2 x heads x page x head-dim multiply-adds a layer,
     so a few hundred cost less than the dozen kernel launches of another part)."""
-    order = sorted(range(len(sizes)), key=lambda g: sizes[g])
+    cls = list(classes) if classes is not None else [0] * len(sizes)
+    order = sorted(range(len(sizes)), key=lambda g: (cls[g], sizes[g]))
     parts: list[list[int]] = []
     q_max = e_max = useful = 0
     for g in order:
         q, e = sizes[g]
-        if parts:
+        if parts and cls[parts[-1][0]] == cls[g]:
             qq, ee = max(q_max, q), max(e_max, e)
             padded, used = (len(parts[-1]) + 1) * qq * ee, useful + q * e
             if padded <= waste * used or padded - used <= slack:
@@ -351,13 +356,18 @@ class BlocksAttention:
         sizes = [(len(g_slots[j]), max(1, len(g_entries[j]))) for j in rest]
         parts = [self._part(cache, rope, rows, geo, first_token, [g_blocks[rest[j]] for j in part],
                             [g_entries[rest[j]] for j in part], [g_slots[rest[j]] for j in part])
-                 for part in split_parts(sizes, slack=slack)]
+                 for part in split_parts(sizes, slack=slack, classes=[self._kernel_class(q) for q, _ in sizes])]
         plan = BlocksPlan(writes=writes, parts=parts, dense=[], n_tokens=n_tokens)
         if dense:
             self._dense(cache, rope, plan, [rows[groups[j][0]] for j in dense], [geo[groups[j][0]] for j in dense],
                         [first_token[groups[j][0]] for j in dense], [[p for p, _, _ in g_entries[j]] for j in dense])
             self._copies(cache, [rows[groups[j][0]].view[0] for j in dense], plan.dense)
         return plan
+
+    def _kernel_class(self, slots: int) -> int:
+        """Which kernel computes a group of ``slots`` query slots (groups of different kernels go
+        in different parts, so a group's kernel depends on the group alone): one here."""
+        return 0
 
     def _copies(self, cache: KVCache, blocks: list[Block], dense: list[DensePart]) -> None:
         """Give each dense part that sees at least DENSE_MIN_KEYS keys its block's copy: kept when
@@ -542,6 +552,54 @@ class BlocksAttention:
         pv = _per_entry(_rows_padded(p.reshape(J, E, Hkv, M, P)), v_arena, part, keys=False)  # [J, E, Hkv, M', D]
         o = pv[..., :M, :].sum(1, dtype=torch.float32)  # [J, Hkv, M, D]
         return o.view(J, Hkv, Q, G, D)[part.out_group, :, part.out_slot].to(q.dtype)  # [n, Hkv, G, D]
+
+
+
+# The loop-nest kernel computes a group's attention when the group has at most this many query
+# rows (query slots x query heads per KV head): a hive of up to 4 decoding workers of a 3:1 GQA
+# model. Above it the batched matmuls are faster on 2 cores (the kernel's exp and dot products
+# are scalar-ish; MKL's are not): docs/performance.md.
+KERNEL_ROWS = 12
+
+
+class PagedAttention(BlocksAttention):
+    """BlocksAttention's plan, with its batched-matmul parts computed by one compiled loop nest
+    over the pages (:mod:`~hivethink.engine.attention_kernel`, numba): each page read once per
+    group and KV head, in place, an online softmax per query. The CPU default where numba is
+    installed and the cache is fp32 or fp16 (numpy has no bf16: bf16 parts use the matmuls)."""
+
+    name: ClassVar[str] = "paged"
+    head_major: ClassVar[bool] = False
+
+    def __init__(self, copy_bytes: int | None = None, kernel_rows: int | None = None) -> None:
+        """``kernel_rows``: the most query rows of a group the kernel takes (default KERNEL_ROWS)."""
+        super().__init__(copy_bytes)
+        self.kernel_rows = KERNEL_ROWS if kernel_rows is None else kernel_rows
+        self._heads: tuple[int, int] | None = None  # (Hq, Hkv), learned at the first plan
+
+    def plan(self, cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], n_tokens: int,
+             slack: int = 256) -> BlocksPlan:
+        self._heads = (cache.cfg.n_heads, cache.cfg.n_kv_heads)
+        return super().plan(cache, rope, rows, n_tokens, slack)
+
+    def _kernel_class(self, slots: int) -> int:
+        assert self._heads is not None
+        return 1 if slots * (self._heads[0] // self._heads[1]) <= self.kernel_rows else 0
+
+    def _attend_part(self, cache: KVCache, layer: int, part: BlocksPart, q: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        from hivethink.engine import attention_kernel
+
+        _, Hq, D = q.shape
+        Hkv = cache.k[layer].shape[1]
+        J, Q = part.q_index.shape
+        G = Hq // Hkv
+        if q.device.type != "cpu" or q.dtype != torch.float32 or self.kernel_rows < Q * G:
+            return BlocksAttention._attend_part(cache, layer, part, q)
+        qg = q[part.q_index].view(J, 1, Q, Hkv, G, D).permute(0, 1, 3, 2, 4, 5)  # [J, 1, Hkv, Q, G, D]
+        qr = rotate(qg, part.q_cos, part.q_sin)  # [J, B, Hkv, Q, G, D]: one rotation per block
+        o = attention_kernel.paged_attention(qr, cache.k[layer], cache.v[layer], part.entry_page, part.entry_block,
+                                             part.mask[:, :, 0, :, 0, :])  # [J, Hkv, Q, G, D]
+        return o[part.out_group, :, part.out_slot].to(q.dtype)  # [n, Hkv, G, D]
 
 
 def _rows_padded(x: torch.Tensor) -> torch.Tensor:

@@ -11,21 +11,29 @@ import os
 
 import torch
 
-from hivethink.engine.attention import AttentionBackend, BlocksAttention
+from hivethink.engine import attention_kernel
+from hivethink.engine.attention import AttentionBackend, BlocksAttention, PagedAttention
 from hivethink.engine.attention_cuda import FlexAttention
 from hivethink.errors import HivethinkError
 
-BACKENDS: dict[str, type[AttentionBackend]] = {cls.name: cls for cls in (BlocksAttention, FlexAttention)}
+BACKENDS: dict[str, type[AttentionBackend]] = {cls.name: cls for cls in (BlocksAttention, FlexAttention, PagedAttention)}
 
 
 def attention_names() -> list[str]:
     return sorted(BACKENDS)
 
 
+def default_attention(device: torch.device) -> str:
+    if device.type == "cuda":
+        return "flex"
+    return "paged" if attention_kernel.available() else "blocks"
+
+
 def attention_backend(device: torch.device, name: str | None = None) -> AttentionBackend:
     """The backend ``name``, else ``HIVETHINK_ATTENTION`` (one switch for every command, e.g. to
-    fall back to "blocks" on a GPU), else flex on CUDA and blocks elsewhere."""
-    choice = name or os.environ.get("HIVETHINK_ATTENTION") or ("flex" if device.type == "cuda" else "blocks")
+    fall back to "blocks" on a GPU), else flex on CUDA, paged on a CPU with numba (its decode
+    kernel), blocks elsewhere."""
+    choice = name or os.environ.get("HIVETHINK_ATTENTION") or default_attention(device)
     if choice not in BACKENDS:
         raise HivethinkError(f"attention must be one of {', '.join(attention_names())}, got {choice!r}"
                              + ("" if name else " (from HIVETHINK_ATTENTION)"))

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from hivethink.engine import attention_kernel
 from hivethink.engine.attention import RowSpec, reserve_rows
 from hivethink.engine.attention_backends import attention_backend
 from hivethink.engine.buckets import bucket
@@ -493,6 +494,8 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
         "graphs": mode, "graphs_used": bool(notes), "graph_captures": sum(g.captures for g in notes),
         "graph_failures": sorted({g.failed for g in notes if g.failed}) or None,
         "row_tile": row_tile(model, batch_invariant),  # 1: invariant kernels, no padding needed
+        # the paged backend's numba kernel: seconds its first call took (compile, or load from cache)
+        "kernel_first_call_s": None if attention_kernel.first_call_s is None else round(attention_kernel.first_call_s, 2),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
         "steps": steps, "llamacpp_tok_s": llama or None,
