@@ -224,3 +224,19 @@ def test_only_blocks_long_enough_to_decode_densely_get_a_sequence_copy():
     assert not runner.backend.copies
     runner.prefill(long, [t % 500 + 3 for t in range(DENSE_MIN_KEYS + 10)])
     assert list(runner.backend.copies) == [long.id]
+
+
+def test_the_paged_kernel_gives_the_same_result_from_several_threads_at_once():
+    """Engines in several threads (the lab's concurrent samples) call the kernel at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hivethink.engine.attention_kernel import paged_attention
+
+    g = torch.Generator().manual_seed(0)
+    k, v = torch.randn(6, 2, 8, 16, generator=g), torch.randn(6, 2, 8, 16, generator=g)
+    calls = [(torch.randn(1, 2, 2, 3, 2, 16, generator=g), torch.tensor([[1 + i % 3, 4, 5]]),
+              torch.tensor([[0, 1, 1]]), torch.zeros(1, 3, 3, 8)) for i in range(8)]
+    alone = [paged_attention(q, k, v, pages, blocks, mask) for q, pages, blocks, mask in calls]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda c: paged_attention(c[0], k, v, c[1], c[2], c[3]), calls))
+    assert all(torch.equal(a, b) for a, b in zip(alone, together, strict=True))

@@ -24,6 +24,7 @@ per KV head, D head dim, P page size, C arena pages.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from typing import Any
 
@@ -98,6 +99,10 @@ def _kernel(q: np.ndarray, k: np.ndarray, v: np.ndarray, entry_page: np.ndarray,
 
 
 _compiled = None
+# Engines in several threads of one process (the lab's concurrent samples) may attend at once; numba's
+# fallback threading layer (workqueue, where no OpenMP or TBB runtime is found) aborts the process
+# on concurrent parallel launches, so launches take turns (each is a fraction of a millisecond).
+_one_at_a_time = threading.Lock()
 # Seconds the first call took: numba compiling the kernel (several seconds on 2 cores), or loading
 # it from its on-disk cache (``cache=True``: next to this module, else NUMBA_CACHE_DIR) on later
 # runs. ``bench engine`` reports it.
@@ -121,10 +126,11 @@ def paged_attention(q: torch.Tensor, k_arena: torch.Tensor, v_arena: torch.Tenso
     global first_call_s
     J, B, Hkv, Q, G, D = q.shape
     out = torch.empty(J, Hkv, Q, G, D, dtype=torch.float32)
-    start = time.perf_counter() if first_call_s is None else None
-    _compiled_kernel()(q.contiguous().view(J, B, Hkv, Q * G, D).numpy(), k_arena.numpy(), v_arena.numpy(),
-                       entry_page.numpy(), entry_block.numpy(), mask.contiguous().numpy(),
-                       out.view(J, Hkv, Q * G, D).numpy())
-    if start is not None:
-        first_call_s = time.perf_counter() - start
+    with _one_at_a_time:
+        start = time.perf_counter() if first_call_s is None else None
+        _compiled_kernel()(q.contiguous().view(J, B, Hkv, Q * G, D).numpy(), k_arena.numpy(), v_arena.numpy(),
+                           entry_page.numpy(), entry_block.numpy(), mask.contiguous().numpy(),
+                           out.view(J, Hkv, Q * G, D).numpy())
+        if start is not None:
+            first_call_s = time.perf_counter() - start
     return out
