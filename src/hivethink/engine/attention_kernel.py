@@ -15,7 +15,9 @@ and every query keeps its own running max, sum and output, so a row's result nev
 the other rows of its pass (batch invariance, without row padding). Inputs are a part's tensors
 as the batched-matmul plan builds them (:class:`~hivethink.engine.attention.BlocksPart`): queries
 rotated per block (the score scale folded in), the entries' pages and blocks, the additive mask.
-Scores and sums are fp32 whatever the cache's dtype.
+fp32 caches only (numpy has no bf16): :class:`~hivethink.engine.attention.PagedAttention` sends it
+groups of at most ``KERNEL_ROWS`` query rows of an fp32 cache, the rest to the matmuls (its dot
+products are vectorised but its ``exp`` is scalar, so many rows cost it more than MKL).
 
 Shapes: J groups, B blocks per group, E page entries, Q query slots, Hkv KV heads, G query heads
 per KV head, D head dim, P page size, C arena pages.
