@@ -126,7 +126,7 @@ def test_auto_on_the_embedded_gguf_reads_its_q4_1_blocks(smol32):
         mine = runner.cache.new_block("mine")
         runner.prefill(mine, ids)
         others = [runner.cache.new_block(f"o{i}") for i in range(extra)]
-        rows = [RowSpec([mine], 1, 0)] + [RowSpec([o], 2, 0) for o in others]
+        rows = [RowSpec([mine], 1, 0)] + [RowSpec([o], 2, 1 + i) for i, o in enumerate(others)]  # other jobs
         reserve_rows(runner.cache, rows)  # the engine's part: a pass's pages are taken before it runs
         out = runner.forward(rows, [[7]] + [[11, 12]] * extra)[0]
         assert out is not None
