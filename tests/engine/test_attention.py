@@ -3,6 +3,8 @@ lagged visibility, unequal blocks, GQA, several workers, multi-token rows, sever
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
@@ -61,6 +63,7 @@ def test_the_paged_kernel_and_the_matmuls_never_share_a_part():
     sc.run("paged", "instant")
     rows = {sc.last_plan.parts[i].q_index.shape[1] for i in range(len(sc.last_plan.parts))}
     assert max(rows) > 4 and min(rows) <= 4  # the 40-token chunk's part apart from the decodes'
+    assert {(p.q_index.shape[1] <= 4, p.kernel) for p in sc.last_plan.parts} == {(True, True), (False, False)}
 
 
 def test_groups_of_very_different_shapes_go_in_separate_parts_and_stay_exact():
@@ -153,7 +156,8 @@ def test_backends_are_chosen_by_name_in_one_place(monkeypatch):
     assert attention_backend(cpu, "flex").head_major
     with pytest.raises(HivethinkError, match="attention must be one of blocks, flex, paged"):
         attention_backend(cpu, "fused")
-    monkeypatch.setattr("hivethink.engine.attention_kernel.numba", None)
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba" else find(name, *a))
     assert attention_backend(cpu).name == "blocks"  # without numba
     monkeypatch.setenv("HIVETHINK_ATTENTION", "fused")
     with pytest.raises(HivethinkError, match="HIVETHINK_ATTENTION"):

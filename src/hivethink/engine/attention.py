@@ -40,6 +40,7 @@ from typing import Any, ClassVar, Protocol
 import torch
 import torch.nn.functional as F
 
+from hivethink.engine import attention_kernel
 from hivethink.engine.cache import Block, KVCache
 from hivethink.engine.rope import RopeTable, rotate, signed_sin
 
@@ -171,6 +172,17 @@ class BlocksPart:
     # every entry is gathered through ``entry_page``. Both give the same numbers.
     runs: list[tuple[int, int, int, int]] = field(default_factory=list)
     rest: torch.Tensor | None = None  # [R, 3]: (group, entry, page) of each entry outside the runs
+    # computed by the loop-nest kernel (PagedAttention) instead of the batched matmuls; every group
+    # of a part is (see BlocksAttention._kernel)
+    kernel: bool = False
+
+    def queries(self, q: torch.Tensor, kv_heads: int) -> torch.Tensor:
+        """The part's queries from the pass's q [T, Hq, D], rotated once per block of their
+        group: [J, B, Hkv, Q, G, D]."""
+        J, Q = self.q_index.shape
+        _, Hq, D = q.shape
+        qg = q[self.q_index].view(J, 1, Q, kv_heads, Hq // kv_heads, D).permute(0, 1, 3, 2, 4, 5)
+        return rotate(qg, self.q_cos, self.q_sin)
 
 
 @dataclass
@@ -354,9 +366,13 @@ class BlocksAttention:
                       or geo[members[0]].start + rows[members[0]].n_new >= DENSE_MIN_KEYS)]
         rest = [j for j in range(len(groups)) if j not in dense]
         sizes = [(len(g_slots[j]), max(1, len(g_entries[j]))) for j in rest]
-        parts = [self._part(cache, rope, rows, geo, first_token, [g_blocks[rest[j]] for j in part],
-                            [g_entries[rest[j]] for j in part], [g_slots[rest[j]] for j in part])
-                 for part in split_parts(sizes, slack=slack, classes=[self._kernel_class(q) for q, _ in sizes])]
+        G = cache.cfg.n_heads // cache.cfg.n_kv_heads
+        kernel = [self._kernel(cache, q * G) for q, _ in sizes]
+        parts = []
+        for part in split_parts(sizes, slack=slack, classes=[int(k) for k in kernel]):
+            parts.append(self._part(cache, rope, rows, geo, first_token, [g_blocks[rest[j]] for j in part],
+                                    [g_entries[rest[j]] for j in part], [g_slots[rest[j]] for j in part]))
+            parts[-1].kernel = kernel[part[0]]
         plan = BlocksPlan(writes=writes, parts=parts, dense=[], n_tokens=n_tokens)
         if dense:
             self._dense(cache, rope, plan, [rows[groups[j][0]] for j in dense], [geo[groups[j][0]] for j in dense],
@@ -364,10 +380,11 @@ class BlocksAttention:
             self._copies(cache, [rows[groups[j][0]].view[0] for j in dense], plan.dense)
         return plan
 
-    def _kernel_class(self, slots: int) -> int:
-        """Which kernel computes a group of ``slots`` query slots (groups of different kernels go
-        in different parts, so a group's kernel depends on the group alone): one here."""
-        return 0
+    def _kernel(self, cache: KVCache, query_rows: int) -> bool:
+        """Whether the loop-nest kernel computes a group of ``query_rows`` rows (query slots x
+        query heads per KV head); never here. Groups of the two kinds go in different parts, so a
+        group's kernel depends on the group alone."""
+        return False
 
     def _copies(self, cache: KVCache, blocks: list[Block], dense: list[DensePart]) -> None:
         """Give each dense part that sees at least DENSE_MIN_KEYS keys its block's copy: kept when
@@ -531,8 +548,7 @@ class BlocksAttention:
                                            enable_gqa=Hq != Hkv)  # [1, Hq, Q, D]
         return o[0].transpose(0, 1).reshape(-1, Hq * D)
 
-    @staticmethod
-    def _attend_part(cache: KVCache, layer: int, part: BlocksPart, q: torch.Tensor) -> torch.Tensor:
+    def _attend_part(self, cache: KVCache, layer: int, part: BlocksPart, q: torch.Tensor) -> torch.Tensor:
         """The part's queries -> their outputs [n, Hkv, G, D] in the order of ``part.tokens``."""
         _, Hq, D = q.shape
         k_arena, v_arena = cache.k[layer], cache.v[layer]
@@ -541,8 +557,7 @@ class BlocksAttention:
         E = part.entry_page.shape[1]
         G = Hq // Hkv
         M = Q * G  # rows of each per-entry matmul
-        qg = q[part.q_index].view(J, 1, Q, Hkv, G, D).permute(0, 1, 3, 2, 4, 5)  # [J, 1, Hkv, Q, G, D]
-        qr = rotate(qg, part.q_cos, part.q_sin)  # [J, B, Hkv, Q, G, D]: one rotation per block
+        qr = part.queries(q, Hkv)  # [J, B, Hkv, Q, G, D]
         qe = qr[torch.arange(J, device=q.device)[:, None], part.entry_block]  # [J, E, Hkv, Q, G, D]
         s = _per_entry(_rows_padded(qe.reshape(J, E, Hkv, M, D)), k_arena, part, keys=True)  # [J, E, Hkv, M', P]
         s = s[..., :M, :].reshape(J, E, Hkv, Q, G, P) + part.mask
@@ -554,7 +569,6 @@ class BlocksAttention:
         return o.view(J, Hkv, Q, G, D)[part.out_group, :, part.out_slot].to(q.dtype)  # [n, Hkv, G, D]
 
 
-
 # The loop-nest kernel computes a group's attention when the group has at most this many query
 # rows (query slots x query heads per KV head): a hive of up to 4 decoding workers of a 3:1 GQA
 # model. Above it the batched matmuls are faster on 2 cores (the kernel's exp and dot products
@@ -563,10 +577,10 @@ KERNEL_ROWS = 12
 
 
 class PagedAttention(BlocksAttention):
-    """BlocksAttention's plan, with its batched-matmul parts computed by one compiled loop nest
+    """BlocksAttention's plan, with the parts of small groups computed by one compiled loop nest
     over the pages (:mod:`~hivethink.engine.attention_kernel`, numba): each page read once per
     group and KV head, in place, an online softmax per query. The CPU default where numba is
-    installed and the cache is fp32 or fp16 (numpy has no bf16: bf16 parts use the matmuls)."""
+    installed; fp32 caches only (numpy has no bf16), other dtypes use the matmuls throughout."""
 
     name: ClassVar[str] = "paged"
     head_major: ClassVar[bool] = False
@@ -575,30 +589,16 @@ class PagedAttention(BlocksAttention):
         """``kernel_rows``: the most query rows of a group the kernel takes (default KERNEL_ROWS)."""
         super().__init__(copy_bytes)
         self.kernel_rows = KERNEL_ROWS if kernel_rows is None else kernel_rows
-        self._heads: tuple[int, int] | None = None  # (Hq, Hkv), learned at the first plan
 
-    def plan(self, cache: KVCache, rope: RopeTable, rows: Sequence[RowSpec], n_tokens: int,
-             slack: int = 256) -> BlocksPlan:
-        self._heads = (cache.cfg.n_heads, cache.cfg.n_kv_heads)
-        return super().plan(cache, rope, rows, n_tokens, slack)
+    def _kernel(self, cache: KVCache, query_rows: int) -> bool:
+        return cache.device.type == "cpu" and cache.dtype == torch.float32 and query_rows <= self.kernel_rows
 
-    def _kernel_class(self, slots: int) -> int:
-        assert self._heads is not None
-        return 1 if slots * (self._heads[0] // self._heads[1]) <= self.kernel_rows else 0
-
-    def _attend_part(self, cache: KVCache, layer: int, part: BlocksPart, q: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        from hivethink.engine import attention_kernel
-
-        _, Hq, D = q.shape
-        Hkv = cache.k[layer].shape[1]
-        J, Q = part.q_index.shape
-        G = Hq // Hkv
-        if q.device.type != "cpu" or q.dtype != torch.float32 or self.kernel_rows < Q * G:
-            return BlocksAttention._attend_part(cache, layer, part, q)
-        qg = q[part.q_index].view(J, 1, Q, Hkv, G, D).permute(0, 1, 3, 2, 4, 5)  # [J, 1, Hkv, Q, G, D]
-        qr = rotate(qg, part.q_cos, part.q_sin)  # [J, B, Hkv, Q, G, D]: one rotation per block
-        o = attention_kernel.paged_attention(qr, cache.k[layer], cache.v[layer], part.entry_page, part.entry_block,
-                                             part.mask[:, :, 0, :, 0, :])  # [J, Hkv, Q, G, D]
+    def _attend_part(self, cache: KVCache, layer: int, part: BlocksPart, q: torch.Tensor) -> torch.Tensor:
+        if not part.kernel:
+            return super()._attend_part(cache, layer, part, q)
+        k_arena, v_arena = cache.k[layer], cache.v[layer]
+        o = attention_kernel.paged_attention(part.queries(q, k_arena.shape[1]), k_arena, v_arena, part.entry_page,
+                                             part.entry_block, part.mask[:, :, 0, :, 0, :])  # [J, Hkv, Q, G, D]
         return o[part.out_group, :, part.out_slot].to(q.dtype)  # [n, Hkv, G, D]
 
 

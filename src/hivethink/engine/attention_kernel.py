@@ -25,6 +25,7 @@ per KV head, D head dim, P page size, C arena pages.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import threading
 import time
@@ -33,18 +34,16 @@ from typing import Any
 import numpy as np
 import torch
 
-numba: Any
-try:
-    import numba
-except ImportError:  # an optional speed-up: without numba the batched matmuls run
-    numba = None
+# numba, imported when the kernel is first compiled (not at start-up: it takes 0.3-0.9 s here)
+numba: Any = None
 
 # Masked slots carry attention.MASKED (-1e30) in the additive mask; anything this low is hidden.
 HIDDEN = -1e29
 
 
 def available() -> bool:
-    return numba is not None
+    """Whether numba is installed (an optional speed-up: without it the batched matmuls run)."""
+    return importlib.util.find_spec("numba") is not None
 
 
 def _kernel(q: np.ndarray, k: np.ndarray, v: np.ndarray, entry_page: np.ndarray, entry_block: np.ndarray,
@@ -112,9 +111,9 @@ first_call_s: float | None = None
 
 
 def _compiled_kernel() -> Any:
-    global _compiled
+    global _compiled, numba
     if _compiled is None:
-        assert numba is not None
+        import numba
         # reassoc/contract let LLVM vectorize the dot products (a fixed order per row, so a row's
         # result still does not depend on the other rows); no fast-math on infinities or NaN
         _compiled = numba.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "contract"})(_kernel)

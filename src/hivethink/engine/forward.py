@@ -35,7 +35,7 @@ class Runner:
     def __init__(self, model: LoadedModel, *, page_size: int = 64, pages: int = 64,
                  max_pages: int | None = None, attention: str | None = None, prefix_cache: bool = True,
                  batch_invariant: bool = True, graphs: str | None = None, keep_bytes: int | None = None):
-        """``attention``: a backend name ("blocks", "flex"); default by device (see
+        """``attention``: a backend name ("paged", "blocks", "flex"); default by device (see
         :func:`~hivethink.engine.attention_backends.attention_backend`). ``max_pages``: the page budget.
         ``graphs``: auto | on | off, decode steps as CUDA graphs (engine/graphs.py). ``keep_bytes``:
         idle prompts' pages the prefix cache keeps (:class:`~hivethink.engine.cache.KVCache`)."""
