@@ -486,20 +486,22 @@ def _failure(stream: GenJob) -> ApiError | None:
     return None
 
 
+def _openai_usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> dict[str, Any]:
+    """OpenAI's usage object; ``prompt_tokens_details.cached_tokens``: the prompt tokens the prefix
+    cache held (they were not computed for this request)."""
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens}}
+
+
 def _usage(prompt_tokens: int, streams: list[GenJob]) -> dict[str, Any]:
-    """OpenAI's usage; ``prompt_tokens_details.cached_tokens``: the prompt tokens the prefix cache
-    held for every choice (they were not computed for this request)."""
-    completion = sum(len(s.tokens) for s in streams)
-    cached = min((s.cached_tokens for s in streams), default=0)
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
-            "total_tokens": prompt_tokens + completion, "prompt_tokens_details": {"cached_tokens": cached}}
+    """The prompt counted once, every choice's tokens; cached: what the cache held for every choice."""
+    return _openai_usage(prompt_tokens, sum(len(s.tokens) for s in streams),
+                         min((s.cached_tokens for s in streams), default=0))
 
 
 def _hive_usage(prompt_tokens: int, result: HiveResult) -> dict[str, Any]:
-    completion = sum(result.tokens.values())
-    cached = next((e.data.get("cached", 0) for e in result.events if e.kind == "prompt"), 0)
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
-            "total_tokens": prompt_tokens + completion, "prompt_tokens_details": {"cached_tokens": cached}}
+    return _openai_usage(prompt_tokens, sum(result.tokens.values()), result.cached_tokens)
 
 
 def _hive_finish(result: HiveResult) -> str:

@@ -61,11 +61,10 @@ class _SharedCache:
 
     @staticmethod
     def _sample(res: HiveResult, cfg: HiveConfig) -> SampleResult:
-        prompt = next((e.data for e in res.events if e.kind == "prompt"), {})
         return SampleResult(
             events=res.events, answer=res.answer, agent_answers=res.answers,
             sequential_passes=res.steps, sequential_calls=1, tokens=sum(res.tokens.values()),
-            prompt_tokens=prompt.get("tokens", 0), cached_tokens=prompt.get("cached", 0), wall_s=res.wall_s,
+            prompt_tokens=res.prompt_tokens, cached_tokens=res.cached_tokens, wall_s=res.wall_s,
             info={"finished_by": res.finished_by, "checks": res.checks, "checks_yes": res.checks_yes,
                   "references": res.references, "impersonations": res.impersonations,
                   "forced_tokens": res.forced_tokens, "layout": cfg.layout, "visibility": res.visibility},

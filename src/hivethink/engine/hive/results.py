@@ -36,6 +36,19 @@ class HiveResult:
     def tokens_per_s(self) -> float:
         return sum(self.tokens.values()) / self.wall_s if self.wall_s > 0 else 0.0
 
+    @property
+    def prompt_tokens(self) -> int:
+        """The shared prompt's tokens (the run's prompt event; 0 without one)."""
+        return int(self._prompt().get("tokens", 0))
+
+    @property
+    def cached_tokens(self) -> int:
+        """Of them, those the prefix cache held (not computed for this run)."""
+        return int(self._prompt().get("cached", 0))
+
+    def _prompt(self) -> dict[str, Any]:
+        return next((e.data for e in self.events if e.kind == "prompt"), {})
+
 
 @dataclass
 class Snapshot:
