@@ -66,3 +66,34 @@ def test_stop_strings_cut_the_text(smol32):
     [p] = prompts(smol32, ["Count: 1, 2, 3, 4, 5, 6"])
     [out] = run_generations(Engine(smol32), [p], max_tokens=[30], sampling=[SamplingParams()], stop=[[","]])
     assert "," not in out.text and out.finish_reason == "stop" and out.text
+
+
+def test_the_loop_hands_back_the_heap_once_per_burst_of_work(tiny_smol, monkeypatch):
+    import threading
+
+    import hivethink.engine.scheduler as scheduler
+
+    engine = Engine(tiny_smol, max_rows=4)
+    trims: list[tuple[int, int]] = []  # (running, waiting) when each trim ran
+    trimmed = threading.Event()
+
+    def trim() -> bool:
+        trims.append(engine.load)
+        trimmed.set()
+        return True
+
+    monkeypatch.setattr(scheduler, "return_freed_memory", trim)
+    engine.start()
+    try:
+        assert not trimmed.wait(0.8)  # idle from the start: nothing to hand back
+        for burst in (1, 2):
+            trimmed.clear()
+            jobs = [engine.generate([1, 2, 3 + i], max_tokens=5, sampling=SamplingParams()) for i in range(3)]
+            for job in jobs:
+                job.wait()
+            assert trimmed.wait(5)
+            trimmed.clear()
+            assert not trimmed.wait(1.2)  # once per burst, not on each of the idle loop's wakes
+            assert len(trims) == burst and trims[-1] == (0, 0) and engine.stats.heap_trims == burst
+    finally:
+        engine.close()

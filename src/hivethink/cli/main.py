@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hivethink.errors import HivethinkError
+from hivethink.memory import SERVER_MALLOC_ARENAS, limit_malloc_arenas
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Run LLM workers in parallel over one shared KV cache, and measure how they coordinate.")
@@ -406,6 +407,7 @@ def serve(
     if not sock.getsockname()[0].startswith(("127.", "::1")) and api_key is None:
         console.print(f"warning: serving on {host} without --api-key: anyone who can reach it can use it",
                       markup=False, highlight=False, soft_wrap=True)
+    limit_malloc_arenas(SERVER_MALLOC_ARENAS)
     try:
         with console.status("loading model..."):
             loaded = load_model(model, dtype=dtype, device=device or default_device(), weights=weights)
@@ -493,6 +495,7 @@ def bench_serve(
         from hivethink.serve import BackgroundServer, ServeLimits, create_app
         from hivethink.serve.server import default_served_name
 
+        limit_malloc_arenas(SERVER_MALLOC_ARENAS)
         with console.status("loading model..."):
             loaded = load_model(model, dtype=dtype, device=device or default_device(), weights=weights)
         weights_note(console, loaded)

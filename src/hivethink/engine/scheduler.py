@@ -39,6 +39,7 @@ from hivethink.engine.cache import Block, PagesExhausted
 from hivethink.engine.forward import Runner
 from hivethink.engine.sampling import SamplingParams, new_generator, sample
 from hivethink.errors import HivethinkError
+from hivethink.memory import return_freed_memory
 from hivethink.models.loader import LoadedModel
 
 _DONE = object()
@@ -325,6 +326,7 @@ class EngineStats:
     busy_s: float = 0.0  # wall time of the passes: forward, then each job's update (sampling)
     chunk_busy_s: float = 0.0  # of that, passes that fed a row of more than one token
     preemptions: int = 0
+    heap_trims: int = 0  # times the loop handed freed heap back to the OS on going idle
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -440,10 +442,18 @@ class Engine:
 
     # -- the loop -----------------------------------------------------------------------------
     def _loop(self) -> None:
+        busy = False
         while not self._stop.is_set():
-            if not self.step():
-                self._wake.wait(timeout=0.5)
-                self._wake.clear()
+            if self.step():
+                busy = True
+                continue
+            if busy:  # the work just ran out: hand back the heap its passes freed (what a server
+                # holds between bursts; a few ms, once per burst)
+                return_freed_memory()
+                self.stats.heap_trims += 1
+                busy = False
+            self._wake.wait(timeout=0.5)
+            self._wake.clear()
 
     def forget_cached(self) -> int:
         """Drop the prompts cached for jobs that have ended (between passes) -> pages dropped."""

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from hivethink.errors import HivethinkError
+from hivethink.memory import return_freed_memory
 from hivethink.models.config import ModelConfig, check_shapes
 from hivethink.models.transformer import FUSED, Decoder, LayerWeights, fused_names
 from hivethink.models.weights import (
@@ -169,21 +170,9 @@ def load_model(spec: str | None = None, *, dtype: str | torch.dtype = "float32",
         loaded.decoder.pack(keep_plain=keep_plain)
         if not keep_plain:
             loaded.decoder.own()
-    _return_freed_memory()
+    # the dequantized and fused temporaries loading freed (megabytes each): 0.1-0.2 GB of RSS
+    return_freed_memory()
     return loaded
-
-
-def _return_freed_memory() -> None:
-    """Hand the heap that loading freed (dequantized and fused temporaries, megabytes each) back
-    to the OS: glibc keeps it otherwise, 0.1-0.2 GB of a server's RSS. A no-op off glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _plan(cfg: ModelConfig, mode: str, stored: dict[str, str], source: str) -> WeightPlan:
