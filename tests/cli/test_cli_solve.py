@@ -92,3 +92,14 @@ def test_the_summary_reads_loops_from_what_each_worker_wrote_itself():
     rows = {line.split("│")[1].strip(): line for line in out.getvalue().splitlines() if line.count("│") > 5}
     loops = {name: row.split("│")[7].strip() for name, row in rows.items() if name in ("Alice", "Bob")}
     assert loops == {"Alice": "yes", "Bob": "no"}
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["--top-p", "2"], "--top-p"),
+    (["--check-every", "-1"], "--check-every"),
+    (["--finisher-tokens", "-3"], "--finisher-tokens"),
+])
+def test_a_bad_hive_option_is_named_by_its_flag(args, flag, capsys):
+    assert main(["solve", "x", *args]) == 2  # before the model loads
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: solve: {flag}: "), err

@@ -126,11 +126,12 @@ def solve(
     text = read_problem(problem)
     budgets = tuple(_int_list(snapshots, "--snapshots")) if snapshots else ()
     # built before the model loads: bad arguments fail fast, in one line
-    cfg = HiveConfig.parse(dict(workers=workers, layout=layout, max_steps=max_steps, visibility=visibility,
-                                sampling=sampling, temperature=temperature, top_p=top_p, seed=seed,
-                                check_every=check_every, finisher_tokens=finisher_tokens, snapshots=budgets,
-                                examples=examples, suggestions=suggestions, guard_headers=guard, step_end=step_end,
-                                think=think, extract=extract), "solve")
+    options = dict(workers=workers, layout=layout, max_steps=max_steps, visibility=visibility, sampling=sampling,
+                   temperature=temperature, top_p=top_p, seed=seed, check_every=check_every,
+                   finisher_tokens=finisher_tokens, snapshots=budgets, examples=examples, suggestions=suggestions,
+                   guard_headers=guard, step_end=step_end, think=think, extract=extract)
+    flags = {f: "--" + f.replace("_", "-") for f in options} | {"guard_headers": "--guard"}
+    cfg = HiveConfig.parse(options, "solve", flags)
     use_prompts(prompts_dir)
     parse_dtype(dtype)
     check_weights(weights)

@@ -82,13 +82,15 @@ class HiveConfig(BaseModel):
         return self
 
     @classmethod
-    def parse(cls, options: dict[str, Any], where: str = "hive config") -> HiveConfig:
+    def parse(cls, options: dict[str, Any], where: str = "hive config",
+              names: dict[str, str] | None = None) -> HiveConfig:
         """Options as text or numbers (``"0.7"``, ``"256"``) -> a config, or one-line
-        :class:`HivethinkError`."""
+        :class:`HivethinkError` naming the field as the user wrote it (``names``: field -> e.g.
+        the command's ``--flag``)."""
         try:
             return cls.model_validate(options, strict=False)
         except ValidationError as e:
-            raise HivethinkError(f"{where}: {validation_message(e)}") from None
+            raise HivethinkError(f"{where}: {validation_message(e, names)}") from None
 
     @classmethod
     def help(cls, name: str) -> str:
