@@ -39,7 +39,21 @@ def test_bench_engine_profile_names_the_ops_of_a_step(tmp_path, capsys):
     assert [o["ms_per_step"] for o in ops] == sorted((o["ms_per_step"] for o in ops), reverse=True)
 
 
+def test_bench_engine_rounds_report_the_median_of_each_rounds_figures(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "engine", "--shape", "tiny", "--device", "cpu", "--contexts", "64", "--workers", "1,2",
+               "--steps", "2", "--no-baseline", "--rounds", "3", "--json", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert "round 3/3 ctx     64 N=2" in capsys.readouterr().out  # progress per round
+    r = json.loads(out.read_text())
+    assert r["rounds"] == 3
+    for x in r["rows"]:
+        assert len(x["engine_ms_rounds"]) == 3 and x["engine_ms"] == sorted(x["engine_ms_rounds"])[1]
+        assert x["vs_one_worker"] == round(x["engine_ms"] / r["rows"][0]["engine_ms"], 3)
+
+
 @pytest.mark.parametrize("args,msg", [
+    (["--shape", "tiny", "--rounds", "0"], "--rounds must be at least 1"),
     (["--shape", "llama-9000b"], "unknown --shape"),
     (["--shape", "tiny", "--model", "smollm2"], "exclude"),
     (["--shape", "tiny", "--attention", "fused"], "--attention"),
@@ -102,12 +116,15 @@ def test_bench_engine_times_llamacpp_batched_at_every_n(tmp_path, capsys):
     pytest.importorskip("llama_cpp")
     out = tmp_path / "bench.json"
     rc = main(["bench", "engine", "--device", "cpu", "--contexts", "32", "--workers", "1,2", "--steps", "2",
-               "--no-baseline", "--weights", "auto", "--json", str(out)])
+               "--no-baseline", "--weights", "auto", "--rounds", "2", "--json", str(out)])
     assert rc == 0, capsys.readouterr().err
     r = json.loads(out.read_text())
     assert r["weights"] == "auto: exact+int4" and "Q4_1 as stored" in r["weights_plan"]
     for x in r["rows"]:
         assert x["llamacpp_batched_ms"] > 0 and x["vs_llamacpp_batched"] > 0 and x["read_bound_fraction"] > 0
+        # each round's ratio is its own engine figure against its own llama.cpp figure
+        assert x["vs_llamacpp_batched_rounds"] == [round(b / e, 3) for b, e in
+                                                   zip(x["llamacpp_batched_ms_rounds"], x["engine_ms_rounds"], strict=True)]
 
 
 @pytest.mark.slow

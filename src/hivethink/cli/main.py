@@ -182,6 +182,7 @@ def bench_engine(
     graphs: Annotated[str | None, typer.Option(help="Decode steps as CUDA graphs at bucketed sizes: auto (on with CUDA and flex) | on | off (default: $HIVETHINK_GRAPHS, else auto).")] = None,
     hives: Annotated[int, typer.Option(help="Also time this many hives decoding together against one, at the first context (0: not).")] = 0,
     hive_workers: Annotated[int, typer.Option(help="Workers of each hive for --hives.")] = 4,
+    rounds: Annotated[int, typer.Option(help="Time every point this many times over (the engine's points, then llama.cpp's, per round) and report medians, with each round's ratio: on a shared machine figures move with its phases.")] = 1,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results here.")] = None,
 ) -> None:
     """Per-step latency of the engine for N workers vs transformers decoding batch N."""
@@ -198,6 +199,8 @@ def bench_engine(
         raise HivethinkError(f"--hives must be 0 or more, got {hives}")
     if hive_workers < 1:
         raise HivethinkError(f"--hive-workers must be at least 1, got {hive_workers}")
+    if rounds < 1:
+        raise HivethinkError(f"--rounds must be at least 1, got {rounds}")
     if shape is not None and shape not in SHAPES:
         raise HivethinkError(f"unknown --shape {shape!r} (choose from {', '.join(sorted(SHAPES))})")
     if shape is not None and model is not None:
@@ -224,21 +227,23 @@ def bench_engine(
                 "step time vs N=1", "engine tokens/s", "of bandwidth bound"):
         table.add_column(col, justify="right")
 
-    def show(r: BenchRow) -> None:
-        console.print(f"  ctx {r.context:>6} N={r.workers:<2} engine {r.engine_ms:8.2f} ms  "
-                      f"transformers {r.baseline_ms or float('nan'):8.2f} ms", highlight=False)
+    def progress(rnd: int, ctx: int, n: int, ms: float) -> None:
+        at = f"round {rnd + 1}/{rounds} " if rounds > 1 else ""
+        console.print(f"  {at}ctx {ctx:>6} N={n:<2} engine {ms:8.2f} ms", highlight=False)
+
+    try:
+        result = run_bench(loaded, contexts=ctxs, workers=ns, steps=steps, baseline=baseline,
+                           llamacpp=llamacpp, attention=attention, profile=profile, on_point=progress,
+                           batch_invariant=batch_invariant, graphs=graphs, hives=hives, hive_workers=hive_workers,
+                           rounds=rounds)
+    except torch.OutOfMemoryError:
+        raise HivethinkError(f"out of {dev} memory for {loaded.source} at these contexts and workers: "
+                             "fewer or shorter ones may fit") from None
+    for r in (BenchRow(**row) for row in result["rows"]):
         table.add_row(str(r.context), str(r.workers), f"{r.engine_ms:.2f}",
                       "-" if r.baseline_ms is None else f"{r.baseline_ms:.2f}",
                       "-" if r.vs_baseline is None else f"{r.vs_baseline:.2f}x",
                       f"{r.vs_one_worker:.2f}x", f"{r.engine_tok_s:.1f}", f"{r.bandwidth_fraction or 0:.0%}")
-
-    try:
-        result = run_bench(loaded, contexts=ctxs, workers=ns, steps=steps, baseline=baseline,
-                           llamacpp=llamacpp, attention=attention, profile=profile, on_row=show,
-                           batch_invariant=batch_invariant, graphs=graphs, hives=hives, hive_workers=hive_workers)
-    except torch.OutOfMemoryError:
-        raise HivethinkError(f"out of {dev} memory for {loaded.source} at these contexts and workers: "
-                             "fewer or shorter ones may fit") from None
     console.print(table)
     last = result["rows"][-1] if result["rows"] else None
     if last and last["profile"]:
@@ -277,8 +282,12 @@ def bench_engine(
                       highlight=False)
         batched = [r for r in result["rows"] if r["context"] == ctx and r["llamacpp_batched_ms"] is not None]
         if batched:
+            def spread(r: dict[str, Any]) -> str:
+                per = r["vs_llamacpp_batched_rounds"]
+                return f"; rounds {min(per):.2f}-{max(per):.2f}x" if per else ""
+
             at = ", ".join(f"N={r['workers']} {r['workers'] * 1000 / r['llamacpp_batched_ms']:.1f} "
-                           f"(engine {r['vs_llamacpp_batched']:.2f}x)" for r in batched)
+                           f"(engine {r['vs_llamacpp_batched']:.2f}x{spread(r)})" for r in batched)
             console.print(f"llama.cpp, N sequences sharing the prompt in one decode a step, context {ctx}: "
                           f"tokens/s {at}", highlight=False)
     if json_out:

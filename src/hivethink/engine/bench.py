@@ -51,6 +51,10 @@ class BenchRow:
     bandwidth_fraction: float | None = None  # weight bytes / bandwidth / engine_ms
     read_bound_fraction: float | None = None  # (weights + the prompt's K/V, read once) / bandwidth / engine_ms
     profile: list[dict[str, Any]] | None = None  # top ops of the engine's step (--profile)
+    # with several rounds (--rounds): each round's figure; the fields above are their medians
+    engine_ms_rounds: list[float] | None = None
+    llamacpp_batched_ms_rounds: list[float] | None = None
+    vs_llamacpp_batched_rounds: list[float] | None = None  # each round's ratio (engine and llama.cpp of one round)
 
 
 def _sync(device: torch.device) -> None:
@@ -422,11 +426,17 @@ def greedy_vs_llamacpp(model: LoadedModel, prompts: tuple[str, ...] = GREEDY_PRO
 
 def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], steps: int,
               baseline: bool = True, llamacpp: bool = True, attention: str | None = None,
-              profile: bool = False, on_row: Callable[[BenchRow], None] | None = None,
+              profile: bool = False, on_point: Callable[[int, int, int, float], None] | None = None,
               batch_invariant: bool = True, graphs: str | None = None, hives: int = 0,
-              hive_workers: int = 4) -> dict[str, Any]:
+              hive_workers: int = 4, rounds: int = 1) -> dict[str, Any]:
     """Every (context, N) point; with ``hives`` > 1 also that many hives of ``hive_workers``
-    workers at the first context decoding together, against one such hive."""
+    workers at the first context decoding together, against one such hive.
+
+    ``rounds``: the engine's points, then llama.cpp's, that many times over; each row reports the
+    medians and keeps every round's figure. On a shared machine one run's figures move by tens of
+    percent with the machine's phases, and a ratio of two figures taken minutes apart with them;
+    a ratio per round and their median are steadier. ``on_point(round, context, N, ms)`` sees
+    each engine figure as it is measured."""
     from hivethink.models.shapes import weight_bytes
 
     dev = model.decoder.device
@@ -436,43 +446,57 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
     bound_ms = w_bytes / (gb_s * 1e9) * 1000
     c = model.cfg
     kv_token = 2 * c.n_layers * c.n_kv_heads * c.head_dim * torch.finfo(model.dtype).bits // 8
-    rows: list[BenchRow] = []
     notes: list[DecodeGraphs] = []
-    for ctx in contexts:
-        one: float | None = None
-        for n in workers:
-            ms = engine_step_ms(model, ctx, n, steps, attention, batch_invariant, graphs, graph_notes=notes)
-            one = ms if one is None or n == 1 else one
-            base = baseline_step_ms(hf, model.cfg.vocab_size, ctx, n, steps) if hf is not None else None
-            row = BenchRow(context=ctx, workers=n, engine_ms=round(ms, 3),
-                           baseline_ms=None if base is None else round(base, 3),
-                           engine_tok_s=round(n * 1000 / ms, 2),
-                           vs_baseline=None if base is None else round(base / ms, 3),
-                           vs_one_worker=round(ms / one, 3),
-                           bandwidth_fraction=round(bound_ms / ms, 3),
-                           read_bound_fraction=round((w_bytes + ctx * kv_token) / (gb_s * 1e9) * 1000 / ms, 3),
-                           profile=profile_step(model, ctx, n, attention=attention,
-                                                batch_invariant=batch_invariant) if profile else None)
-            rows.append(row)
-            if on_row:
-                on_row(row)
-    # llama.cpp last: its thread pool keeps spinning for a while after it runs, which would slow
-    # whatever is timed next on a small machine.
+    points = [(ctx, n) for ctx in contexts for n in workers]
+    engine: dict[tuple[int, int], list[float]] = {p: [] for p in points}
+    base: dict[tuple[int, int], list[float]] = {p: [] for p in points}
+    one_seq: dict[int, list[float]] = {}  # llama.cpp, one sequence: tokens/s per context
+    batched: dict[tuple[int, int], list[float]] = {}  # llama.cpp batched ms, per point
     gguf = Path(model.source) if model.source.endswith(".gguf") else None
-    llama: dict[int, float] = {}
-    for ctx in contexts if llamacpp else []:
-        tok_s = llamacpp_tok_s(gguf, ctx, steps, torch.get_num_threads()) if gguf else None
-        if tok_s is None:
-            break
-        llama[ctx] = round(tok_s, 2)
-        assert gguf is not None
-        batched = llamacpp_batched_ms(gguf, ctx, workers, steps, torch.get_num_threads()) or {}
-        for r in rows:
-            if r.context == ctx:
-                r.vs_llamacpp = round(r.engine_tok_s / tok_s, 3)
-                if r.workers in batched:
-                    r.llamacpp_batched_ms = round(batched[r.workers], 3)
-                    r.vs_llamacpp_batched = round(batched[r.workers] / r.engine_ms, 3)
+    for rnd in range(rounds):
+        for ctx, n in points:
+            ms = engine_step_ms(model, ctx, n, steps, attention, batch_invariant, graphs, graph_notes=notes)
+            engine[ctx, n].append(ms)
+            if on_point:
+                on_point(rnd, ctx, n, ms)
+            if hf is not None:
+                base[ctx, n].append(baseline_step_ms(hf, model.cfg.vocab_size, ctx, n, steps))
+        # llama.cpp after the engine: its thread pool keeps spinning for a while after it runs,
+        # which would slow whatever is timed next on a small machine (hence the pause between rounds)
+        for ctx in contexts if llamacpp and gguf else []:
+            assert gguf is not None
+            tok_s = llamacpp_tok_s(gguf, ctx, steps, torch.get_num_threads())
+            if tok_s is None:
+                break
+            one_seq.setdefault(ctx, []).append(tok_s)
+            for n, ms in (llamacpp_batched_ms(gguf, ctx, workers, steps, torch.get_num_threads()) or {}).items():
+                batched.setdefault((ctx, n), []).append(ms)
+        if one_seq and rnd + 1 < rounds:
+            time.sleep(1.0)
+    rows: list[BenchRow] = []
+    for ctx, n in points:
+        ms = statistics.median(engine[ctx, n])
+        one = statistics.median(engine[ctx, 1 if (ctx, 1) in engine else workers[0]])
+        b = statistics.median(base[ctx, n]) if base[ctx, n] else None
+        row = BenchRow(context=ctx, workers=n, engine_ms=round(ms, 3), baseline_ms=None if b is None else round(b, 3),
+                       engine_tok_s=round(n * 1000 / ms, 2), vs_baseline=None if b is None else round(b / ms, 3),
+                       vs_one_worker=round(ms / one, 3), bandwidth_fraction=round(bound_ms / ms, 3),
+                       read_bound_fraction=round((w_bytes + ctx * kv_token) / (gb_s * 1e9) * 1000 / ms, 3),
+                       profile=profile_step(model, ctx, n, attention=attention,
+                                            batch_invariant=batch_invariant) if profile else None,
+                       engine_ms_rounds=[round(x, 3) for x in engine[ctx, n]] if rounds > 1 else None)
+        if ctx in one_seq:
+            row.vs_llamacpp = round(row.engine_tok_s / statistics.median(one_seq[ctx]), 3)
+        if (ctx, n) in batched:
+            lb = batched[ctx, n]
+            row.llamacpp_batched_ms = round(statistics.median(lb), 3)
+            per_round = [round(x / y, 3) for x, y in zip(lb, engine[ctx, n], strict=False)]
+            row.vs_llamacpp_batched = round(statistics.median(per_round), 3)
+            if rounds > 1:
+                row.llamacpp_batched_ms_rounds = [round(x, 3) for x in lb]
+                row.vs_llamacpp_batched_rounds = per_round
+        rows.append(row)
+    llama = {ctx: round(statistics.median(v), 2) for ctx, v in one_seq.items()}
     by = {(r.context, r.workers): r.engine_ms for r in rows}
     team: dict[str, Any] | None = None
     if hives > 1:
@@ -498,7 +522,7 @@ def run_bench(model: LoadedModel, *, contexts: list[int], workers: list[int], st
         "kernel_first_call_s": None if attention_kernel.first_call_s is None else round(attention_kernel.first_call_s, 2),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-        "steps": steps, "llamacpp_tok_s": llama or None,
+        "steps": steps, "rounds": rounds, "llamacpp_tok_s": llama or None,
         "weight_bytes": w_bytes, "kv_bytes_per_token": kv_token, "bandwidth_gb_s": round(gb_s, 1),
         "weight_bound_ms": round(bound_ms, 3),
         # the issue's target: N=4 step time over N=1 step time, per context
