@@ -248,3 +248,45 @@ def test_the_prefix_cache_allowance_reaches_the_cache():
     engine = Engine(model, keep_bytes=40 * (1 << 20))
     assert engine.cache.keep_pages == 40 * (1 << 20) // engine.cache.page_bytes > 0
     assert Engine(model, keep_bytes=0).cache.keep_pages == 0
+
+
+def _rss_mib() -> float:
+    import os
+
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc and glibc's madvise")
+def test_release_hands_free_pages_back_and_keeps_the_cached_floor():
+    """Between bursts (the engine's loop going idle) the free pages' memory goes back to the OS,
+    they read as zeros until taken again, and idle cached pages beyond the floor are dropped."""
+    from tests.engine.reference import cfg
+
+    c = cfg(n_heads=4, n_kv=2, d=64)
+    cache = KVCache(c, dtype=torch.float32, page_size=512, pages=256, keep_bytes=2 * 2**19)  # 512 KiB a page
+    burst = cache.new_block("burst")
+    cache.reserve(burst, 200 * 512)  # 200 pages taken (zeroed: resident)
+    for t in (*cache.k, *cache.v):
+        t[burst.pages] = 1.0
+    prompt = cache.new_block("prompt", cacheable=True)
+    tokens = list(range(3 * 512))
+    cache.reserve(prompt, len(tokens))
+    cache.commit(prompt, tokens)  # 3 full pages registered
+    cache.free_block(burst)
+    cache.free_block(prompt)  # its 3 pages go idle (cached)
+    assert len(cache._idle) == 3
+    held = _rss_mib()
+    handed = cache.release()
+    assert cache.keep_pages == 2 and len(cache._idle) == 2  # nothing in use: the floor is keep_pages
+    assert cache.block_with_prefix("p", tokens).length == 2 * 512  # the two most recent kept, still found
+    assert handed >= 201 * 504 * 1024  # the burst's pages and the evicted one, but for partial memory pages
+    assert _rss_mib() < held - 80
+    again = cache.new_block("again")
+    cache.reserve(again, 5 * 512)
+    for t in (*cache.k, *cache.v):
+        page = t[again.pages]
+        # zeros, but for the partial memory pages at each end of a KV page (at most 2 x 4 KiB of 256)
+        assert torch.isfinite(page).all() and (page == 0).float().mean() >= 1 - 2 * 4096 / t[0].nbytes
+    assert cache.release() == 0  # nothing freed since: no page is handed back twice
+    cache.free_block(again)
+    assert 5 * 504 * 1024 <= cache.release() <= 5 * 512 * 1024  # only the 5 pages taken since

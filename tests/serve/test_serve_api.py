@@ -34,6 +34,7 @@ def client(server):
 def test_health_and_models(server, client):
     status, body = request(server.url, "/health")
     assert status == 200 and body["status"] == "ok" and body["model"] == MODEL
+    assert isinstance(body["settled"], bool)  # idle with its freed memory handed back (bench serve waits for it)
     assert [m.id for m in client.models.list()] == [MODEL]
     assert client.models.retrieve(MODEL).owned_by == "hivethink"
     with pytest.raises(openai.NotFoundError):

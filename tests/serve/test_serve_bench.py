@@ -18,6 +18,9 @@ def test_ten_concurrent_streams_none_lost(smol, tmp_path):
     with running_server(smol, max_batch=4) as server:  # more requests than rows: some wait
         report = asyncio.run(run_load(server.url, requests=10, max_tokens=4, rounds=1, timeout_s=120))
         assert server.engine.load == (0, 0) and not server.engine.cache.blocks
+        # the RSS of each round was read once the engine had handed back what the round freed
+        # (after the warm-up request and after the round: two releases at least)
+        assert server.engine.settled and server.engine.stats.heap_trims >= 2
     assert report.model == MODEL and report.lost == 0
     [r] = report.rounds
     assert r.ok == 10 and r.requests_per_s > 0 and r.tokens_per_s > 0

@@ -19,7 +19,10 @@ in use, or ``keep_bytes`` worth of them if that is more (beyond that the least r
 evicted, so memory stays bounded by the work in flight plus that floor). The floor is for work
 that runs one job at a time (``lab run`` at concurrency 1): with few pages in use, a grid's
 prompts were evicted before the next sample came back for them (the quick grid prefilled 28k
-prompt tokens one sample at a time against 24k eight at a time).
+prompt tokens one sample at a time against 24k eight at a time). When the engine goes idle the
+cache is trimmed to that floor and the memory of its free pages goes back to the OS
+(:meth:`KVCache.release`): a server between bursts holds what is in use and cached, not the most
+a burst ever took.
 
 Arena layout per layer: [pages, Hkv, P, D], one (page, head) a contiguous [P, D] matrix. A
 *head-major* cache (the flex path) stores the same tensor with the heads outermost in memory, so
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 import torch
 
 from hivethink.engine.rope import RopeTable, apply_rotation
+from hivethink.memory import drop_pages
 from hivethink.models.config import ModelConfig
 from hivethink.models.transformer import available_memory
 
@@ -87,6 +91,7 @@ class KVCache:
         heapq.heapify(self._free)
         self.refs = [0] * pages
         self._clean = [head_major] * pages  # zeroed since the arena was made (see _arena)
+        self._dropped: set[int] = set()  # free pages whose memory went back to the OS (see release)
         self._zero(0)
         self._page_hash: dict[int, int] = {}  # page -> its chain hash (registered pages)
         self._by_hash: dict[int, int] = {}  # chain hash -> page
@@ -185,8 +190,10 @@ class KVCache:
             del self._pending[h]
 
     def free_block(self, block: Block) -> None:
-        """Drop the block: its pages lose one holder (pages nobody holds are free or idle)."""
-        for p in block.pages:
+        """Drop the block: its pages lose one holder (pages nobody holds are free or idle). Last
+        page first, so that eviction (least recently released first) takes a cached prompt's
+        tail before its head: a prefix is found only from its first page on."""
+        for p in reversed(block.pages):
             self._release(p)
         block.pages = []
         self.blocks.pop(block.id, None)
@@ -202,6 +209,25 @@ class KVCache:
             heapq.heappush(self._free, page)
         self._idle.clear()
         return dropped
+
+    def release(self) -> int:
+        """Between bursts of work: cached idle pages beyond the floor (as many as are in use, or
+        ``keep_pages``) are dropped, least recently used first, and the memory of every free page
+        that was ever written goes back to the OS, so that the process holds the pages in use
+        and cached rather than the most that a burst ever took. A dropped page reads as zeros
+        (finite, as attention needs) until it is taken again. CPU token-major arenas only: a
+        head-major page is not one run of memory. -> bytes handed back."""
+        in_use = self.capacity - 1 - len(self._free) - len(self._idle)  # page 0 is scratch
+        while len(self._idle) > max(in_use, self.keep_pages):
+            page, _ = self._idle.popitem(last=False)
+            del self._by_hash[self._page_hash.pop(page)]
+            heapq.heappush(self._free, page)
+        if self.device.type != "cpu" or self.head_major:
+            return 0
+        pages = [p for p in self._free if self._clean[p] and p not in self._dropped]
+        handed = sum(drop_pages(t[p].data_ptr(), t[p].nbytes) for p in pages for t in (*self.k, *self.v))
+        self._dropped.update(pages)
+        return handed
 
     # -- pages ------------------------------------------------------------------------------
     def _hold(self, page: int) -> None:
@@ -237,6 +263,7 @@ class KVCache:
             del self._by_hash[self._page_hash.pop(page)]
         self.refs[page] = 1
         self._zero(page)
+        self._dropped.discard(page)
         return page
 
     def _grow(self, need: int) -> None:

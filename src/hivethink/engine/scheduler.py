@@ -327,6 +327,7 @@ class EngineStats:
     chunk_busy_s: float = 0.0  # of that, passes that fed a row of more than one token
     preemptions: int = 0
     heap_trims: int = 0  # times the loop handed freed heap back to the OS on going idle
+    released_bytes: int = 0  # KV cache memory handed back to the OS then (free pages' memory)
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -362,6 +363,8 @@ class Engine:
         self._step_lock = threading.Lock()  # one driver of the loop at a time
         self._held: dict[int, list[Block]] = {}  # job id -> the blocks the engine created for it
         self._grammar_tok: Any = None
+        # the loop is idle and has handed back what its last burst of work freed (servers report it)
+        self.settled = True
 
     # -- public -------------------------------------------------------------------------------
     def start(self) -> Engine:
@@ -442,16 +445,17 @@ class Engine:
 
     # -- the loop -----------------------------------------------------------------------------
     def _loop(self) -> None:
-        busy = False
         while not self._stop.is_set():
             if self.step():
-                busy = True
+                self.settled = False
                 continue
-            if busy:  # the work just ran out: hand back the heap its passes freed (what a server
-                # holds between bursts; a few ms, once per burst)
+            if not self.settled:  # the work just ran out: hand back the KV pages and the heap its
+                # passes freed (what a server holds between bursts; a few ms, once per burst)
+                with self._step_lock:
+                    self.stats.released_bytes += self.cache.release()
                 return_freed_memory()
                 self.stats.heap_trims += 1
-                busy = False
+                self.settled = True
             self._wake.wait(timeout=0.5)
             self._wake.clear()
 

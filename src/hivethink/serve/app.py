@@ -578,7 +578,9 @@ def create_app(engine: Engine, model_name: str, *, api_key: str | None = None,
     async def health() -> dict[str, Any]:
         running, waiting = engine.load
         return {"status": "ok", "model": model_name, "running": running, "waiting": waiting,
-                "hive_jobs": server.hive_jobs, "passes": engine.passes, "rss_mb": current_rss_mb()}
+                "hive_jobs": server.hive_jobs, "passes": engine.passes, "rss_mb": current_rss_mb(),
+                # the engine is idle and has handed back the memory its last work freed
+                "settled": engine.settled}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:

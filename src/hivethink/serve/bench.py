@@ -89,6 +89,18 @@ def health(url: str, api_key: str | None, timeout_s: float = 10) -> dict[str, An
         return json.loads(resp.read())
 
 
+def settled(url: str, api_key: str | None, wait_s: float = 10) -> dict[str, Any]:
+    """The server's /health once it is idle and has handed back the memory its work freed (a
+    hivethink server does that when its work runs out: read a moment earlier, its RSS would still
+    hold the round's passes). Other servers (no ``settled`` field): at once."""
+    h = health(url, api_key)
+    deadline = time.monotonic() + wait_s
+    while h.get("settled") is False and time.monotonic() < deadline:
+        time.sleep(0.05)
+        h = health(url, api_key)
+    return h
+
+
 async def _one(client: openai.AsyncOpenAI, model: str, i: int, max_tokens: int,
                gate: asyncio.Semaphore, hive_workers: int | None = None) -> RequestResult:
     """One streaming request; ``hive_workers``: send it as a hive job of that many workers (its
@@ -157,7 +169,7 @@ async def run_load(url: str, model: str | None = None, *, requests: int = 50, co
         warm = await _one(client, model, -1, 4, asyncio.Semaphore(1))  # first-use costs out of the figures
         if not warm.ok:
             raise RuntimeError(f"the warm-up request failed: {warm.error}")
-        before = (await asyncio.to_thread(health, url, api_key)).get("rss_mb")
+        before = (await asyncio.to_thread(settled, url, api_key)).get("rss_mb")
         report = LoadReport(url=url, model=model, requests=requests, concurrency=concurrency,
                             max_tokens=max_tokens, rounds=[], server_rss_before_mb=before,
                             hive_every=hive_every, hive_workers=hive_workers)
@@ -167,7 +179,7 @@ async def run_load(url: str, model: str | None = None, *, requests: int = 50, co
             ok = [x for x in results if x.ok]
             lat = [x.latency_s for x in ok]
             ttft = [x.ttft_s for x in ok if x.ttft_s is not None]
-            rss = (await asyncio.to_thread(health, url, api_key)).get("rss_mb")
+            rss = (await asyncio.to_thread(settled, url, api_key)).get("rss_mb")
             rr = RoundReport(
                 round=r + 1, requests=len(results), ok=len(ok), lost=len(results) - len(ok), wall_s=round(wall, 3),
                 requests_per_s=round(len(ok) / wall, 3), tokens_per_s=round(sum(x.tokens for x in ok) / wall, 2),
