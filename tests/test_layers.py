@@ -22,7 +22,7 @@ ROOT = "hivethink"
 # belongs to the longest entry that is its name or a package above it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),  # the one error type and its formatter
-    ("names", "answers", "trace", "display", "sandbox", "sandbox_child"),  # shared leaves
+    ("names", "answers", "trace", "display", "sandbox", "sandbox_child", "memory"),  # shared leaves
     ("prompts",),  # the prompt books: text files, their manifest
     ("models",),  # model code and weights
     ("engine",),  # the shared-cache engine (hive jobs render from prompt books)
