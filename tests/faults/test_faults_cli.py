@@ -120,11 +120,11 @@ MODEL_MISSING = "/no/such/model.gguf"
 CASES: dict[str, Case] = {
     # solve: bad numbers fail before the model loads (a model that would fail differently is given)
     "solve workers 10000": Case(["solve", "x", "-n", "10000", "--model", "{d}/corrupt.gguf"],
-                                "workers: Input should be less than or equal to 16", fresh=True),
+                                "--workers: Input should be less than or equal to 16", fresh=True),
     "solve workers -1": Case(["solve", "x", "-n", "-1", "--model", "{d}/corrupt.gguf"],
-                             "workers: Input should be greater than or equal to 1"),
+                             "--workers: Input should be greater than or equal to 1"),
     "solve max-steps 0": Case(["solve", "x", "--max-steps", "0", "--model", MODEL_MISSING],
-                              "max_steps: Input should be greater than or equal to 1"),
+                              "--max-steps: Input should be greater than or equal to 1"),
     "solve temperature nan": Case(["solve", "x", "--temperature", "nan", "--model", MODEL_MISSING],
                                   "temperature"),
     "solve check-interval -5": Case(
