@@ -277,6 +277,7 @@ class KVCache:
                 store[i] = bigger
         self.refs += [0] * (new - old)
         self._clean += [self.head_major] * (new - old)
+        self._dropped.clear()  # the copies wrote them: resident again in the new arena
         for p in range(old, new):
             heapq.heappush(self._free, p)
 
