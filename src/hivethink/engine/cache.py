@@ -204,10 +204,8 @@ class KVCache:
         running blocks hold. -> the pages dropped. For benchmarks that must start cold without a
         new arena."""
         dropped = len(self._idle)
-        for page in self._idle:
-            del self._by_hash[self._page_hash.pop(page)]
-            heapq.heappush(self._free, page)
-        self._idle.clear()
+        while self._idle:
+            heapq.heappush(self._free, self._evict_oldest())
         return dropped
 
     def release(self) -> int:
@@ -217,11 +215,8 @@ class KVCache:
         and cached rather than the most that a burst ever took. A dropped page reads as zeros
         (finite, as attention needs) until it is taken again. CPU token-major arenas only: a
         head-major page is not one run of memory. -> bytes handed back."""
-        in_use = self.capacity - 1 - len(self._free) - len(self._idle)  # page 0 is scratch
-        while len(self._idle) > max(in_use, self.keep_pages):
-            page, _ = self._idle.popitem(last=False)
-            del self._by_hash[self._page_hash.pop(page)]
-            heapq.heappush(self._free, page)
+        while len(self._idle) > max(self._in_use(), self.keep_pages):
+            heapq.heappush(self._free, self._evict_oldest())
         if self.device.type != "cpu" or self.head_major:
             return 0
         pages = [p for p in self._free if self._clean[p] and p not in self._dropped]
@@ -230,6 +225,16 @@ class KVCache:
         return handed
 
     # -- pages ------------------------------------------------------------------------------
+    def _in_use(self) -> int:
+        """Pages some block holds (page 0 is scratch)."""
+        return self.capacity - 1 - len(self._free) - len(self._idle)
+
+    def _evict_oldest(self) -> int:
+        """The least recently used idle cached page, no longer registered under its hash."""
+        page, _ = self._idle.popitem(last=False)
+        del self._by_hash[self._page_hash.pop(page)]
+        return page
+
     def _hold(self, page: int) -> None:
         if self.refs[page] == 0:
             self._idle.pop(page, None)
@@ -251,16 +256,11 @@ class KVCache:
         as the arena is full made them prefill again (16 prompts re-run at once: 7 of them
         found nothing cached)."""
         if not self._free:
-            in_use = self.capacity - 1 - len(self._idle)  # page 0 is scratch
-            if self.max_pages is None and len(self._idle) < max(1, in_use, self.keep_pages):
+            if self.max_pages is None and len(self._idle) < max(1, self._in_use(), self.keep_pages):
                 self._grow(self.capacity)
             elif not self._idle:
                 raise PagesExhausted(f"all {self.max_pages} pages of the KV cache are in use")
-        if self._free:
-            page = heapq.heappop(self._free)
-        else:
-            page, _ = self._idle.popitem(last=False)
-            del self._by_hash[self._page_hash.pop(page)]
+        page = heapq.heappop(self._free) if self._free else self._evict_oldest()
         self.refs[page] = 1
         self._zero(page)
         self._dropped.discard(page)

@@ -327,7 +327,6 @@ class EngineStats:
     chunk_busy_s: float = 0.0  # of that, passes that fed a row of more than one token
     preemptions: int = 0
     heap_trims: int = 0  # times the loop handed freed heap back to the OS on going idle
-    released_bytes: int = 0  # KV cache memory handed back to the OS then (free pages' memory)
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -452,7 +451,7 @@ class Engine:
             if not self.settled:  # the work just ran out: hand back the KV pages and the heap its
                 # passes freed (what a server holds between bursts; a few ms, once per burst)
                 with self._step_lock:
-                    self.stats.released_bytes += self.cache.release()
+                    self.cache.release()
                 return_freed_memory()
                 self.stats.heap_trims += 1
                 self.settled = True
